@@ -1,0 +1,47 @@
+"""Defaults: the Keras notebook's LSTM experiment at seq_len 64.
+
+Every field can be overridden on the command line, e.g.
+`python run.py --config configs/lstm.py --config.seq_len=512`.
+"""
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # Model.
+  config.cell = "lstm"            # rnn (SimpleRNN, tanh) | lstm | gru
+  config.num_words = 10_000       # vocabulary incl. 0 = padding, 1 = unknown
+  config.embed_dim = 256
+  config.hidden_dim = 128
+  config.dtype = "float32"        # float32 | bfloat16 (compute; params f32)
+  # Data.
+  config.seq_len = 64
+  config.padding = "pre"          # Keras pad_sequences: pre | post
+  config.truncating = "pre"
+  config.mask_padding = False     # True: padding leaves the RNN state untouched
+  config.length_buckets = 0       # >0: batch reviews of similar length
+  config.max_train_examples = placeholder(int)  # None = all 25,000
+  config.max_test_examples = placeholder(int)
+  config.data_dir = placeholder(str)            # None = TFDS_DATA_DIR / tfds
+  config.download = True          # let tfds download if the data is missing
+  config.cache_dir = placeholder(str)           # None = ~/.cache/flax_sentiment
+  # Training.
+  config.batch_size = 32
+  config.num_epochs = 5
+  config.learning_rate = 1e-3
+  config.seed = 0
+  config.steps_per_call = 32      # train steps per compiled call (lax.scan)
+  config.eval_batch_size = 500
+  # Speed knobs (results do not depend on them beyond float rounding).
+  config.implementation = "hoisted"  # hoisted | stock (nn.RNN + Flax cell)
+  config.unroll = 1
+  # Checkpoints.
+  config.checkpoint_every_steps = 200
+  config.keep_checkpoints = 2
+  # Many processes (None = single process or auto-detected Cloud TPU).
+  config.coordinator_address = placeholder(str)
+  config.num_processes = placeholder(int)
+  config.process_id = placeholder(int)
+  return config

@@ -1,0 +1,71 @@
+"""Which examples go in which batch: epoch plans as index arrays.
+
+An epoch is a list of `Chunk`s; each chunk is `steps` batches of the same
+length, run by one compiled call. Every example appears in exactly one batch
+row with weight 1; rows that fill up a last partial batch, and whole batches
+that fill up a last partial chunk, have weight 0 and are skipped.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+  length: int            # time steps of every batch in the chunk
+  indices: np.ndarray    # [steps, batch] example ids (0 in filler rows)
+  weights: np.ndarray    # [steps, batch] 1.0 for real rows, 0.0 for filler
+
+
+def bucket_boundaries(lengths: np.ndarray, num_buckets: int, seq_len: int,
+                      multiple: int = 16) -> list[int]:
+  """Bucket lengths at the quantiles of `lengths`, rounded up to `multiple`,
+  the last one `seq_len`. One bucket (no bucketing) if num_buckets <= 1."""
+  if num_buckets <= 1:
+    return [seq_len]
+  quantiles = np.quantile(lengths, np.arange(1, num_buckets) / num_buckets)
+  rounded = np.minimum(np.ceil(np.maximum(quantiles, 1) / multiple) * multiple,
+                       seq_len).astype(int)
+  return sorted(set(rounded.tolist()) | {seq_len})
+
+
+def group_by_bucket(lengths: np.ndarray,
+                    boundaries: list[int]) -> list[tuple[int, np.ndarray]]:
+  """(bucket length, example ids) for each non-empty bucket: each example
+  goes to the shortest bucket that holds it."""
+  which = np.searchsorted(boundaries, lengths, side="left")
+  return [(boundary, np.flatnonzero(which == b))
+          for b, boundary in enumerate(boundaries) if np.any(which == b)]
+
+
+def plan_epoch(groups: list[tuple[int, np.ndarray]], batch_size: int,
+               steps_per_call: int,
+               rng: np.random.Generator | None = None) -> list[Chunk]:
+  """Batches each group, packs them into chunks of `steps_per_call` batches.
+
+  With `rng` the examples within each group and the order of the chunks are
+  shuffled (training); without, both keep their order (evaluation).
+  """
+  rows_per_chunk = batch_size * steps_per_call
+  chunks = []
+  for length, ids in groups:
+    if rng is not None:
+      ids = rng.permutation(ids)
+    num_chunks = -(-len(ids) // rows_per_chunk)
+    indices = np.zeros(num_chunks * rows_per_chunk, np.int64)
+    weights = np.zeros(num_chunks * rows_per_chunk, np.float32)
+    indices[:len(ids)] = ids
+    weights[:len(ids)] = 1.0
+    shape = (num_chunks, steps_per_call, batch_size)
+    chunks += [Chunk(length, i, w) for i, w in
+               zip(indices.reshape(shape), weights.reshape(shape))]
+  if rng is not None:
+    chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+  return chunks
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+  """The shuffling RNG of one epoch: a function of (seed, epoch) alone, so a
+  resumed run replays the same order."""
+  return np.random.default_rng([seed, epoch])

@@ -1,0 +1,234 @@
+"""IMDB reviews: reading (tfds), tokenizing, vocabulary, padding, caching.
+
+Token ids: 0 = padding, 1 = out-of-vocabulary, 2 .. num_words - 1 = the
+num_words - 2 most frequent words of the *train* split (ties broken
+alphabetically). Words are runs of `[a-z0-9']` after lower-casing and turning
+`<br />` into a space.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from flax_sentiment.errors import DataNotFoundError
+
+PAD_ID = 0
+OOV_ID = 1
+NUM_RESERVED_IDS = 2
+TOKENIZER_VERSION = 1  # bump when tokenize() changes: it keys the cache
+PADDING_SIDES = ("pre", "post")
+DATASET = "imdb_reviews"
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def tokenize(text: str | bytes) -> list[str]:
+  """Lower-cases, treats `<br />` as whitespace, returns the words."""
+  if isinstance(text, bytes):
+    text = text.decode("utf-8", errors="replace")
+  return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+def build_vocabulary(tokenized: Iterable[Sequence[str]],
+                     num_words: int) -> list[str]:
+  """The `num_words - 2` most frequent words; word i gets id i + 2."""
+  counts = Counter()
+  for words in tokenized:
+    counts.update(words)
+  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+  return [word for word, _ in ranked[:num_words - NUM_RESERVED_IDS]]
+
+
+def encode(tokenized: Iterable[Sequence[str]],
+           vocabulary: Sequence[str]) -> list[np.ndarray]:
+  """Words to ids; unknown words become OOV_ID."""
+  ids = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
+  return [np.array([ids.get(w, OOV_ID) for w in words], np.int32)
+          for words in tokenized]
+
+
+def pad_sequences(sequences: Sequence[np.ndarray], maxlen: int,
+                  padding: str = "pre", truncating: str = "pre") -> np.ndarray:
+  """Keras `pad_sequences` with value 0: [num_sequences, maxlen] int32.
+
+  truncating="pre" keeps the last `maxlen` ids, "post" the first; padding
+  "pre" puts the zeros in front, "post" behind.
+  """
+  if padding not in PADDING_SIDES or truncating not in PADDING_SIDES:
+    raise ValueError(f"padding/truncating must be one of {PADDING_SIDES}, "
+                     f"got {padding!r}/{truncating!r}")
+  out = np.zeros((len(sequences), maxlen), np.int32)
+  for row, seq in zip(out, sequences):
+    kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+    if len(kept):
+      if padding == "pre":
+        row[maxlen - len(kept):] = kept
+      else:
+        row[:len(kept)] = kept
+  return out
+
+
+def balanced_subset(labels: np.ndarray, size: int | None,
+                    seed: int) -> np.ndarray:
+  """Sorted indices of a seeded subset with (as near as possible) equal
+  numbers of each label; all indices if `size` is None or too large."""
+  if size is None or size >= len(labels):
+    return np.arange(len(labels))
+  rng = np.random.default_rng(seed)
+  classes = np.unique(labels)
+  per_class = [size // len(classes) + (i < size % len(classes))
+               for i in range(len(classes))]
+  chosen = [rng.permutation(np.flatnonzero(labels == c))[:n]
+            for c, n in zip(classes, per_class)]
+  return np.sort(np.concatenate(chosen))
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split, padded: tokens [examples, seq_len] int32, labels [examples]
+  int32, lengths [examples] (real tokens kept after truncation)."""
+  tokens: np.ndarray
+  labels: np.ndarray
+  lengths: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImdbData:
+  train: Split
+  test: Split
+  vocabulary: list[str]
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _data_source(config):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(DATASET, data_dir=config.data_dir)
+  if not builder.is_prepared():
+    looked_in = builder.data_dir
+    fix = ("Point --config.data_dir (or the TFDS_DATA_DIR environment "
+           "variable) at a folder that holds imdb_reviews/, e.g. "
+           "../shared/tensorflow_datasets")
+    if not config.download:
+      raise DataNotFoundError(
+          f"IMDB data not found: looked in {looked_in} and download is off "
+          f"(--config.download=False). {fix}.")
+    try:
+      builder.download_and_prepare(file_format="array_record")
+    except Exception as e:  # network, missing TensorFlow, disk ...
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in} and downloading it failed "
+          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+          f"{fix}, or run where the internet is reachable.") from e
+  return builder
+
+
+def read_split(builder, split: str) -> tuple[list[bytes], np.ndarray]:
+  """All (text, label) pairs of a split, in tfds order."""
+  source = builder.as_data_source(split=split)
+  if hasattr(source, "__getitems__"):
+    records = source.__getitems__(list(range(len(source))))
+  else:
+    records = [source[i] for i in range(len(source))]
+  texts = [r["text"] for r in records]
+  labels = np.array([r["label"] for r in records], np.int32)
+  return texts, labels
+
+
+# ---------------------------------------------------------------- caching
+
+
+def _fingerprint(texts: list[bytes], labels: np.ndarray) -> str:
+  digest = hashlib.sha256(labels.tobytes())
+  for text in texts:
+    digest.update(hashlib.sha256(text).digest())
+  return digest.hexdigest()
+
+
+def default_cache_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get(
+      "FLAX_SENTIMENT_CACHE", pathlib.Path.home() / ".cache" / "flax_sentiment"))
+
+
+def _ragged_to_flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  offsets = np.zeros(len(seqs) + 1, np.int64)
+  np.cumsum([len(s) for s in seqs], out=offsets[1:])
+  flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
+  return flat.astype(np.int32), offsets
+
+
+def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+  return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def tokenized_imdb(config) -> tuple[dict, list[str]]:
+  """Token ids per review, both splits, cached on disk.
+
+  Returns ({"train": (ids, labels), "test": (ids, labels)}, vocabulary), ids
+  being a list of int32 arrays. The cache key covers the tokenizer version,
+  num_words and a fingerprint of every text and label, so any change to
+  those re-tokenizes, and nothing else does.
+  """
+  builder = _data_source(config)
+  raw = {split: read_split(builder, split) for split in ("train", "test")}
+  key = hashlib.sha256(json.dumps([
+      TOKENIZER_VERSION, config.num_words,
+      [_fingerprint(*raw[s]) for s in ("train", "test")]]).encode()).hexdigest()
+  cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
+  path = cache_dir / f"imdb_tokens_{key[:24]}.npz"
+  if path.exists():
+    cached = np.load(path, allow_pickle=False)
+    vocabulary = [str(w) for w in cached["vocabulary"]]
+    return {s: (_flat_to_ragged(cached[f"{s}_ids"], cached[f"{s}_offsets"]),
+                raw[s][1]) for s in raw}, vocabulary
+
+  words = {s: [tokenize(t) for t in texts] for s, (texts, _) in raw.items()}
+  vocabulary = build_vocabulary(words["train"], config.num_words)
+  ids = {s: encode(words[s], vocabulary) for s in words}
+  arrays = {"vocabulary": np.array(vocabulary)}
+  for s in ids:
+    arrays[f"{s}_ids"], arrays[f"{s}_offsets"] = _ragged_to_flat(ids[s])
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+  np.savez(partial, **arrays)
+  os.replace(partial, path)  # atomic: a killed run leaves no half cache
+  return {s: (ids[s], raw[s][1]) for s in ids}, vocabulary
+
+
+def load_imdb(config) -> ImdbData:
+  """Reads, tokenizes (cached), subsets and pads both splits per `config`."""
+  tokenized, vocabulary = tokenized_imdb(config)
+  splits = {}
+  for name, limit, seed_offset in (("train", config.max_train_examples, 0),
+                                   ("test", config.max_test_examples, 1)):
+    ids, labels = tokenized[name]
+    keep = balanced_subset(labels, limit, config.seed + seed_offset)
+    seqs = [ids[i] for i in keep]
+    splits[name] = Split(
+        tokens=pad_sequences(seqs, config.seq_len, config.padding,
+                             config.truncating),
+        labels=labels[keep],
+        lengths=np.array([min(len(s), config.seq_len) for s in seqs], np.int32))
+  return ImdbData(train=splits["train"], test=splits["test"],
+                  vocabulary=vocabulary)
+
+
+def save_vocabulary(vocabulary: Sequence[str], path: pathlib.Path) -> None:
+  path.write_text(json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID,
+                              "first_word_id": NUM_RESERVED_IDS,
+                              "words": list(vocabulary)}))
+
+
+def load_vocabulary(path: pathlib.Path) -> list[str]:
+  return json.loads(pathlib.Path(path).read_text())["words"]

@@ -1,0 +1,88 @@
+"""The notebook's model: Embedding -> SimpleRNN | LSTM | GRU -> Dense(1)."""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flax_sentiment import recurrence
+
+CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+IMPLEMENTATIONS = ("hoisted", "stock")
+
+
+class SentimentClassifier(nn.Module):
+  """Maps token ids [batch, seq_len] to one logit per review [batch].
+
+  Attributes:
+    cell: "rnn" (`nn.SimpleCell`, tanh), "lstm" (`nn.LSTMCell`) or "gru".
+    num_words: vocabulary size, id 0 being padding.
+    embed_dim: embedding width.
+    hidden_dim: recurrent state width.
+    mask_padding: if True, padding (id 0) leaves the recurrent state untouched,
+      at either end of the sequence; if False (the notebook), padding tokens
+      are fed to the cell like any other token.
+    implementation: "hoisted" (fast, `flax_sentiment.recurrence`) or "stock"
+      (`nn.RNN` over the Flax cell). Both use the same parameters. The stock
+      path supports masking only for padding at the end (`seq_lengths`).
+    unroll: time steps unrolled per scan iteration (hoisted path).
+    dtype: computation dtype; parameters stay float32.
+  """
+  cell: str = "lstm"
+  num_words: int = 10_000
+  embed_dim: int = 256
+  hidden_dim: int = 128
+  mask_padding: bool = False
+  implementation: str = "hoisted"
+  unroll: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array) -> jax.Array:
+    embedded = nn.Embed(self.num_words, self.embed_dim, name="embedding")(tokens)
+    mask = tokens != 0 if self.mask_padding else None
+    cell = CELLS[self.cell](self.hidden_dim, dtype=self.dtype, parent=None)
+    rnn = nn.RNN(cell, name="rnn")
+    if self.implementation == "stock" or self.is_initializing():
+      lengths = None if mask is None else mask.sum(axis=1)
+      last_hidden, _ = rnn(embedded, seq_lengths=lengths, return_carry=True)
+      if self.cell == "lstm":
+        last_hidden = last_hidden[1]  # the LSTM carry is (c, h)
+    else:
+      cell_params = self.variables["params"]["rnn"]["cell"]
+      last_hidden = recurrence.RECURRENCES[self.cell](
+          cell_params, embedded, mask, unroll=self.unroll, dtype=self.dtype)
+    logits = nn.Dense(1, dtype=self.dtype, name="dense")(last_hidden)
+    return logits[:, 0].astype(jnp.float32)
+
+
+def model_from_config(config) -> SentimentClassifier:
+  return SentimentClassifier(
+      cell=config.cell, num_words=config.num_words, embed_dim=config.embed_dim,
+      hidden_dim=config.hidden_dim, mask_padding=config.mask_padding,
+      implementation=config.implementation, unroll=config.unroll,
+      dtype=jnp.dtype(config.dtype))
+
+
+def count_params(tree) -> int:
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def summary(model: SentimentClassifier, params, seq_len: int) -> str:
+  """A Keras-style summary: layer, output shape, parameter count."""
+  rows = [
+      ("embedding (Embed)", f"(None, {seq_len}, {model.embed_dim})", "embedding"),
+      (f"rnn ({CELLS[model.cell].__name__})", f"(None, {model.hidden_dim})", "rnn"),
+      ("dense (Dense)", "(None, 1)", "dense"),
+  ]
+  rule = "=" * 65
+  lines = [f'Model: "sentiment_{model.cell}"', rule,
+           f"{'Layer (type)':<29}{'Output Shape':<26}Param #", rule]
+  for layer, shape, name in rows:
+    lines.append(f"{layer:<29}{shape:<26}{count_params(params[name]):,}")
+  total = count_params(params)
+  lines += [rule, f"Total params: {total:,}", f"Trainable params: {total:,}",
+            "Non-trainable params: 0"]
+  return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Devices and processes: JAX's distributed runtime and a data-parallel mesh."""
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+def initialize_distributed(config) -> None:
+  """Joins the other processes, if there are any.
+
+  Explicit: `num_processes` > 1 with `coordinator_address` and `process_id`
+  (config). Automatic: a Cloud TPU VM of several hosts (jax detects the rest).
+  Otherwise a single process, nothing to do.
+  """
+  if jax.distributed.is_initialized():
+    return
+  if config.num_processes is not None and config.num_processes > 1:
+    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=config.coordinator_address,
+                               num_processes=config.num_processes,
+                               process_id=config.process_id)
+  elif len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:
+    jax.distributed.initialize()
+
+
+def data_mesh() -> Mesh:
+  """All devices (of all processes) on one `data` axis."""
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """For chunk arrays [steps, batch, ...]: the batch axis split over `data`."""
+  return NamedSharding(mesh, P(None, "data"))
+
+
+def local_batch_rows(sharding: NamedSharding, global_shape) -> slice:
+  """The rows of the batch axis (axis 1) this process feeds."""
+  index_map = sharding.addressable_devices_indices_map(tuple(global_shape))
+  starts = [idx[1].start or 0 for idx in index_map.values()]
+  stops = [global_shape[1] if idx[1].stop is None else idx[1].stop
+           for idx in index_map.values()]
+  return slice(min(starts), max(stops))
+
+
+def to_global(local: np.ndarray, sharding: NamedSharding,
+              global_shape) -> jax.Array:
+  """This process's rows of a chunk array -> the global, sharded array."""
+  return jax.make_array_from_process_local_data(sharding, local,
+                                                tuple(global_shape))
+
+
+def fetch(x: jax.Array) -> np.ndarray:
+  """A replicated array's value on the host (works across processes)."""
+  return np.asarray(x.addressable_data(0))
