@@ -4,9 +4,10 @@
 """
 
 import datetime
+import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from flax_sentiment import train
@@ -20,8 +21,26 @@ flags.DEFINE_string("workdir", None, "Where metrics, checkpoints, config and "
                     "vocabulary go (default: a new folder under runs/).")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with a one-line error for bad flags and config keys
+  (e.g. a typo such as --config.seq_lenght)."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: no such field
+    text = str(e).replace("\\n", " ")
+    field = re.search(r"(\w+)", text).group(1)
+    hint = re.search(r'Did you mean "(\w+)"', text)
+    sys.exit(f"error: unknown config field {field!r}"
+             + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
+             + "; the fields are listed in configs/default.py")
+  except (flags.Error, TypeError, ValueError) as e:
+    sys.exit(f"error: bad command line: {' '.join(str(e).split())}")
+
+
 def main(argv):
   del argv
+  if not FLAGS["verbosity"].present:  # tfds/orbax INFO logs are noise here
+    logging.set_verbosity(logging.WARNING)
   config = FLAGS.config
   workdir = FLAGS.workdir or (
       f"runs/{config.cell}{config.seq_len}-"
@@ -36,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

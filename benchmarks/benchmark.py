@@ -1,0 +1,215 @@
+"""Training throughput: flax-sentiment vs. Keras and PyTorch, same shapes.
+
+  python benchmarks/benchmark.py                       # six notebook configs
+  python benchmarks/benchmark.py --configs lstm512 --frameworks flax,torch
+
+For each config: compile seconds, steady-state examples/s and the estimated
+seconds per 25,000-example epoch, per framework (one after another, never in
+parallel), the ratios to flax-sentiment, and the FLOP lower bound from a
+measured float32 matmul peak. JSON lines go to --out (and stdout), a table to
+stdout. Keras needs `tensorflow`, PyTorch `torch` (`pip install -e ".[bench]"`);
+missing ones are skipped with a note.
+"""
+
+import argparse
+import functools
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+EPOCH_EXAMPLES = 25_000
+NUM_WORDS, EMBED, HIDDEN, BATCH = 10_000, 256, 128, 32
+CONFIGS = {f"{cell}{n}": (cell, n) for cell in ("rnn", "lstm")
+           for n in (64, 512, 1024)}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def random_batches(seq_len: int, num_batches: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(1, NUM_WORDS, (num_batches, BATCH, seq_len), np.int32)
+  labels = rng.integers(0, 2, (num_batches, BATCH)).astype(np.float32)
+  return tokens, labels
+
+
+def train_flops_per_example(cell: str, seq_len: int) -> float:
+  """Forward matmul FLOPs x 3 (forward + backward)."""
+  per_step = 2 * GATES[cell] * HIDDEN * (EMBED + HIDDEN)
+  return 3 * seq_len * per_step
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+  import jax
+  import jax.numpy as jnp
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
+  return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------ flax
+
+
+def bench_flax(cell, seq_len, steps, **overrides):
+  import jax
+  import jax.numpy as jnp
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from configs import default
+  from flax_sentiment import models, train
+  config = default.get_config()
+  config.update(dict(cell=cell, seq_len=seq_len), **overrides)
+  model = models.model_from_config(config)
+  state = jax.jit(functools.partial(train.create_train_state, model, config))(
+      jax.random.key(0))
+  chunk_steps = config.steps_per_call
+  tokens, labels = random_batches(seq_len, chunk_steps)
+  chunk = {"tokens": jnp.asarray(tokens), "labels": jnp.asarray(labels),
+           "weights": jnp.ones(labels.shape, jnp.float32)}
+  run = jax.jit(train.train_chunk, donate_argnums=0)
+  start = time.perf_counter()
+  compiled = run.lower(state, chunk).compile()
+  compile_s = time.perf_counter() - start
+  state, m = compiled(state, chunk)  # warm-up
+  jax.block_until_ready(m)
+  calls = max(1, steps // chunk_steps)
+  start = time.perf_counter()
+  for _ in range(calls):
+    state, m = compiled(state, chunk)
+  jax.block_until_ready(m)
+  seconds = time.perf_counter() - start
+  return compile_s, calls * chunk_steps * BATCH / seconds
+
+
+# ------------------------------------------------------------------ keras
+
+
+def bench_keras(cell, seq_len, steps):
+  os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+  import keras
+  layer = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
+           "gru": keras.layers.GRU}[cell]
+  model = keras.Sequential([keras.Input((seq_len,)),
+                            keras.layers.Embedding(NUM_WORDS, EMBED),
+                            layer(HIDDEN), keras.layers.Dense(1, "sigmoid")])
+  model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss="binary_crossentropy", metrics=["accuracy"])
+  tokens, labels = random_batches(seq_len, steps + 5)
+  x, y = tokens.reshape(-1, seq_len), labels.reshape(-1)
+  start = time.perf_counter()
+  model.fit(x[:5 * BATCH], y[:5 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  model.fit(x[5 * BATCH:], y[5 * BATCH:], batch_size=BATCH, epochs=1, verbose=0)
+  return compile_s, steps * BATCH / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------ torch
+
+
+def bench_torch(cell, seq_len, steps, flush_denormal):
+  import torch
+  torch.set_flush_denormal(flush_denormal)
+  torch.manual_seed(0)
+  rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+
+  class Model(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.embed = torch.nn.Embedding(NUM_WORDS, EMBED)
+      self.rnn = rnn(EMBED, HIDDEN, batch_first=True)
+      self.dense = torch.nn.Linear(HIDDEN, 1)
+
+    def forward(self, x):
+      out, _ = self.rnn(self.embed(x))
+      return self.dense(out[:, -1])[:, 0]
+
+  model = Model()
+  opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+  loss_fn = torch.nn.BCEWithLogitsLoss()
+  tokens, labels = random_batches(seq_len, steps + 2)
+  tokens, labels = torch.from_numpy(tokens).long(), torch.from_numpy(labels)
+
+  def step(i):
+    opt.zero_grad()
+    loss_fn(model(tokens[i]), labels[i]).backward()
+    opt.step()
+
+  start = time.perf_counter()
+  step(0); step(1)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for i in range(2, steps + 2):
+    step(i)
+  return compile_s, steps * BATCH / (time.perf_counter() - start)
+
+
+FRAMEWORKS = {
+    "flax": bench_flax,
+    "keras": bench_keras,
+    "torch_flush": functools.partial(bench_torch, flush_denormal=True),
+    "torch": functools.partial(bench_torch, flush_denormal=False),
+}
+IMPORTS = {"keras": "tensorflow", "torch_flush": "torch", "torch": "torch"}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--configs", default=",".join(CONFIGS))
+  parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+  parser.add_argument("--steps", type=int, default=64,
+                      help="timed train steps per config and framework")
+  parser.add_argument("--out", default="bench_results/benchmark.jsonl")
+  args = parser.parse_args()
+
+  import importlib.util
+  import jax
+  threads = os.cpu_count()
+  machine = {"machine": platform.node(), "cpus": threads,
+             "platform": jax.devices()[0].platform,
+             "device": jax.devices()[0].device_kind}
+  peak = matmul_peak_gflops()
+  print(f"# {machine}; float32 matmul peak {peak:.0f} GFLOP/s (2048^3, jax)")
+  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+  rows = []
+  with open(args.out, "a") as out:
+    for name in args.configs.split(","):
+      cell, seq_len = CONFIGS[name]
+      bound = EPOCH_EXAMPLES * train_flops_per_example(cell, seq_len) / (peak * 1e9)
+      for fw in args.frameworks.split(","):
+        needed = IMPORTS.get(fw)
+        if needed and importlib.util.find_spec(needed) is None:
+          print(f"# {fw}: skipped, {needed} is not installed")
+          continue
+        compile_s, ex_per_s = FRAMEWORKS[fw](cell, seq_len, args.steps)
+        row = dict(config=name, framework=fw, compile_seconds=compile_s,
+                   examples_per_second=ex_per_s,
+                   epoch_seconds=EPOCH_EXAMPLES / ex_per_s,
+                   flop_bound_epoch_seconds=bound, steps=args.steps,
+                   **machine)
+        rows.append(row)
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+        print(json.dumps(row), flush=True)
+  print(f"\n{'config':<9}{'framework':<13}{'compile s':>10}{'ex/s':>9}"
+        f"{'s/epoch':>9}{'bound s':>9}{'flax is x':>10}")
+  flax = {r["config"]: r["examples_per_second"] for r in rows
+          if r["framework"] == "flax"}
+  for r in rows:
+    ratio = flax.get(r["config"], float("nan")) / r["examples_per_second"]
+    print(f"{r['config']:<9}{r['framework']:<13}{r['compile_seconds']:>10.1f}"
+          f"{r['examples_per_second']:>9.0f}{r['epoch_seconds']:>9.1f}"
+          f"{r['flop_bound_epoch_seconds']:>9.1f}{ratio:>10.2f}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny configs, fake and real data."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from configs import default
+
+REPO = pathlib.Path(__file__).parents[1]
+REAL_DATA_DIR = os.environ.get("TFDS_DATA_DIR", str(REPO.parent / "shared" /
+                                                    "tensorflow_datasets"))
+
+
+def tiny_config(**overrides):
+  """A config small enough to train in seconds on fake data."""
+  config = default.get_config()
+  config.update(dict(num_words=64, embed_dim=8, hidden_dim=8, seq_len=16,
+                     batch_size=8, eval_batch_size=16, num_epochs=2,
+                     steps_per_call=4, checkpoint_every_steps=8))
+  config.update(overrides)
+  return config
+
+
+def tiny_flags(workdir, cache_dir, **overrides) -> list[str]:
+  """Command-line flags for run.py with tiny_config's sizes."""
+  fields = dict(num_words=64, embed_dim=8, hidden_dim=8, seq_len=16,
+                batch_size=8, eval_batch_size=16, num_epochs=2,
+                steps_per_call=4, checkpoint_every_steps=8,
+                cache_dir=str(cache_dir))
+  fields.update(overrides)
+  return ["--config", str(REPO / "configs" / "default.py"),
+          f"--workdir={workdir}"] + [f"--config.{k}={v}"
+                                     for k, v in fields.items()]
+
+
+def run_fake(flags, num_train=256, num_test=128, env=None, **popen):
+  """Starts run.py on fake IMDB in a subprocess (a Popen)."""
+  full_env = dict(os.environ, FAKE_IMDB_TRAIN=str(num_train),
+                  FAKE_IMDB_TEST=str(num_test), JAX_PLATFORMS="cpu",
+                  PYTHONUNBUFFERED="1", **(env or {}))
+  return subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_imdb.py"),
+                           *flags], cwd=REPO, env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, **popen)
+
+
+@pytest.fixture
+def fake_imdb():
+  from tests.fake_imdb import mock_imdb
+  with mock_imdb():
+    yield
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+  path = pathlib.Path(REAL_DATA_DIR) / "imdb_reviews" / "plain_text" / "1.0.0"
+  if not path.exists():
+    pytest.skip(f"real IMDB data not found at {path}; set TFDS_DATA_DIR to a "
+                f"folder holding imdb_reviews/ (e.g. ../shared/tensorflow_datasets)")
+  return REAL_DATA_DIR

@@ -1,0 +1,106 @@
+"""The hoisted recurrences equal nn.RNN over Flax's stock cells."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flax_sentiment import models, recurrence
+
+CELLS = list(models.CELLS)
+
+
+HIDDEN = 5
+
+
+def stock_last_hidden(cell, params, inputs, seq_lengths=None):
+  """nn.RNN over the stock Flax cell: the last (real) hidden state."""
+  rnn = nn.RNN(models.CELLS[cell](HIDDEN))
+  carry, _ = rnn.apply({"params": {"cell": params}}, inputs,
+                       seq_lengths=seq_lengths, return_carry=True)
+  return carry[1] if cell == "lstm" else carry
+
+
+def cell_params(cell, in_dim=6, seed=0):
+  module = models.CELLS[cell](HIDDEN)
+  carry = module.initialize_carry(jax.random.key(1), (1, in_dim))
+  params = module.init(jax.random.key(seed), carry, jnp.zeros((1, in_dim)))["params"]
+  # Non-zero biases so that a mix-up of bias terms cannot hide.
+  return jax.tree.map(lambda p: p + 0.1 * jax.random.normal(
+      jax.random.key(2), p.shape), params)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_and_gradients_match_nn_rnn(cell):
+  params = cell_params(cell)
+  inputs = jax.random.normal(jax.random.key(3), (4, 9, 6))
+  fast = recurrence.RECURRENCES[cell]
+  np.testing.assert_allclose(fast(params, inputs),
+                             stock_last_hidden(cell, params, inputs),
+                             atol=1e-5, rtol=1e-5)
+
+  def loss(f):
+    return lambda p, x: jnp.sum(jnp.sin(f(p, x)))
+  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, inputs)
+  g_stock = jax.grad(loss(lambda p, x: stock_last_hidden(cell, p, x)),
+                     argnums=(0, 1))(params, inputs)
+  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_stock)):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_unroll_does_not_change_results(cell):
+  params = cell_params(cell)
+  inputs = jax.random.normal(jax.random.key(3), (2, 9, 6))
+  fast = recurrence.RECURRENCES[cell]
+  np.testing.assert_allclose(fast(params, inputs, unroll=4),
+                             fast(params, inputs), atol=1e-6)
+
+
+def _alone_and_padded(cell, padding):
+  """Each review run alone vs. the batch padded per `padding` with a mask."""
+  params = cell_params(cell)
+  lengths = [9, 4, 1, 6]
+  rng = np.random.default_rng(0)
+  reviews = [rng.normal(size=(n, 6)).astype(np.float32) for n in lengths]
+  padded = np.zeros((len(reviews), 9, 6), np.float32)
+  mask = np.zeros((len(reviews), 9), bool)
+  for i, r in enumerate(reviews):
+    where = slice(0, len(r)) if padding == "post" else slice(9 - len(r), 9)
+    padded[i, where], mask[i, where] = r, True
+  fast = recurrence.RECURRENCES[cell]
+  alone = np.concatenate([fast(params, r[None]) for r in reviews])
+  return params, lengths, padded, mask, alone, fast
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_masked_padding_equals_each_review_alone(cell, padding):
+  params, _, padded, mask, alone, fast = _alone_and_padded(cell, padding)
+  np.testing.assert_allclose(fast(params, padded, jnp.asarray(mask)), alone,
+                             atol=1e-5, rtol=1e-5)
+  # Without the mask, padding changes the result (what the notebook does).
+  assert not np.allclose(fast(params, padded), alone, atol=1e-3)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_post_padding_with_seq_lengths_equals_each_review_alone(cell):
+  params, lengths, padded, _, alone, _ = _alone_and_padded(cell, "post")
+  np.testing.assert_allclose(
+      stock_last_hidden(cell, params, padded, jnp.array(lengths)), alone,
+      atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_model_masking_hoisted_equals_stock(cell):
+  model = models.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
+                                     hidden_dim=5, mask_padding=True)
+  tokens = jnp.array([[3, 4, 5, 0, 0, 0], [7, 0, 0, 0, 0, 0],
+                      [1, 2, 3, 4, 5, 6]])
+  params = model.init(jax.random.key(0), tokens)["params"]
+  hoisted = model.apply({"params": params}, tokens)
+  stock = model.clone(implementation="stock").apply({"params": params}, tokens)
+  np.testing.assert_allclose(hoisted, stock, atol=1e-5)
+  alone = model.apply({"params": params}, jnp.array([[3, 4, 5]]))
+  np.testing.assert_allclose(hoisted[0], alone[0], atol=1e-5)
