@@ -25,10 +25,8 @@ def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
                             config.truncating)
 
 
-def load_predictor(workdir: str | pathlib.Path
-                   ) -> Callable[[Sequence[str]], np.ndarray]:
-  """A function from texts to P(positive) [len(texts)], using the workdir's
-  config, vocabulary and newest good checkpoint."""
+def load_trained_state(workdir: str | pathlib.Path):
+  """(config, vocabulary, state, meta) of a workdir's newest good checkpoint."""
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").exists():
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
@@ -47,9 +45,17 @@ def load_predictor(workdir: str | pathlib.Path
   ckpts.close()
   if restored is None:
     raise UserError(f"no usable checkpoint in {workdir / 'checkpoints'}")
-  params = restored[0].params
+  return config, vocabulary, restored[0], restored[1]
+
+
+def load_predictor(workdir: str | pathlib.Path
+                   ) -> Callable[[Sequence[str]], np.ndarray]:
+  """A function from texts to P(positive) [len(texts)], using the workdir's
+  config, vocabulary and newest good checkpoint."""
+  config, vocabulary, state, _ = load_trained_state(workdir)
+  model = models.model_from_config(config)
   apply = jax.jit(lambda tokens: jax.nn.sigmoid(
-      model.apply({"params": params}, tokens)))
+      model.apply({"params": state.params}, tokens)))
 
   def predict(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(apply(jnp.asarray(encode_texts(texts, vocabulary,

@@ -30,12 +30,13 @@ Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 METRIC_KEYS = ("loss", "correct", "count")
 
-# Fields that change the training trajectory: a workdir's checkpoints only
-# continue a run whose config agrees on all of them.
+# A workdir's checkpoints only continue a run whose config agrees on these:
+# they fix the parameter shapes, the data and the position in an epoch.
+# (num_epochs and learning_rate may change, e.g. to train on with a lower one.)
 RESUME_FIELDS = ("cell", "num_words", "embed_dim", "hidden_dim", "dtype",
                  "seq_len", "padding", "truncating", "mask_padding",
                  "length_buckets", "max_train_examples", "batch_size",
-                 "learning_rate", "seed", "steps_per_call")
+                 "seed", "steps_per_call")
 
 
 class TrainState(train_state.TrainState):

@@ -1,0 +1,181 @@
+"""Training that survives: kills, signals, corrupt checkpoints, NaNs."""
+
+import json
+import os
+import pathlib
+import signal
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from flax_sentiment import predict, train
+from flax_sentiment.errors import ConfigError
+from tests.conftest import run_fake, tiny_config, tiny_flags
+
+TIMING_KEYS = {"epoch_seconds", "train_examples_per_second", "compile_seconds",
+               "eval_seconds"}
+EPOCHS = 3  # 256 fake reviews, batch 8: 32 steps an epoch, 8 chunks of 4
+
+
+def flags(workdir, cache):
+  return tiny_flags(workdir, cache, num_epochs=EPOCHS)
+
+
+def finish(proc, timeout=300):
+  out, _ = proc.communicate(timeout=timeout)
+  return proc.returncode, out
+
+
+def trained(workdir):
+  """(params leaves, metrics without timings) of a finished workdir."""
+  _, _, state, _ = predict.load_trained_state(workdir)
+  records = [json.loads(l) for l in
+             (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+  return (jax.tree.leaves(jax.device_get(state.params)),
+          [{k: v for k, v in r.items() if k not in TIMING_KEYS}
+           for r in records])
+
+
+def assert_identical(a, b):
+  (params_a, metrics_a), (params_b, metrics_b) = a, b
+  assert metrics_a == metrics_b
+  assert len(metrics_a) == EPOCHS
+  for x, y in zip(params_a, params_b):
+    np.testing.assert_array_equal(x, y)  # bitwise
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run; everything else must end exactly like it."""
+  root = tmp_path_factory.mktemp("reference")
+  code, out = finish(run_fake(flags(root / "run", root / "cache")))
+  assert code == 0, out
+  return trained(root / "run")
+
+
+def wait_for_line(proc, text, timeout=120):
+  deadline = time.time() + timeout
+  lines = []
+  while time.time() < deadline:
+    line = proc.stdout.readline()
+    lines.append(line)
+    if text in line:
+      return lines
+    if not line and proc.poll() is not None:
+      break
+  raise AssertionError(f"never printed {text!r}:\n{''.join(lines)}")
+
+
+def writing_checkpoint(ckpt_dir: pathlib.Path) -> bool:
+  try:
+    return any("tmp" in name for name in os.listdir(ckpt_dir))
+  except FileNotFoundError:
+    return False
+
+
+def test_sigkill_anywhere_then_resume_is_bitwise_identical(reference,
+                                                            tmp_path):
+  workdir, cache = tmp_path / "run", tmp_path / "cache"
+  ckpt_dir = workdir / "checkpoints"
+  # Kill at several moments after training starts (mid-epoch, near epoch
+  # ends), then once while a checkpoint is being written.
+  for delay in (0.3, 1.1, 0.7, 2.0):
+    proc = run_fake(flags(workdir, cache))
+    wait_for_line(proc, "Training on")
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+  killed_mid_write = False
+  for _ in range(5):
+    proc = run_fake(flags(workdir, cache))
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline:
+      if writing_checkpoint(ckpt_dir):
+        proc.send_signal(signal.SIGKILL)
+        killed_mid_write = True
+        break
+      time.sleep(0.001)
+    proc.wait()
+    if killed_mid_write:
+      break
+  assert killed_mid_write, "never caught a checkpoint being written"
+  code, out = finish(run_fake(flags(workdir, cache)))
+  assert code == 0, out
+  assert_identical(trained(workdir), reference)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_exits_cleanly_and_resumes_exactly(signum, reference,
+                                                        tmp_path):
+  workdir, cache = tmp_path / "run", tmp_path / "cache"
+  proc = run_fake(flags(workdir, cache))
+  wait_for_line(proc, "epoch 1/3")
+  proc.send_signal(signum)
+  code, out = finish(proc)
+  assert code == 128 + signum, out
+  assert f"Stopped by {signal.Signals(signum).name}" in out
+  assert "Run the same command again to resume" in out
+  assert "Traceback" not in out
+  _, _, _, meta = predict.load_trained_state(workdir)
+  assert meta["epoch"] < EPOCHS
+  code, out = finish(run_fake(flags(workdir, cache)))
+  assert code == 0 and "Resuming from the checkpoint" in out, out
+  assert_identical(trained(workdir), reference)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference,
+                                                              tmp_path):
+  workdir, cache = tmp_path / "run", tmp_path / "cache"
+  code, out = finish(run_fake(flags(workdir, cache)))
+  assert code == 0, out
+  ckpt_dir = workdir / "checkpoints"
+  steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  latest, previous = ckpt_dir / str(steps[-1]), ckpt_dir / str(steps[-2])
+  for path in (latest / "state").rglob("*"):
+    if path.is_file():
+      path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2] or b"x")
+  previous_files = {p: p.read_bytes() for p in previous.rglob("*") if p.is_file()}
+
+  code, out = finish(run_fake(flags(workdir, cache)))
+  assert code == 0, out
+  assert f"checkpoint at step {steps[-1]} is unreadable" in out
+  assert f"Resuming from the checkpoint at step {steps[-2]}" in out
+  assert (workdir / "corrupt_checkpoints" / str(steps[-1])).exists()
+  assert_identical(trained(workdir), reference)
+  for path, content in previous_files.items():  # the good one: untouched or
+    assert not path.exists() or path.read_bytes() == content  # rotated out
+
+
+def test_workdir_of_another_config_is_refused(fake_imdb, tmp_path):
+  config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
+  train.train_and_evaluate(config, tmp_path / "run")
+  before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
+            if p.is_file()}
+  other = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1,
+                      cell="rnn", hidden_dim=16)
+  with pytest.raises(ConfigError, match=r"cell: 'lstm' in the workdir, 'rnn' "
+                     r"now; hidden_dim: 8 in the workdir, 16 now"):
+    train.train_and_evaluate(other, tmp_path / "run")
+  after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
+           if p.is_file()}
+  assert before == after
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(fake_imdb,
+                                                                 tmp_path):
+  config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
+  train.train_and_evaluate(config, tmp_path / "run")
+  _, _, good_state, _ = predict.load_trained_state(tmp_path / "run")
+  absurd = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=2,
+                       learning_rate=1e38)
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r"became (nan|inf) at epoch 2, step 3\d; stopped "
+                     r"without saving\. The last good checkpoint \(step 32\)"):
+    train.train_and_evaluate(absurd, tmp_path / "run")
+  _, _, state, meta = predict.load_trained_state(tmp_path / "run")
+  assert meta["epoch"] == 1 and meta["step"] == 32
+  for a, b in zip(jax.tree.leaves(state.params),
+                  jax.tree.leaves(good_state.params)):
+    np.testing.assert_array_equal(a, b)
