@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 
 def state_digest(state) -> str:
@@ -85,6 +86,8 @@ class Checkpoints:
       if aside.exists():
         shutil.rmtree(aside)
       shutil.move(str(self.directory / str(step)), str(aside))
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
     self._manager.close()
     self._manager = self._open()
 

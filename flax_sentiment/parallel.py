@@ -17,8 +17,9 @@ def initialize_distributed(config) -> None:
   if jax.distributed.is_initialized():
     return
   if config.num_processes is not None and config.num_processes > 1:
-    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
-      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # CPU devices need a collectives library across processes; GPU and TPU
+    # ignore this setting. (Must be set before any backend starts.)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=config.coordinator_address,
                                num_processes=config.num_processes,
                                process_id=config.process_id)

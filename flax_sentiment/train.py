@@ -378,6 +378,8 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
       if stop.signum is not None:
         break
   ckpts.close()
+  print(f"[process {jax.process_index()}] final state sha256 "
+        f"{checkpoints.state_digest(state)}", flush=True)
   if stop.signum is not None and progress.epoch < config.num_epochs:
     name = signal.Signals(stop.signum).name
     raise Interrupted(stop.signum, (

@@ -1,0 +1,97 @@
+"""Data parallel over 8 CPU devices, two processes, bfloat16."""
+
+import json
+import re
+import socket
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flax_sentiment import predict, train
+from tests.conftest import run_fake, tiny_config, tiny_flags
+from tests.test_train import fixed_batch, make_state
+
+EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
+def finished(proc):
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  return out
+
+
+def params_and_losses(workdir):
+  _, _, state, _ = predict.load_trained_state(workdir)
+  records = [json.loads(l) for l in
+             (workdir / "metrics.jsonl").read_text().splitlines()]
+  losses = [(r["train_loss"], r["test_loss"], r["train_accuracy"],
+             r["test_accuracy"]) for r in records]
+  return jax.tree.leaves(jax.device_get(state.params)), np.array(losses)
+
+
+def assert_close(a, b):
+  (params_a, losses_a), (params_b, losses_b) = a, b
+  np.testing.assert_allclose(losses_a, losses_b, rtol=1e-5)
+  for x, y in zip(params_a, params_b):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory):
+  root = tmp_path_factory.mktemp("single")
+  out = finished(run_fake(tiny_flags(root / "run", root / "cache")))
+  assert "1 device(s)" in out
+  return params_and_losses(root / "run")
+
+
+def test_eight_devices_match_one_device(single_device, tmp_path):
+  out = finished(run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache"),
+                          env=EIGHT_DEVICES))
+  assert "8 device(s)" in out
+  assert_close(params_and_losses(tmp_path / "run"), single_device)
+
+
+def test_batch_not_divisible_by_devices_is_refused_before_compiling(tmp_path):
+  proc = run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache",
+                             batch_size=12), env=EIGHT_DEVICES)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode != 0
+  assert "error: config.batch_size=12 does not divide evenly over 8 devices" in out
+  assert not (tmp_path / "run").exists()
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_agree_and_match_one_process(single_device, tmp_path):
+  port = free_port()
+  procs = [run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache",
+                               num_processes=2, process_id=i,
+                               coordinator_address=f"127.0.0.1:{port}"))
+           for i in range(2)]
+  outs = [finished(p) for p in procs]
+  assert "2 device(s) (cpu), 2 process(es)" in outs[0]
+  digests = [re.search(r"\[process \d\] final state sha256 (\w+)", o).group(1)
+             for o in outs]
+  assert digests[0] == digests[1]
+  assert "epoch 2/2" in outs[0] and "epoch 2/2" not in outs[1]  # only p0 logs
+  assert_close(params_and_losses(tmp_path / "run"), single_device)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_learns():
+  config = tiny_config(dtype="bfloat16", learning_rate=1e-2)
+  state, batch = make_state(config), fixed_batch(config)
+  logits = state.apply_fn({"params": state.params}, batch["tokens"])
+  assert logits.shape == (8,) and logits.dtype == jnp.float32
+  step = jax.jit(train.train_step)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"] / metrics["count"]))
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
+  assert losses[-1] < 0.5 * losses[0]
