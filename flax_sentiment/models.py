@@ -41,19 +41,23 @@ class SentimentClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array) -> jax.Array:
-    embedded = nn.Embed(self.num_words, self.embed_dim, name="embedding")(tokens)
-    mask = tokens != 0 if self.mask_padding else None
+    embed = nn.Embed(self.num_words, self.embed_dim, name="embedding")
     cell = CELLS[self.cell](self.hidden_dim, dtype=self.dtype, parent=None)
     rnn = nn.RNN(cell, name="rnn")
     if self.implementation == "stock" or self.is_initializing():
-      lengths = None if mask is None else mask.sum(axis=1)
-      last_hidden, _ = rnn(embedded, seq_lengths=lengths, return_carry=True)
+      lengths = (tokens != 0).sum(axis=1) if self.mask_padding else None
+      last_hidden, _ = rnn(embed(tokens), seq_lengths=lengths,
+                           return_carry=True)
       if self.cell == "lstm":
         last_hidden = last_hidden[1]  # the LSTM carry is (c, h)
     else:
-      cell_params = self.variables["params"]["rnn"]["cell"]
+      # Time-major from the start: looking up tokens.T costs nothing, while
+      # transposing [batch, seq_len, embed] for the scan does.
+      time_major_tokens = tokens.T
+      mask = time_major_tokens != 0 if self.mask_padding else None
       last_hidden = recurrence.RECURRENCES[self.cell](
-          cell_params, embedded, mask, unroll=self.unroll, dtype=self.dtype)
+          self.variables["params"]["rnn"]["cell"], embed(time_major_tokens),
+          mask, unroll=self.unroll, dtype=self.dtype, time_major=True)
     logits = nn.Dense(1, dtype=self.dtype, name="dense")(last_hidden)
     return logits[:, 0].astype(jnp.float32)
 

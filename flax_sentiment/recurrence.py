@@ -1,18 +1,33 @@
 """Fast recurrences over the parameters of Flax's stock cells.
 
-`nn.RNN(cell)` runs a whole cell per time step: for an LSTM that is eight small
-matmuls per step, four of them on the input. Here the input projection
-`x_t @ W_i` of *all* time steps is one large matmul before the scan, and the
-recurrent kernels are fused into one `[hidden, gates * hidden]` matrix, so each
-step is one `[batch, hidden] @ [hidden, gates * hidden]` matmul plus
-elementwise gate math.
+`nn.RNN(cell)` runs a whole cell per time step. Here, per layer:
+
+* the input projection `x_t @ W_i + b` of *all* time steps is one large matmul
+  before the time loop, and the recurrent kernels are fused into one
+  `[hidden, gates * hidden]` matrix, so a forward step is one small matmul
+  plus elementwise gate math;
+* a custom VJP makes the backward loop do one small matmul per step too
+  (`dh_{t-1} = dz_t @ W_h^T`); autodiff of the scan would also accumulate
+  `dW_h += h_{t-1}^T dz_t` inside the loop. Here `dW_h` is one large matmul
+  over all steps after the loop, and the elementwise gate math is recomputed
+  rather than stored.
 
 The functions read the parameter dict of `nn.SimpleCell`, `nn.LSTMCell` or
-`nn.GRUCell` unchanged (same names, same shapes), so checkpoints and
-`nn.RNN` give the same numbers (tests/test_recurrence.py checks forward and
-gradients against `nn.RNN` + the stock cell).
+`nn.GRUCell` unchanged (same names, same shapes); tests/test_recurrence.py
+checks forward and gradients against `nn.RNN` + the stock cell.
+
+A cell here is a pair of elementwise functions (no matmuls):
+`forward(carry, x_t, hh_t) -> (new carry, residuals)` and
+`backward(residuals, d_new_carry) -> (d_carry, d_x_t, d_hh_t)`, where `x_t`
+[batch, gates*hidden] is the projected input and `hh_t = h @ W_h + b_h` the
+recurrent pre-activation. Carries are tuples whose last entry is `h`. The
+backward passes are written out because autodiff of the per-gate slices
+builds pads and concatenations that made the backward loop ~5x slower than
+the forward one on CPU (measured).
 """
 
+import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -20,99 +35,209 @@ import jax.numpy as jnp
 
 Params = Any
 Array = jax.Array
+Carry = tuple[Array, ...]
 
-# Gate order inside the fused matrices, per cell. Input kernels named "i*",
-# recurrent kernels "h*", as in flax.linen.recurrent.
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+  num_carries: int
+  forward: Callable
+  backward: Callable  # d_hh None means d_hh == d_x
+
+
+def _simple_forward(carry, x_t, hh_t):
+  h = jnp.tanh(x_t + hh_t)
+  return (h,), h
+
+
+def _simple_backward(h, d_new):
+  (d_h,) = d_new
+  d_pre = d_h * (1.0 - h * h)
+  return (jnp.zeros_like(d_h),), d_pre, None
+
+
+def _lstm_scale(hidden: int, dtype) -> Array:
+  """Gate pre-activation scale: sigmoid(x) = (tanh(x / 2) + 1) / 2 for the
+  i, f, o gates, tanh(x) for g. One tanh over the whole contiguous
+  [batch, 4 * hidden] block is ~2x faster on CPU than four slices each
+  through its own activation (measured)."""
+  return jnp.concatenate([jnp.full(2 * hidden, 0.5, dtype),
+                          jnp.ones(hidden, dtype), jnp.full(hidden, 0.5, dtype)])
+
+
+def _lstm_forward(carry, x_t, hh_t):
+  c, _ = carry
+  hidden = c.shape[-1]
+  t = jnp.tanh((x_t + hh_t) * _lstm_scale(hidden, x_t.dtype))
+  t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
+  i, f, o = 0.5 * t_i + 0.5, 0.5 * t_f + 0.5, 0.5 * t_o + 0.5
+  new_c = f * c + i * g
+  tanh_c = jnp.tanh(new_c)
+  return (new_c, o * tanh_c), (t, c, tanh_c)
+
+
+def _lstm_backward(residuals, d_new):
+  t, c, tanh_c = residuals
+  d_c, d_h = d_new
+  hidden = c.shape[-1]
+  t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
+  i, f, o = 0.5 * t_i + 0.5, 0.5 * t_f + 0.5, 0.5 * t_o + 0.5
+  d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+  # d(gate outputs), then through gate = act(scale * pre).
+  d_gates = jnp.concatenate([d_c * g, d_c * c, d_c * i, d_h * tanh_c], axis=-1)
+  scale = _lstm_scale(hidden, t.dtype)
+  d_pre = d_gates * (scale * scale) * (1.0 - t * t)  # 1/4 for i, f, o
+  return (d_c * f, jnp.zeros_like(d_h)), d_pre, None
+
+
+def _gru_forward(carry, x_t, hh_t):
+  (h,) = carry
+  hidden = h.shape[-1]
+  rz = 0.5 * jnp.tanh(0.5 * (x_t[:, :2 * hidden] + hh_t[:, :2 * hidden])) + 0.5
+  r, z = jnp.split(rz, 2, axis=-1)
+  hh_n = hh_t[:, 2 * hidden:]
+  n = jnp.tanh(x_t[:, 2 * hidden:] + r * hh_n)
+  return ((1.0 - z) * n + z * h,), (rz, n, hh_n, h)
+
+
+def _gru_backward(residuals, d_new):
+  rz, n, hh_n, h = residuals
+  (d_h,) = d_new
+  r, z = jnp.split(rz, 2, axis=-1)
+  d_n = d_h * (1.0 - z) * (1.0 - n * n)
+  d_r = d_n * hh_n
+  d_z = d_h * (h - n)
+  d_rz = jnp.concatenate([d_r, d_z], axis=-1) * rz * (1.0 - rz)
+  d_x = jnp.concatenate([d_rz, d_n], axis=-1)
+  d_hh = jnp.concatenate([d_rz, d_n * r], axis=-1)
+  return (d_h * z,), d_x, d_hh
+
+
+SIMPLE = _Cell(1, _simple_forward, _simple_backward)
+LSTM = _Cell(2, _lstm_forward, _lstm_backward)
+GRU = _Cell(1, _gru_forward, _gru_backward)
+
+
+def _keep(m_t: Array, new: Carry, old: Carry) -> Carry:
+  """Rows whose mask m_t [batch] is 0 keep their old carry."""
+  keep = m_t[:, None] > 0
+  return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6))
+def _run(cell: _Cell, carry0: Carry, projected: Array, w_h: Array,
+         b_h: Array, mask: Array | None, unroll: int) -> Carry:
+  """Final carry after running `cell` over projected [seq_len, batch, G];
+  mask [seq_len, batch] or None."""
+  return _forward(cell, carry0, projected, w_h, b_h, mask, unroll)[0]
+
+
+def _forward(cell, carry0, projected, w_h, b_h, mask, unroll):
+  def step(carry, inputs):
+    x_t, m_t = inputs
+    new, residuals = cell.forward(carry, x_t, carry[-1] @ w_h + b_h)
+    if m_t is not None:
+      new = _keep(m_t, new, carry)
+    return new, (residuals, carry[-1])
+  return jax.lax.scan(step, carry0, (projected, mask), unroll=unroll)
+
+
+def _run_fwd(cell, carry0, projected, w_h, b_h, mask, unroll):
+  final, (residuals, h_prev) = _forward(cell, carry0, projected, w_h, b_h,
+                                        mask, unroll)
+  return final, (residuals, h_prev, w_h, mask)
+
+
+def _run_bwd(cell, unroll, saved, d_final):
+  residuals, h_prev, w_h, mask = saved
+  w_h_t = w_h.T
+
+  def step(d_carry, inputs):
+    res_t, m_t = inputs
+    d_new = d_carry
+    if m_t is not None:
+      keep = (m_t[:, None] > 0).astype(w_h.dtype)
+      d_new = tuple(d * keep for d in d_carry)
+    d_prev, d_x, d_hh = cell.backward(res_t, d_new)
+    d_hh_or_x = d_x if d_hh is None else d_hh
+    d_prev = d_prev[:-1] + (d_prev[-1] + d_hh_or_x @ w_h_t,)
+    if m_t is not None:
+      d_prev = tuple(p + d * (1.0 - keep) for p, d in zip(d_prev, d_carry))
+    return d_prev, (d_x, d_hh)
+
+  d_carry0, (d_projected, d_hhs) = jax.lax.scan(
+      step, d_final, (residuals, mask), reverse=True, unroll=unroll)
+  if d_hhs is None:
+    d_hhs = d_projected
+  # One [hidden, seq_len*batch] @ [seq_len*batch, G] matmul; as dot_general on
+  # 2-D views it ran 2.5x faster than einsum("tbh,tbg->hg") on CPU.
+  d_w_h = jax.lax.dot_general(h_prev.reshape(-1, h_prev.shape[-1]),
+                              d_hhs.reshape(-1, d_hhs.shape[-1]),
+                              (((0,), (0,)), ((), ())))
+  d_b_h = jnp.sum(d_hhs, axis=(0, 1))
+  return (d_carry0, d_projected, d_w_h, d_b_h,
+          None if mask is None else jnp.zeros_like(mask))
+
+
+_run.defvjp(_run_fwd, _run_bwd)
 
 
 def _concat(params: Params, names: list[str], leaf: str, dtype) -> Array:
   return jnp.concatenate([params[n][leaf] for n in names], axis=-1).astype(dtype)
 
 
-def _scan_last(step: Callable, carry, projected: Array, mask: Array | None,
-               unroll: int):
-  """Runs `step` over time-major `projected` [seq_len, batch, features].
-
-  Where `mask` [batch, seq_len] is False the carry is left unchanged, so
-  padding (at either end) does not touch the state. Returns the final carry.
-  """
-  if mask is None:
-    def body(carry, x_t):
-      return step(carry, x_t), None
-    carry, _ = jax.lax.scan(body, carry, projected, unroll=unroll)
-    return carry
-
-  def masked_body(carry, inputs):
-    x_t, m_t = inputs
-    new_carry = step(carry, x_t)
-    m_t = m_t[:, None]
-    return jax.tree.map(lambda new, old: jnp.where(m_t, new, old),
-                        new_carry, carry), None
-
-  carry, _ = jax.lax.scan(masked_body, carry, (projected, mask.T),
-                          unroll=unroll)
-  return carry
+def _last_hidden(cell: _Cell, inputs: Array, w_i: Array, b_i: Array,
+                 w_h: Array, b_h: Array, mask: Array | None, unroll: int,
+                 dtype, time_major: bool) -> Array:
+  if not time_major:  # the scan runs over the leading axis
+    inputs = jnp.swapaxes(inputs, 0, 1)
+    mask = None if mask is None else mask.T
+  projected = inputs.astype(dtype) @ w_i + b_i  # [seq_len, batch, gates*hidden]
+  if mask is not None:
+    mask = mask.astype(dtype)
+  zeros = jnp.zeros((inputs.shape[1], w_h.shape[0]), dtype)
+  return _run(cell, (zeros,) * cell.num_carries, projected, w_h, b_h, mask,
+              unroll)[-1]
 
 
 def simple_rnn(params: Params, inputs: Array, mask: Array | None = None, *,
-               unroll: int = 1, dtype=jnp.float32) -> Array:
-  """`nn.SimpleCell` (tanh) over `inputs` [batch, seq_len, in]; returns the
-  last hidden state [batch, hidden]."""
-  w_i = params["i"]["kernel"].astype(dtype)
-  b_i = params["i"]["bias"].astype(dtype)
+               unroll: int = 1, dtype=jnp.float32,
+               time_major: bool = False) -> Array:
+  """`nn.SimpleCell` (tanh) over `inputs` [batch, seq_len, in] with optional
+  `mask` [batch, seq_len] (False = padding: the state is left untouched);
+  with `time_major` both come as [seq_len, batch, ...], which saves a
+  transpose. Returns the last hidden state [batch, hidden]."""
   w_h = params["h"]["kernel"].astype(dtype)
-  projected = jnp.einsum("btd,dh->tbh", inputs.astype(dtype), w_i) + b_i
-
-  def step(h, x_t):
-    return jnp.tanh(x_t + h @ w_h)
-
-  h0 = jnp.zeros((inputs.shape[0], w_h.shape[0]), dtype)
-  return _scan_last(step, h0, projected, mask, unroll)
+  return _last_hidden(SIMPLE, inputs, params["i"]["kernel"].astype(dtype),
+                      params["i"]["bias"].astype(dtype), w_h,
+                      jnp.zeros(w_h.shape[1], dtype), mask, unroll, dtype,
+                      time_major)
 
 
 def lstm(params: Params, inputs: Array, mask: Array | None = None, *,
-         unroll: int = 1, dtype=jnp.float32) -> Array:
-  """`nn.LSTMCell` over `inputs` [batch, seq_len, in]; returns the last hidden
-  state h [batch, hidden]."""
+         unroll: int = 1, dtype=jnp.float32, time_major: bool = False) -> Array:
+  """`nn.LSTMCell` over `inputs` [batch, seq_len, in]; see `simple_rnn`."""
   w_i = _concat(params, [f"i{g}" for g in LSTM_GATES], "kernel", dtype)
   w_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "kernel", dtype)
   b_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "bias", dtype)
-  projected = jnp.einsum("btd,dg->tbg", inputs.astype(dtype), w_i) + b_h
-
-  def step(carry, x_t):
-    c, h = carry
-    i, f, g, o = jnp.split(x_t + h @ w_h, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return c, h
-
-  zeros = jnp.zeros((inputs.shape[0], w_h.shape[0]), dtype)
-  _, h = _scan_last(step, (zeros, zeros), projected, mask, unroll)
-  return h
+  return _last_hidden(LSTM, inputs, w_i, jnp.zeros_like(b_h), w_h, b_h, mask,
+                      unroll, dtype, time_major)
 
 
 def gru(params: Params, inputs: Array, mask: Array | None = None, *,
-        unroll: int = 1, dtype=jnp.float32) -> Array:
-  """`nn.GRUCell` over `inputs` [batch, seq_len, in]; returns the last hidden
-  state [batch, hidden]."""
+        unroll: int = 1, dtype=jnp.float32, time_major: bool = False) -> Array:
+  """`nn.GRUCell` over `inputs` [batch, seq_len, in]; see `simple_rnn`."""
   w_i = _concat(params, [f"i{g}" for g in GRU_GATES], "kernel", dtype)
   b_i = _concat(params, [f"i{g}" for g in GRU_GATES], "bias", dtype)
   w_h = _concat(params, [f"h{g}" for g in GRU_GATES], "kernel", dtype)
-  b_hn = params["hn"]["bias"].astype(dtype)
-  projected = jnp.einsum("btd,dg->tbg", inputs.astype(dtype), w_i) + b_i
-
-  def step(h, x_t):
-    x_r, x_z, x_n = jnp.split(x_t, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(h @ w_h, 3, axis=-1)
-    r = jax.nn.sigmoid(x_r + h_r)
-    z = jax.nn.sigmoid(x_z + h_z)
-    n = jnp.tanh(x_n + r * (h_n + b_hn))
-    return (1.0 - z) * n + z * h
-
-  h0 = jnp.zeros((inputs.shape[0], w_h.shape[0]), dtype)
-  return _scan_last(step, h0, projected, mask, unroll)
+  hidden = w_h.shape[0]
+  b_h = jnp.concatenate([jnp.zeros(2 * hidden, dtype),
+                         params["hn"]["bias"].astype(dtype)])
+  return _last_hidden(GRU, inputs, w_i, b_i, w_h, b_h, mask, unroll, dtype,
+                      time_major)
 
 
 RECURRENCES = {"rnn": simple_rnn, "lstm": lstm, "gru": gru}
