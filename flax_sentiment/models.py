@@ -51,15 +51,32 @@ class SentimentClassifier(nn.Module):
       if self.cell == "lstm":
         last_hidden = last_hidden[1]  # the LSTM carry is (c, h)
     else:
-      # Time-major from the start: looking up tokens.T costs nothing, while
-      # transposing [batch, seq_len, embed] for the scan does.
-      time_major_tokens = tokens.T
-      mask = time_major_tokens != 0 if self.mask_padding else None
-      last_hidden = recurrence.RECURRENCES[self.cell](
-          self.variables["params"]["rnn"]["cell"], embed(time_major_tokens),
-          mask, unroll=self.unroll, dtype=self.dtype, time_major=True)
+      last_hidden = self._hoisted(tokens)
     logits = nn.Dense(1, dtype=self.dtype, name="dense")(last_hidden)
     return logits[:, 0].astype(jnp.float32)
+
+  def _hoisted(self, tokens: jax.Array) -> jax.Array:
+    """The recurrence with the input projection hoisted out of the time loop.
+
+    Embedding then projection is a row lookup in `embedding @ w_i + b_i`. When
+    a batch holds more tokens than the vocabulary has words, projecting the
+    table once ([num_words, embed] @ [embed, G]) is cheaper than projecting
+    every token, forward and backward; otherwise the tokens are projected.
+    Time-major from the start: looking up tokens.T costs nothing, while
+    transposing [batch, seq_len, embed] does.
+    """
+    params = self.variables["params"]
+    weights = recurrence.fused_weights(self.cell, params["rnn"]["cell"],
+                                       self.dtype)
+    table = params["embedding"]["embedding"].astype(self.dtype)
+    time_major = tokens.T  # [seq_len, batch]
+    if tokens.size > self.num_words:
+      projected = jnp.take(table @ weights.w_i + weights.b_i, time_major, axis=0)
+    else:
+      projected = jnp.take(table, time_major, axis=0) @ weights.w_i + weights.b_i
+    mask = time_major != 0 if self.mask_padding else None
+    return recurrence.last_hidden_from_projected(self.cell, weights, projected,
+                                                 mask, unroll=self.unroll)
 
 
 def model_from_config(config) -> SentimentClassifier:

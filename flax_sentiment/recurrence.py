@@ -185,59 +185,69 @@ def _run_bwd(cell, unroll, saved, d_final):
 _run.defvjp(_run_fwd, _run_bwd)
 
 
+@dataclasses.dataclass(frozen=True)
+class Weights:
+  """A cell's parameters fused: input kernel w_i [in, G] and bias b_i [G],
+  recurrent kernel w_h [hidden, G] and bias b_h [G], G = gates * hidden."""
+  w_i: Array
+  b_i: Array
+  w_h: Array
+  b_h: Array
+
+
 def _concat(params: Params, names: list[str], leaf: str, dtype) -> Array:
   return jnp.concatenate([params[n][leaf] for n in names], axis=-1).astype(dtype)
 
 
-def _last_hidden(cell: _Cell, inputs: Array, w_i: Array, b_i: Array,
-                 w_h: Array, b_h: Array, mask: Array | None, unroll: int,
-                 dtype, time_major: bool) -> Array:
-  if not time_major:  # the scan runs over the leading axis
-    inputs = jnp.swapaxes(inputs, 0, 1)
-    mask = None if mask is None else mask.T
-  projected = inputs.astype(dtype) @ w_i + b_i  # [seq_len, batch, gates*hidden]
+def fused_weights(cell: str, params: Params, dtype=jnp.float32) -> Weights:
+  """The fused matrices of a `nn.SimpleCell`/`LSTMCell`/`GRUCell` param dict."""
+  if cell == "rnn":
+    w_h = params["h"]["kernel"].astype(dtype)
+    return Weights(params["i"]["kernel"].astype(dtype),
+                   params["i"]["bias"].astype(dtype), w_h,
+                   jnp.zeros(w_h.shape[1], dtype))
+  if cell == "lstm":
+    b_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "bias", dtype)
+    return Weights(_concat(params, [f"i{g}" for g in LSTM_GATES], "kernel", dtype),
+                   jnp.zeros_like(b_h),
+                   _concat(params, [f"h{g}" for g in LSTM_GATES], "kernel", dtype),
+                   b_h)
+  if cell == "gru":
+    w_h = _concat(params, [f"h{g}" for g in GRU_GATES], "kernel", dtype)
+    return Weights(_concat(params, [f"i{g}" for g in GRU_GATES], "kernel", dtype),
+                   _concat(params, [f"i{g}" for g in GRU_GATES], "bias", dtype),
+                   w_h,
+                   jnp.concatenate([jnp.zeros(2 * w_h.shape[0], dtype),
+                                    params["hn"]["bias"].astype(dtype)]))
+  raise ValueError(f"unknown cell {cell!r}")
+
+
+CELLS = {"rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
+
+
+def last_hidden_from_projected(cell: str, weights: Weights, projected: Array,
+                               mask: Array | None = None, *,
+                               unroll: int = 1) -> Array:
+  """Runs `cell` over projected inputs [seq_len, batch, G] (x_t @ w_i + b_i
+  for every step) with optional mask [seq_len, batch]; returns the last
+  hidden state [batch, hidden]."""
+  spec = CELLS[cell]
+  zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]),
+                    projected.dtype)
   if mask is not None:
-    mask = mask.astype(dtype)
-  zeros = jnp.zeros((inputs.shape[1], w_h.shape[0]), dtype)
-  return _run(cell, (zeros,) * cell.num_carries, projected, w_h, b_h, mask,
-              unroll)[-1]
+    mask = mask.astype(projected.dtype)
+  return _run(spec, (zeros,) * spec.num_carries, projected, weights.w_h,
+              weights.b_h, mask, unroll)[-1]
 
 
-def simple_rnn(params: Params, inputs: Array, mask: Array | None = None, *,
-               unroll: int = 1, dtype=jnp.float32,
-               time_major: bool = False) -> Array:
-  """`nn.SimpleCell` (tanh) over `inputs` [batch, seq_len, in] with optional
-  `mask` [batch, seq_len] (False = padding: the state is left untouched);
-  with `time_major` both come as [seq_len, batch, ...], which saves a
-  transpose. Returns the last hidden state [batch, hidden]."""
-  w_h = params["h"]["kernel"].astype(dtype)
-  return _last_hidden(SIMPLE, inputs, params["i"]["kernel"].astype(dtype),
-                      params["i"]["bias"].astype(dtype), w_h,
-                      jnp.zeros(w_h.shape[1], dtype), mask, unroll, dtype,
-                      time_major)
-
-
-def lstm(params: Params, inputs: Array, mask: Array | None = None, *,
-         unroll: int = 1, dtype=jnp.float32, time_major: bool = False) -> Array:
-  """`nn.LSTMCell` over `inputs` [batch, seq_len, in]; see `simple_rnn`."""
-  w_i = _concat(params, [f"i{g}" for g in LSTM_GATES], "kernel", dtype)
-  w_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "kernel", dtype)
-  b_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "bias", dtype)
-  return _last_hidden(LSTM, inputs, w_i, jnp.zeros_like(b_h), w_h, b_h, mask,
-                      unroll, dtype, time_major)
-
-
-def gru(params: Params, inputs: Array, mask: Array | None = None, *,
-        unroll: int = 1, dtype=jnp.float32, time_major: bool = False) -> Array:
-  """`nn.GRUCell` over `inputs` [batch, seq_len, in]; see `simple_rnn`."""
-  w_i = _concat(params, [f"i{g}" for g in GRU_GATES], "kernel", dtype)
-  b_i = _concat(params, [f"i{g}" for g in GRU_GATES], "bias", dtype)
-  w_h = _concat(params, [f"h{g}" for g in GRU_GATES], "kernel", dtype)
-  hidden = w_h.shape[0]
-  b_h = jnp.concatenate([jnp.zeros(2 * hidden, dtype),
-                         params["hn"]["bias"].astype(dtype)])
-  return _last_hidden(GRU, inputs, w_i, b_i, w_h, b_h, mask, unroll, dtype,
-                      time_major)
-
-
-RECURRENCES = {"rnn": simple_rnn, "lstm": lstm, "gru": gru}
+def last_hidden(cell: str, params: Params, inputs: Array,
+                mask: Array | None = None, *, unroll: int = 1,
+                dtype=jnp.float32) -> Array:
+  """`nn.RNN(cell)` over `inputs` [batch, seq_len, in] with optional `mask`
+  [batch, seq_len] (False = padding: the state is left untouched), from the
+  stock cell's param dict; returns the last hidden state [batch, hidden]."""
+  weights = fused_weights(cell, params, dtype)
+  projected = jnp.swapaxes(inputs, 0, 1).astype(dtype) @ weights.w_i + weights.b_i
+  return last_hidden_from_projected(
+      cell, weights, projected, None if mask is None else mask.T,
+      unroll=unroll)

@@ -1,5 +1,7 @@
 """The hoisted recurrences equal nn.RNN over Flax's stock cells."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -35,7 +37,7 @@ def cell_params(cell, in_dim=6, seed=0):
 def test_forward_and_gradients_match_nn_rnn(cell):
   params = cell_params(cell)
   inputs = jax.random.normal(jax.random.key(3), (4, 9, 6))
-  fast = recurrence.RECURRENCES[cell]
+  fast = functools.partial(recurrence.last_hidden, cell)
   np.testing.assert_allclose(fast(params, inputs),
                              stock_last_hidden(cell, params, inputs),
                              atol=1e-5, rtol=1e-5)
@@ -53,7 +55,7 @@ def test_forward_and_gradients_match_nn_rnn(cell):
 def test_unroll_does_not_change_results(cell):
   params = cell_params(cell)
   inputs = jax.random.normal(jax.random.key(3), (2, 9, 6))
-  fast = recurrence.RECURRENCES[cell]
+  fast = functools.partial(recurrence.last_hidden, cell)
   np.testing.assert_allclose(fast(params, inputs, unroll=4),
                              fast(params, inputs), atol=1e-6)
 
@@ -69,7 +71,7 @@ def _alone_and_padded(cell, padding):
   for i, r in enumerate(reviews):
     where = slice(0, len(r)) if padding == "post" else slice(9 - len(r), 9)
     padded[i, where], mask[i, where] = r, True
-  fast = recurrence.RECURRENCES[cell]
+  fast = functools.partial(recurrence.last_hidden, cell)
   alone = np.concatenate([fast(params, r[None]) for r in reviews])
   return params, lengths, padded, mask, alone, fast
 
@@ -104,3 +106,23 @@ def test_model_masking_hoisted_equals_stock(cell):
   np.testing.assert_allclose(hoisted, stock, atol=1e-5)
   alone = model.apply({"params": params}, jnp.array([[3, 4, 5]]))
   np.testing.assert_allclose(hoisted[0], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_words", [10, 1000])  # table vs. token projection
+def test_model_hoisted_equals_stock_forward_and_gradients(cell, num_words):
+  model = models.SentimentClassifier(cell=cell, num_words=num_words,
+                                     embed_dim=6, hidden_dim=5)
+  tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, num_words)
+  assert (tokens.size > num_words) == (num_words == 10)
+  params = model.init(jax.random.key(0), tokens)["params"]
+  stock = model.clone(implementation="stock")
+
+  def loss(m):
+    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens)))
+  np.testing.assert_allclose(model.apply({"params": params}, tokens),
+                             stock.apply({"params": params}, tokens),
+                             atol=1e-5, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(jax.grad(loss(model))(params)),
+                  jax.tree.leaves(jax.grad(loss(stock))(params))):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
