@@ -144,12 +144,14 @@ def bench_torch(cell, seq_len, steps, flush_denormal):
     loss_fn(model(tokens[i]), labels[i]).backward()
     opt.step()
 
+  threads = torch.get_num_threads()
   start = time.perf_counter()
   step(0); step(1)
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
   for i in range(2, steps + 2):
     step(i)
+  print(f"# torch threads: {threads}, flush_denormal={flush_denormal}")
   return compile_s, steps * BATCH / (time.perf_counter() - start)
 
 
