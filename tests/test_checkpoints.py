@@ -20,7 +20,10 @@ EPOCHS = 3  # 256 fake reviews, batch 8: 32 steps an epoch, 8 chunks of 4
 
 
 def flags(workdir, cache):
-  return tiny_flags(workdir, cache, num_epochs=EPOCHS)
+  # A 40,000 x 32 embedding (mostly unused rows) makes each checkpoint ~15 MB,
+  # so a write lasts long enough to be caught and killed.
+  return tiny_flags(workdir, cache, num_epochs=EPOCHS, num_words=40_000,
+                    embed_dim=32)
 
 
 def finish(proc, timeout=300):
@@ -96,7 +99,6 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(reference,
         proc.send_signal(signal.SIGKILL)
         killed_mid_write = True
         break
-      time.sleep(0.001)
     proc.wait()
     if killed_mid_write:
       break
