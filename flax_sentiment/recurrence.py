@@ -9,8 +9,11 @@
 * a custom VJP makes the backward loop do one small matmul per step too
   (`dh_{t-1} = dz_t @ W_h^T`); autodiff of the scan would also accumulate
   `dW_h += h_{t-1}^T dz_t` inside the loop. Here `dW_h` is one large matmul
-  over all steps after the loop, and the elementwise gate math is recomputed
-  rather than stored.
+  over all steps after the loop; the forward stores each step's gate
+  activations, so the backward step is elementwise math plus that matmul.
+
+(Where the input projection itself is computed, per token or once over the
+embedding table, is the model's choice: see `SentimentClassifier._hoisted`.)
 
 The functions read the parameter dict of `nn.SimpleCell`, `nn.LSTMCell` or
 `nn.GRUCell` unchanged (same names, same shapes); tests/test_recurrence.py
