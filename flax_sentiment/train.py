@@ -237,6 +237,46 @@ def _say(*args) -> None:
     print(*args, flush=True)
 
 
+def _evaluate(run_eval: "_ChunkRunner", state: TrainState,
+              chunks: list[batching.Chunk]) -> dict[str, float]:
+  """Metric sums over every test review."""
+  test = {k: 0.0 for k in METRIC_KEYS}
+  for chunk in chunks:
+    for k, v in _host_sums(run_eval(state, chunk)).items():
+      test[k] += float(v.sum())
+  return test
+
+
+def _epoch_record(epoch: int, progress: "Progress", test: dict[str, float],
+                  eval_seconds: float) -> dict:
+  """One line of metrics.jsonl."""
+  train, seconds = progress.sums, progress.sums["seconds"]
+  return {
+      "epoch": epoch + 1,
+      "train_loss": train["loss"] / train["count"],
+      "train_accuracy": train["correct"] / train["count"],
+      "test_loss": test["loss"] / test["count"],
+      "test_accuracy": test["correct"] / test["count"],
+      "epoch_seconds": seconds,
+      "train_examples_per_second":
+          train["count"] / max(seconds - train["compile_seconds"], 1e-9),
+      "compile_seconds": train["compile_seconds"],
+      "eval_seconds": eval_seconds,
+      "steps": progress.step,
+  }
+
+
+def _epoch_line(record: dict, num_epochs: int) -> str:
+  return (f"epoch {record['epoch']}/{num_epochs}  "
+          f"train_loss {record['train_loss']:.4f}  "
+          f"train_acc {record['train_accuracy']:.4f}  "
+          f"test_loss {record['test_loss']:.4f}  "
+          f"test_acc {record['test_accuracy']:.4f}  "
+          f"{record['epoch_seconds']:.1f}s (compile "
+          f"{record['compile_seconds']:.1f}s)  "
+          f"{record['train_examples_per_second']:.0f} ex/s")
+
+
 def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   """Trains per `config`, evaluating on the test split after every epoch.
 
@@ -342,39 +382,16 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
         break
 
       eval_start = time.perf_counter()
-      test = {k: 0.0 for k in METRIC_KEYS}
-      for chunk in test_chunks:
-        for k, v in _host_sums(run_eval(state, chunk)).items():
-          test[k] += float(v.sum())
-      train_seconds = progress.sums["seconds"]
-      compile_seconds = progress.sums["compile_seconds"]
-      record = {
-          "epoch": epoch + 1,
-          "train_loss": progress.sums["loss"] / progress.sums["count"],
-          "train_accuracy": progress.sums["correct"] / progress.sums["count"],
-          "test_loss": test["loss"] / test["count"],
-          "test_accuracy": test["correct"] / test["count"],
-          "epoch_seconds": train_seconds,
-          "train_examples_per_second":
-              progress.sums["count"] / max(train_seconds - compile_seconds, 1e-9),
-          "compile_seconds": compile_seconds,
-          "eval_seconds": time.perf_counter() - eval_start,
-          "steps": progress.step,
-      }
+      test = _evaluate(run_eval, state, test_chunks)
+      record = _epoch_record(epoch, progress, test,
+                             time.perf_counter() - eval_start)
       progress = Progress(epoch=epoch + 1, step=progress.step,
                           history=progress.history + [record])
       save()
       if primary:
         with open(workdir / "metrics.jsonl", "a") as f:
           f.write(json.dumps(record) + "\n")
-      _say(f"epoch {epoch + 1}/{config.num_epochs}  "
-           f"train_loss {record['train_loss']:.4f}  "
-           f"train_acc {record['train_accuracy']:.4f}  "
-           f"test_loss {record['test_loss']:.4f}  "
-           f"test_acc {record['test_accuracy']:.4f}  "
-           f"{record['epoch_seconds']:.1f}s (compile "
-           f"{record['compile_seconds']:.1f}s)  "
-           f"{record['train_examples_per_second']:.0f} ex/s")
+      _say(_epoch_line(record, config.num_epochs))
       if stop.signum is not None:
         break
   ckpts.close()
