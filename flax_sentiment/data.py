@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import socket
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -27,6 +28,8 @@ PADDING_SIDES = ("pre", "post")
 DATASET = "imdb_reviews"
 
 _WORD = re.compile(r"[a-z0-9']+")
+# Where tfds' imdb_reviews builder downloads the reviews from.
+IMDB_SOURCE_HOST = "ai.stanford.edu"
 
 
 def tokenize(text: str | bytes) -> list[str]:
@@ -124,6 +127,12 @@ def _data_source(config):
       raise DataNotFoundError(
           f"IMDB data not found: looked in {looked_in} and download is off "
           f"(--config.download=False). {fix}.")
+    if not _source_reachable():
+      # tfds would retry for minutes before failing; say it now.
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in}, and {IMDB_SOURCE_HOST} (where "
+          f"tfds downloads it from) cannot be resolved: this machine looks "
+          f"offline. {fix}.")
     try:
       builder.download_and_prepare(file_format="array_record")
     except Exception as e:  # network, missing TensorFlow, disk ...
@@ -132,6 +141,14 @@ def _data_source(config):
           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
           f"{fix}, or run where the internet is reachable.") from e
   return builder
+
+
+def _source_reachable() -> bool:
+  try:
+    socket.getaddrinfo(IMDB_SOURCE_HOST, 80)
+    return True
+  except OSError:
+    return False
 
 
 def read_split(builder, split: str) -> tuple[list[bytes], np.ndarray]:

@@ -330,9 +330,6 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
                           donate=False)
   if len(boundaries) > 1:
     _say(f"Length buckets: {boundaries}")
-  _say(f"Training on {len(imdb.train):,} reviews, testing on "
-       f"{len(imdb.test):,}; {jax.device_count()} device(s) "
-       f"({jax.devices()[0].platform}), {jax.process_count()} process(es)")
 
   last_saved = progress.step if restored is not None else None
 
@@ -343,6 +340,10 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
       last_saved = progress.step
 
   with _StopSignals() as stop:
+    # Printed once SIGTERM/SIGINT are handled: from here on they checkpoint.
+    _say(f"Training on {len(imdb.train):,} reviews, testing on "
+         f"{len(imdb.test):,}; {jax.device_count()} device(s) "
+         f"({jax.devices()[0].platform}), {jax.process_count()} process(es)")
     for epoch in range(progress.epoch, config.num_epochs):
       chunks = batching.plan_epoch(train_groups, config.batch_size,
                                    config.steps_per_call,

@@ -82,14 +82,9 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(reference,
                                                             tmp_path):
   workdir, cache = tmp_path / "run", tmp_path / "cache"
   ckpt_dir = workdir / "checkpoints"
-  # Kill at several moments after training starts (mid-epoch, near epoch
-  # ends), then once while a checkpoint is being written.
-  for delay in (0.3, 1.1, 0.7, 2.0):
-    proc = run_fake(flags(workdir, cache))
-    wait_for_line(proc, "Training on")
-    time.sleep(delay)
-    proc.kill()
-    proc.wait()
+  # First kill while a checkpoint is being written (all writes still lie
+  # ahead), then at several moments after training starts (mid-epoch, near
+  # epoch ends).
   killed_mid_write = False
   for _ in range(5):
     proc = run_fake(flags(workdir, cache))
@@ -102,6 +97,12 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(reference,
     proc.wait()
     if killed_mid_write:
       break
+  for delay in (0.3, 1.1, 0.7, 2.0):
+    proc = run_fake(flags(workdir, cache))
+    wait_for_line(proc, "Training on")
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
   assert killed_mid_write, "never caught a checkpoint being written"
   code, out = finish(run_fake(flags(workdir, cache)))
   assert code == 0, out
@@ -113,7 +114,7 @@ def test_signal_saves_exits_cleanly_and_resumes_exactly(signum, reference,
                                                         tmp_path):
   workdir, cache = tmp_path / "run", tmp_path / "cache"
   proc = run_fake(flags(workdir, cache))
-  wait_for_line(proc, "epoch 1/3")
+  wait_for_line(proc, "Training on")  # printed once the handlers are in place
   proc.send_signal(signum)
   code, out = finish(proc)
   assert code == 128 + signum, out

@@ -103,6 +103,36 @@ def test_missing_data_says_where_it_looked(tmp_path):
   assert not (tmp_path / "cache").exists()
 
 
+def test_offline_without_data_fails_fast_and_writes_nothing(tmp_path,
+                                                           monkeypatch):
+  monkeypatch.setattr(data, "_source_reachable", lambda: False)
+  config = tiny_config(data_dir=str(tmp_path / "empty"), download=True,
+                       cache_dir=str(tmp_path / "cache"))
+  with pytest.raises(DataNotFoundError,
+                     match=r"empty.*ai\.stanford\.edu.*offline.*TFDS_DATA_DIR"):
+    data.load_imdb(config)
+  assert not (tmp_path / "cache").exists()
+
+
+class NoNetworkInTests(Exception):
+  pass
+
+
+def test_download_path_has_its_dependencies(tmp_path, monkeypatch):
+  """tfds' real download + prepare path gets as far as opening the URL (here
+  intercepted): everything it imports is installed."""
+  from tensorflow_datasets.core.download import downloader
+
+  def refuse(url, **kwargs):
+    raise NoNetworkInTests(url)
+  monkeypatch.setattr(downloader, "_open_url", refuse)
+  monkeypatch.setattr(data, "_source_reachable", lambda: True)
+  config = tiny_config(data_dir=str(tmp_path / "tfds"), download=True,
+                       cache_dir=str(tmp_path / "cache"))
+  with pytest.raises(DataNotFoundError, match="NoNetworkInTests.*aclImdb"):
+    data.load_imdb(config)
+
+
 def test_real_data_reads_both_splits(real_data_dir, tmp_path):
   config = tiny_config(data_dir=real_data_dir, download=False,
                        num_words=10_000, seq_len=64, cache_dir=str(tmp_path))
