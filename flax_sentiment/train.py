@@ -10,11 +10,9 @@ leading [steps] axis; the loop jit-compiles those once per batch length.
 import dataclasses
 import functools
 import json
-import math
 import pathlib
 import signal
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from flax_sentiment import train
 from tests.conftest import REPO, run_fake, tiny_config, tiny_flags
