@@ -53,10 +53,6 @@ class Checkpoints:
         force=True)
     self._manager.wait_until_finished()
 
-  def restore_meta(self, step: int) -> dict[str, Any]:
-    return self._manager.restore(
-        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-
   def restore_latest(self, abstract_state) -> tuple[Any, dict] | None:
     """The newest checkpoint that restores and matches its digest.
 
