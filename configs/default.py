@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Speed knobs (results do not depend on them beyond float rounding).
   config.implementation = "hoisted"  # hoisted | stock (nn.RNN + Flax cell)
   config.unroll = 1
+  config.project_distinct_words = True  # project only each batch's words
   # Checkpoints.
   config.checkpoint_every_steps = 200
   config.keep_checkpoints = 2

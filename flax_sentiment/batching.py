@@ -69,3 +69,31 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
   """The shuffling RNG of one epoch: a function of (seed, epoch) alone, so a
   resumed run replays the same order."""
   return np.random.default_rng([seed, epoch])
+
+
+def id_capacity(count: int) -> int:
+  """`count` rounded up to one of few sizes, at most 1/8 (12.5%) larger:
+  multiples of 2^(bit_length - 4), e.g. 1,024, 1,152, ... 1,920, 2,048,
+  2,304, ..., so that a run meets few distinct shapes (compilations)."""
+  step = max(8, 2 ** (int(count).bit_length() - 4))
+  return -(-int(count) // step) * step
+
+
+def distinct_ids(tokens: np.ndarray, num_words: int) -> np.ndarray | None:
+  """For each batch of a chunk, ids that cover all its word ids.
+
+  tokens [steps, batch, length] int -> [steps, capacity] int32, or None when
+  that would not make the model's input projection cheaper (capacity not
+  below num_words or batch * length). Each row holds the batch's distinct ids
+  in ascending order, then other ids (projected and unused) up to
+  `capacity`: the chunk's largest count of distinct ids, rounded up by
+  `id_capacity`.
+  """
+  steps = tokens.shape[0]
+  present = np.zeros((steps, num_words), bool)
+  present[np.arange(steps)[:, None], tokens.reshape(steps, -1)] = True
+  capacity = id_capacity(present.sum(axis=1).max())
+  if capacity >= min(num_words, tokens[0].size):
+    return None
+  return np.argsort(~present, axis=1, kind="stable")[:, :capacity].astype(
+      np.int32)

@@ -2,7 +2,8 @@
 
 `train_step(state, batch)` and `eval_step(state, batch)` work on one batch:
   batch = {"tokens": [batch, len] int32, "labels": [batch] f32,
-           "weights": [batch] f32 (0 for filler rows)}.
+           "weights": [batch] f32 (0 for filler rows),
+           optional "distinct_ids": [num_ids] int32 covering the tokens' ids}.
 `train_chunk` / `eval_chunk` scan them over a chunk, the same dict with a
 leading [steps] axis; the loop jit-compiles those once per batch length.
 """
@@ -77,10 +78,15 @@ def _metric_sums(logits: jax.Array, batch: Batch) -> tuple[jax.Array, Metrics]:
   return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums
 
 
+def _logits(apply_fn, params, batch: Batch) -> jax.Array:
+  return apply_fn({"params": params}, batch["tokens"],
+                  batch.get("distinct_ids"))
+
+
 def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
   """One Adam step on the weighted mean binary cross-entropy."""
   def loss_fn(params):
-    logits = state.apply_fn({"params": params}, batch["tokens"])
+    logits = _logits(state.apply_fn, params, batch)
     return _metric_sums(logits, batch)
 
   grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -88,7 +94,7 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
 
 
 def eval_step(state: TrainState, batch: Batch) -> Metrics:
-  logits = state.apply_fn({"params": state.params}, batch["tokens"])
+  logits = _logits(state.apply_fn, state.params, batch)
   return _metric_sums(logits, batch)[1]
 
 
@@ -190,14 +196,16 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
 
 
 class _ChunkRunner:
-  """Feeds chunks of one split to compiled calls, one executable per length."""
+  """Feeds chunks of one split to compiled calls, one executable per shape
+  (batch length, and number of distinct ids if `num_words` is given)."""
 
   def __init__(self, fn, split: data.Split, batch_size: int, mesh,
-               donate: bool):
+               donate: bool, num_words: int | None):
     self.split = split
     self.batch_size = batch_size
+    self.num_words = num_words
     self.sharding = parallel.batch_sharded(mesh)
-    replicated = parallel.replicated(mesh)
+    self.replicated = replicated = parallel.replicated(mesh)
     out = (replicated, replicated) if donate else replicated
     self._jitted = jax.jit(fn, out_shardings=out,
                            donate_argnums=(0,) if donate else ())
@@ -214,16 +222,25 @@ class _ChunkRunner:
     shapes = {"tokens": (steps, self.batch_size, chunk.length),
               "labels": (steps, self.batch_size),
               "weights": (steps, self.batch_size)}
-    return {k: parallel.to_global(v, self.sharding, shapes[k])
-            for k, v in local.items()}
+    arrays = {k: parallel.to_global(v, self.sharding, shapes[k])
+              for k, v in local.items()}
+    if self.num_words is not None:
+      # From the whole global batch (every process holds all the tokens).
+      tokens = self.split.tokens[chunk.indices][..., :chunk.length]
+      distinct = batching.distinct_ids(tokens, self.num_words)
+      if distinct is not None:
+        arrays["distinct_ids"] = parallel.to_global(distinct, self.replicated,
+                                                    distinct.shape)
+    return arrays
 
   def __call__(self, state, chunk: batching.Chunk):
     batch = self.arrays(chunk)
-    if chunk.length not in self._compiled:
+    key = tuple((k, v.shape) for k, v in sorted(batch.items()))
+    if key not in self._compiled:
       start = time.perf_counter()
-      self._compiled[chunk.length] = self._jitted.lower(state, batch).compile()
+      self._compiled[key] = self._jitted.lower(state, batch).compile()
       self.compile_seconds += time.perf_counter() - start
-    return self._compiled[chunk.length](state, batch)
+    return self._compiled[key](state, batch)
 
 
 def _host_sums(metrics: Metrics) -> dict[str, np.ndarray]:
@@ -322,10 +339,12 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   test_chunks = batching.plan_epoch(
       batching.group_by_bucket(imdb.test.lengths, boundaries),
       config.eval_batch_size, config.steps_per_call)
+  distinct = (config.num_words if config.project_distinct_words
+              and config.implementation == "hoisted" else None)
   run_train = _ChunkRunner(train_chunk, imdb.train, config.batch_size, mesh,
-                           donate=True)
+                           donate=True, num_words=distinct)
   run_eval = _ChunkRunner(eval_chunk, imdb.test, config.eval_batch_size, mesh,
-                          donate=False)
+                          donate=False, num_words=distinct)
   if len(boundaries) > 1:
     _say(f"Length buckets: {boundaries}")
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import models, recurrence
+from flax_sentiment import batching, models, recurrence
 
 CELLS = list(models.CELLS)
 
@@ -126,3 +126,30 @@ def test_model_hoisted_equals_stock_forward_and_gradients(cell, num_words):
   for a, b in zip(jax.tree.leaves(jax.grad(loss(model))(params)),
                   jax.tree.leaves(jax.grad(loss(stock))(params))):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("mask_padding", [False, True])
+def test_model_with_distinct_ids_equals_stock_forward_and_gradients(
+    cell, mask_padding):
+  model = models.SentimentClassifier(cell=cell, num_words=1000, embed_dim=6,
+                                     hidden_dim=5, mask_padding=mask_padding)
+  tokens = jax.random.randint(jax.random.key(1), (4, 8), 1, 40)
+  tokens = tokens.at[:, -3:].set(0)  # padding at the end
+  ids = batching.distinct_ids(np.asarray(tokens)[None], 1000)[0]
+  assert 8 <= len(ids) < 40 and set(np.unique(tokens)) <= set(ids)
+  repeated = np.concatenate([ids[::-1], ids[:5]])  # any order, repeats
+  params = model.init(jax.random.key(0), tokens)["params"]
+  stock = model.clone(implementation="stock")
+
+  def loss(m, *ids):
+    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens, *ids)))
+  expected = stock.apply({"params": params}, tokens)
+  expected_grads = jax.grad(loss(stock))(params)
+  for given in (ids, repeated):
+    np.testing.assert_allclose(
+        model.apply({"params": params}, tokens, jnp.asarray(given)),
+        expected, atol=1e-5, rtol=1e-5)
+    grads = jax.grad(loss(model, jnp.asarray(given)))(params)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)

@@ -82,3 +82,56 @@ def test_epoch_order_is_seeded_and_changes_per_epoch():
   np.testing.assert_array_equal(order(0, 1), order(0, 1))
   assert not np.array_equal(order(0, 1), order(0, 2))
   assert not np.array_equal(order(0, 1), order(1, 1))
+
+
+def test_distinct_ids_cover_each_batch_in_few_shapes():
+  rng = np.random.default_rng(0)
+  tokens = rng.zipf(1.3, (5, 8, 50)) % 1000  # [steps, batch, length]
+  ids = batching.distinct_ids(tokens, num_words=1000)
+  counts = [len(np.unique(t)) for t in tokens]
+  assert ids.shape == (5, batching.id_capacity(max(counts)))
+  assert ids.dtype == np.int32
+  for t, row, count in zip(tokens, ids, counts):
+    np.testing.assert_array_equal(row[:count], np.unique(t))
+    assert len(np.unique(row)) == len(row)  # filled with unused ids
+  assert max(counts) <= ids.shape[1] <= 1.125 * max(counts)
+
+
+def test_distinct_ids_only_when_they_save_work():
+  every_id = np.arange(64).reshape(1, 4, 16)
+  assert batching.distinct_ids(every_id, num_words=64) is None
+  assert batching.distinct_ids(every_id[:, :1], num_words=64) is None  # 16 tokens
+  assert batching.distinct_ids(every_id % 8, num_words=64).shape == (1, 8)
+
+
+def test_id_capacity_rounds_up_by_at_most_an_eighth():
+  for count in range(1, 20_000, 7):
+    capacity = batching.id_capacity(count)
+    assert count <= capacity <= max(8, 1.125 * count)
+  sizes = {batching.id_capacity(c) for c in range(1024, 2048)}
+  assert sorted(sizes) == list(range(1024, 2049, 128))
+
+
+def test_training_with_distinct_ids_equals_training_without(
+    fake_imdb, tmp_path, monkeypatch):
+  from flax_sentiment import predict
+  used = []
+  original = batching.distinct_ids
+  monkeypatch.setattr(batching, "distinct_ids", lambda *args: used.append(
+      original(*args)) or used[-1])
+  params, histories, calls = [], [], []
+  for on in (True, False):
+    config = tiny_config(project_distinct_words=on,
+                         cache_dir=str(tmp_path / "cache"))
+    histories.append(train.train_and_evaluate(config, tmp_path / str(on)))
+    params.append(predict.load_trained_state(tmp_path / str(on))[2].params)
+    calls.append(len(used))
+  # Fake reviews use ~30 words of the 64: every chunk (train and test) took
+  # the distinct path when on; none asked for it when off.
+  assert calls[0] > 0 and calls[1] == calls[0]
+  assert all(ids is not None and ids.shape[1] < 64 for ids in used)
+  for a, b in zip(jax.tree.leaves(params[0]), jax.tree.leaves(params[1])):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  for a, b in zip(*histories):
+    assert a["test_accuracy"] == b["test_accuracy"]
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
