@@ -5,7 +5,7 @@
            "weights": [batch] f32 (0 for filler rows),
            optional "distinct_ids": [num_ids] int32 covering the tokens' ids}.
 `train_chunk` / `eval_chunk` scan them over a chunk, the same dict with a
-leading [steps] axis; the loop jit-compiles those once per batch length.
+leading [steps] axis; the loop jit-compiles those once per batch shape.
 """
 
 import dataclasses
