@@ -136,9 +136,11 @@ def bench_keras(cell, seq_len, steps, warmup=5):
 
 
 def bench_torch(cell, seq_len, steps, flush_denormal):
+  """Eager PyTorch on the GPU if there is one (cuDNN RNNs), else the CPU."""
   import torch
   torch.set_flush_denormal(flush_denormal)
   torch.manual_seed(0)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
   rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
 
   class Model(torch.nn.Module):
@@ -152,25 +154,32 @@ def bench_torch(cell, seq_len, steps, flush_denormal):
       out, _ = self.rnn(self.embed(x))
       return self.dense(out[:, -1])[:, 0]
 
-  model = Model()
+  model = Model().to(device)
   opt = torch.optim.Adam(model.parameters(), lr=1e-3)
   loss_fn = torch.nn.BCEWithLogitsLoss()
   tokens, labels = random_batches(seq_len, steps + 2)
-  tokens, labels = torch.from_numpy(tokens).long(), torch.from_numpy(labels)
+  tokens = torch.from_numpy(tokens).long().to(device)
+  labels = torch.from_numpy(labels).to(device)
 
   def step(i):
     opt.zero_grad()
     loss_fn(model(tokens[i]), labels[i]).backward()
     opt.step()
 
+  def sync():
+    if device == "cuda":
+      torch.cuda.synchronize()
+
   threads = torch.get_num_threads()
   start = time.perf_counter()
-  step(0); step(1)
+  step(0); step(1); sync()
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
   for i in range(2, steps + 2):
     step(i)
-  print(f"# torch threads: {threads}, flush_denormal={flush_denormal}")
+  sync()
+  print(f"# torch on {device}, threads: {threads}, "
+        f"flush_denormal={flush_denormal}")
   return compile_s, steps * BATCH / (time.perf_counter() - start)
 
 
