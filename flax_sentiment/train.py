@@ -215,18 +215,18 @@ class _ChunkRunner:
   def arrays(self, chunk: batching.Chunk) -> Batch:
     steps = chunk.indices.shape[0]
     rows = parallel.local_batch_rows(self.sharding, (steps, self.batch_size))
-    ids = chunk.indices[:, rows]
-    local = {"tokens": self.split.tokens[ids][..., :chunk.length],
-             "labels": self.split.labels[ids].astype(np.float32),
+    # Every process holds all the tokens; it feeds its own rows.
+    tokens = self.split.tokens[chunk.indices][..., :chunk.length]
+    local = {"tokens": tokens[:, rows],
+             "labels": self.split.labels[chunk.indices[:, rows]].astype(
+                 np.float32),
              "weights": chunk.weights[:, rows]}
-    shapes = {"tokens": (steps, self.batch_size, chunk.length),
-              "labels": (steps, self.batch_size),
+    shapes = {"tokens": tokens.shape, "labels": (steps, self.batch_size),
               "weights": (steps, self.batch_size)}
     arrays = {k: parallel.to_global(v, self.sharding, shapes[k])
               for k, v in local.items()}
     if self.num_words is not None:
-      # From the whole global batch (every process holds all the tokens).
-      tokens = self.split.tokens[chunk.indices][..., :chunk.length]
+      # Of the whole global batch, the same on every process.
       distinct = batching.distinct_ids(tokens, self.num_words)
       if distinct is not None:
         arrays["distinct_ids"] = parallel.to_global(distinct, self.replicated,
