@@ -20,41 +20,14 @@ class Chunk:
 
 def bucket_boundaries(lengths: np.ndarray, num_buckets: int, seq_len: int,
                       multiple: int = 16) -> list[int]:
-  """At most `num_buckets` bucket lengths, multiples of `multiple` and the
-  last one `seq_len`, that minimise the padded time steps of `lengths` when
-  each example is padded to the shortest bucket that holds it. One bucket
-  (no bucketing) if num_buckets <= 1.
-
-  Exact, by dynamic programming over the candidate lengths. On IMDB at 512
-  with 8 buckets a batch averages 245 steps (quantile boundaries: 248); with
-  16, 233 (237).
-  """
-  candidates = sorted(set(range(multiple, seq_len, multiple)) | {seq_len})
-  if num_buckets <= 1 or len(candidates) == 1:
+  """Bucket lengths at the quantiles of `lengths`, rounded up to `multiple`,
+  the last one `seq_len`. One bucket (no bucketing) if num_buckets <= 1."""
+  if num_buckets <= 1:
     return [seq_len]
-  n = len(candidates)
-  which = np.searchsorted(candidates, np.clip(lengths, 1, seq_len))
-  fits = np.cumsum(np.bincount(which, minlength=n))  # examples <= candidate
-  bound = np.asarray(candidates, np.float64)
-  # best[j]: fewest padded steps for the examples that fit candidates[j],
-  # with at most k + 1 buckets, the longest being candidates[j]; back[k][j]:
-  # the next shorter bucket in that solution (-1: as with k buckets).
-  best = bound * fits
-  back = [np.full(n, -1)]
-  for _ in range(min(num_buckets, n) - 1):
-    # cost[i, j]: best[i], then one bucket of candidates[j] for the rest.
-    cost = best[:, None] + bound[None, :] * (fits[None, :] - fits[:, None])
-    cost[np.tril_indices(n)] = np.inf
-    shorter = np.argmin(cost, axis=0)
-    shorter_cost = cost[shorter, np.arange(n)]
-    back.append(np.where(shorter_cost < best, shorter, -1))
-    best = np.minimum(best, shorter_cost)
-  boundaries, j = [], n - 1
-  for k in reversed(range(len(back))):
-    if k == 0 or back[k][j] >= 0:
-      boundaries.append(candidates[j])
-      j = back[k][j]
-  return boundaries[::-1]
+  quantiles = np.quantile(lengths, np.arange(1, num_buckets) / num_buckets)
+  rounded = np.minimum(np.ceil(np.maximum(quantiles, 1) / multiple) * multiple,
+                       seq_len).astype(int)
+  return sorted(set(rounded.tolist()) | {seq_len})
 
 
 def group_by_bucket(lengths: np.ndarray,

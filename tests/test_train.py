@@ -1,5 +1,3 @@
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,25 +72,6 @@ def test_epoch_plan_uses_every_example_exactly_once(num_buckets):
   for c in chunks:
     assert np.all(lengths[c.indices[c.weights > 0]] <= c.length)
   assert len(bounds) == num_buckets and bounds[-1] == 100
-
-
-def _padded_steps(lengths, boundaries):
-  return sum(boundaries[b] for b in np.searchsorted(boundaries, lengths))
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_bucket_boundaries_minimise_padding(seed):
-  rng = np.random.default_rng(seed)
-  seq_len, num_buckets = int(rng.integers(20, 90)), int(rng.integers(2, 5))
-  lengths = np.minimum(rng.lognormal(3, 0.6, 60).astype(int), seq_len)
-  bounds = batching.bucket_boundaries(lengths, num_buckets, seq_len, multiple=8)
-  assert bounds[-1] == seq_len and len(bounds) <= num_buckets
-  assert all(b % 8 == 0 for b in bounds[:-1]) and bounds == sorted(set(bounds))
-  candidates = [c for c in range(8, seq_len, 8)]
-  best = min(_padded_steps(np.maximum(lengths, 1), sorted(c) + [seq_len])
-             for k in range(num_buckets)
-             for c in itertools.combinations(candidates, k))
-  assert _padded_steps(np.maximum(lengths, 1), bounds) == best
 
 
 def test_epoch_order_is_seeded_and_changes_per_epoch():
