@@ -45,6 +45,7 @@ def main(argv):
   workdir = FLAGS.workdir or (
       f"runs/{config.cell}{config.seq_len}-"
       f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
+  train.use_compilation_cache(config)
   try:
     train.train_and_evaluate(config, workdir)
   except UserError as e:

@@ -1,6 +1,7 @@
 """run.py end to end, on fake data and (when present) on the real IMDB."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -58,3 +59,18 @@ def test_predict_on_own_text_after_training(tmp_path):
   assert cli.returncode == 0, cli.stderr
   lines = cli.stdout.strip().splitlines()
   assert "positive" in lines[0] and "negative" in lines[1]
+
+
+def test_second_run_loads_compiled_steps_from_the_cache(tmp_path):
+  """run.py keeps compiled executables in <cache_dir>/jax: a second run of
+  the same shapes compiles nothing new and ends with the same parameters."""
+  outputs, entries = [], []
+  for name in ("first", "second"):
+    proc = run_fake(tiny_flags(tmp_path / name, tmp_path / "cache"))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    outputs.append(re.search(r"final state sha256 (\w+)", out).group(1))
+    entries.append(sorted(p.name for p in (tmp_path / "cache" / "jax").iterdir()))
+  assert len(entries[0]) > 0
+  assert entries[1] == entries[0]
+  assert outputs[1] == outputs[0]
