@@ -41,11 +41,18 @@ def group_by_bucket(lengths: np.ndarray,
 
 def plan_epoch(groups: list[tuple[int, np.ndarray]], batch_size: int,
                steps_per_call: int,
-               rng: np.random.Generator | None = None) -> list[Chunk]:
+               rng: np.random.Generator | None = None,
+               lengths: np.ndarray | None = None) -> list[Chunk]:
   """Batches each group, packs them into chunks of `steps_per_call` batches.
 
   With `rng` the examples within each group and the order of the chunks are
   shuffled (training); without, both keep their order (evaluation).
+
+  With `lengths` [num_examples], each chunk's examples are sorted by length
+  before they are cut into batches, so that a batch holds reviews of nearly
+  the same length (the model skips the steps that are padding in every row
+  of a batch); with `rng` the chunk then runs its batches in shuffled order.
+  Which examples share a chunk stays random.
   """
   rows_per_chunk = batch_size * steps_per_call
   chunks = []
@@ -53,13 +60,21 @@ def plan_epoch(groups: list[tuple[int, np.ndarray]], batch_size: int,
     if rng is not None:
       ids = rng.permutation(ids)
     num_chunks = -(-len(ids) // rows_per_chunk)
-    indices = np.zeros(num_chunks * rows_per_chunk, np.int64)
-    weights = np.zeros(num_chunks * rows_per_chunk, np.float32)
-    indices[:len(ids)] = ids
-    weights[:len(ids)] = 1.0
+    indices = np.zeros((num_chunks, rows_per_chunk), np.int64)
+    weights = np.zeros((num_chunks, rows_per_chunk), np.float32)
+    indices.flat[:len(ids)] = ids
+    weights.flat[:len(ids)] = 1.0
+    if lengths is not None:  # filler rows last; ties keep the shuffled order
+      key = np.where(weights > 0, lengths[indices], np.inf)
+      order = np.argsort(key, axis=1, kind="stable")
+      indices = np.take_along_axis(indices, order, axis=1)
+      weights = np.take_along_axis(weights, order, axis=1)
     shape = (num_chunks, steps_per_call, batch_size)
-    chunks += [Chunk(length, i, w) for i, w in
-               zip(indices.reshape(shape), weights.reshape(shape))]
+    for i, w in zip(indices.reshape(shape), weights.reshape(shape)):
+      if lengths is not None and rng is not None:
+        steps = rng.permutation(steps_per_call)
+        i, w = i[steps], w[steps]
+      chunks.append(Chunk(length, i, w))
   if rng is not None:
     chunks = [chunks[i] for i in rng.permutation(len(chunks))]
   return chunks

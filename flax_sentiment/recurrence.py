@@ -10,7 +10,10 @@
   (`dh_{t-1} = dz_t @ W_h^T`); autodiff of the scan would also accumulate
   `dW_h += h_{t-1}^T dz_t` inside the loop. Here `dW_h` is one large matmul
   over all steps after the loop; the forward stores each step's gate
-  activations, so the backward step is elementwise math plus that matmul.
+  activations, so the backward step is elementwise math plus that matmul;
+* with a mask, both loops run only over the steps where some row is not
+  padding (a loop with dynamic bounds): leading or trailing steps that are
+  padding in every row would leave the state as it is anyway.
 
 (Where the input projection itself is computed, per token or once over the
 embedding table, is the model's choice: see `SentimentClassifier._hoisted`.)
@@ -127,6 +130,41 @@ def _keep(m_t: Array, new: Carry, old: Carry) -> Carry:
   return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))
 
 
+def _active_steps(mask: Array | None, length: int):
+  """[start, stop): the steps where some row is not padding. Outside them a
+  masked step leaves every carry as it is, so the loops skip those steps."""
+  if mask is None:
+    return 0, length
+  active = jnp.any(mask > 0, axis=1)
+  return jnp.argmax(active), length - jnp.argmax(active[::-1])
+
+
+def _loop(start, stop, step, init, unroll: int, reverse: bool = False):
+  """fori_loop over t in [start, stop), backwards if `reverse`; `unroll`
+  applies when the bounds are static (no mask)."""
+  static = isinstance(start, int) and isinstance(stop, int)
+  at = (lambda i: start + stop - 1 - i) if reverse else (lambda i: i)
+  return jax.lax.fori_loop(start, stop, lambda i, s: step(at(i), s), init,
+                           unroll=unroll if static else None)
+
+
+def _zeros_per_step(example, length: int):
+  """Buffers [length, ...] for a pytree of per-step values."""
+  return jax.tree.map(lambda x: jnp.zeros((length,) + x.shape, x.dtype),
+                      example)
+
+
+def _put(buffers, t, values):
+  return jax.tree.map(
+      lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, t, 0),
+      buffers, values)
+
+
+def _at(buffers, t):
+  return jax.tree.map(
+      lambda b: jax.lax.dynamic_index_in_dim(b, t, 0, keepdims=False), buffers)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6))
 def _run(cell: _Cell, carry0: Carry, projected: Array, w_h: Array,
          b_h: Array, mask: Array | None, unroll: int) -> Carry:
@@ -136,13 +174,26 @@ def _run(cell: _Cell, carry0: Carry, projected: Array, w_h: Array,
 
 
 def _forward(cell, carry0, projected, w_h, b_h, mask, unroll):
-  def step(carry, inputs):
-    x_t, m_t = inputs
+  """(final carry, (residuals, h_prev) per step [seq_len, ...])."""
+  length = projected.shape[0]
+
+  def cell_step(carry, x_t, m_t):
     new, residuals = cell.forward(carry, x_t, carry[-1] @ w_h + b_h)
     if m_t is not None:
       new = _keep(m_t, new, carry)
     return new, (residuals, carry[-1])
-  return jax.lax.scan(step, carry0, (projected, mask), unroll=unroll)
+
+  def step(t, state):
+    carry, stored = state
+    new, saved = cell_step(carry, _at(projected, t),
+                           None if mask is None else _at(mask, t))
+    return new, _put(stored, t, saved)
+
+  example = jax.eval_shape(cell_step, carry0, projected[0],
+                           None if mask is None else mask[0])[1]
+  start, stop = _active_steps(mask, length)
+  return _loop(start, stop, step, (carry0, _zeros_per_step(example, length)),
+               unroll)
 
 
 def _run_fwd(cell, carry0, projected, w_h, b_h, mask, unroll):
@@ -154,9 +205,9 @@ def _run_fwd(cell, carry0, projected, w_h, b_h, mask, unroll):
 def _run_bwd(cell, unroll, saved, d_final):
   residuals, h_prev, w_h, mask = saved
   w_h_t = w_h.T
+  length = h_prev.shape[0]
 
-  def step(d_carry, inputs):
-    res_t, m_t = inputs
+  def cell_step(d_carry, res_t, m_t):
     d_new = d_carry
     if m_t is not None:
       keep = (m_t[:, None] > 0).astype(w_h.dtype)
@@ -168,8 +219,18 @@ def _run_bwd(cell, unroll, saved, d_final):
       d_prev = tuple(p + d * (1.0 - keep) for p, d in zip(d_prev, d_carry))
     return d_prev, (d_x, d_hh)
 
-  d_carry0, (d_projected, d_hhs) = jax.lax.scan(
-      step, d_final, (residuals, mask), reverse=True, unroll=unroll)
+  def step(t, state):
+    d_carry, stored = state
+    d_prev, grads = cell_step(d_carry, _at(residuals, t),
+                              None if mask is None else _at(mask, t))
+    return d_prev, _put(stored, t, grads)
+
+  example = jax.eval_shape(cell_step, d_final, _at(residuals, 0),
+                           None if mask is None else mask[0])[1]
+  start, stop = _active_steps(mask, length)
+  d_carry0, (d_projected, d_hhs) = _loop(
+      start, stop, step, (d_final, _zeros_per_step(example, length)), unroll,
+      reverse=True)
   d_projected = jnp.concatenate(d_projected, axis=-1)
   d_hhs = d_projected if d_hhs is None else jnp.concatenate(d_hhs, axis=-1)
   # One [hidden, seq_len*batch] @ [seq_len*batch, G] matmul; as dot_general on

@@ -349,9 +349,12 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   boundaries = batching.bucket_boundaries(imdb.train.lengths,
                                           config.length_buckets, config.seq_len)
   train_groups = batching.group_by_bucket(imdb.train.lengths, boundaries)
+  # With buckets, batches are also cut from length-sorted chunks.
+  bucketed = config.length_buckets > 0
   test_chunks = batching.plan_epoch(
       batching.group_by_bucket(imdb.test.lengths, boundaries),
-      config.eval_batch_size, config.steps_per_call)
+      config.eval_batch_size, config.steps_per_call,
+      lengths=imdb.test.lengths if bucketed else None)
   distinct = (config.num_words if config.project_distinct_words
               and config.implementation == "hoisted" else None)
   run_train = _ChunkRunner(train_chunk, imdb.train, config.batch_size, mesh,
@@ -375,9 +378,10 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
          f"{len(imdb.test):,}; {jax.device_count()} device(s) "
          f"({jax.devices()[0].platform}), {jax.process_count()} process(es)")
     for epoch in range(progress.epoch, config.num_epochs):
-      chunks = batching.plan_epoch(train_groups, config.batch_size,
-                                   config.steps_per_call,
-                                   batching.epoch_rng(config.seed, epoch))
+      chunks = batching.plan_epoch(
+          train_groups, config.batch_size, config.steps_per_call,
+          batching.epoch_rng(config.seed, epoch),
+          lengths=imdb.train.lengths if bucketed else None)
       start = time.perf_counter()
       while progress.chunk < len(chunks):
         chunk = chunks[progress.chunk]

@@ -87,6 +87,31 @@ def test_masked_padding_equals_each_review_alone(cell, padding):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_steps_that_are_padding_in_every_row_change_nothing(cell, padding):
+  """The loops skip leading/trailing steps that are padding in all rows:
+  forward and gradients equal those of the batch without those steps."""
+  params, _, padded, mask, _, fast = _alone_and_padded(cell, padding)
+  extra = [(0, 0), (6, 0), (0, 0)] if padding == "pre" else [(0, 0), (0, 6), (0, 0)]
+  longer = np.pad(padded, extra)
+  longer_mask = np.pad(mask, extra[:2])
+
+  def loss(m):
+    return lambda p, x: jnp.sum(jnp.sin(fast(p, x, jnp.asarray(m))))
+  np.testing.assert_allclose(fast(params, longer, jnp.asarray(longer_mask)),
+                             fast(params, padded, jnp.asarray(mask)),
+                             atol=1e-6)
+  g_long = jax.grad(loss(longer_mask), argnums=(0, 1))(params, longer)
+  g_short = jax.grad(loss(mask), argnums=(0, 1))(params, padded)
+  for a, b in zip(jax.tree.leaves(g_long[0]), jax.tree.leaves(g_short[0])):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  kept = slice(6, None) if padding == "pre" else slice(0, 9)
+  skipped = slice(0, 6) if padding == "pre" else slice(9, None)
+  np.testing.assert_allclose(g_long[1][:, kept], g_short[1], atol=1e-6)
+  np.testing.assert_array_equal(g_long[1][:, skipped], 0.0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_post_padding_with_seq_lengths_equals_each_review_alone(cell):
   params, lengths, padded, _, alone, _ = _alone_and_padded(cell, "post")
   np.testing.assert_allclose(

@@ -74,6 +74,37 @@ def test_epoch_plan_uses_every_example_exactly_once(num_buckets):
   assert len(bounds) == num_buckets and bounds[-1] == 100
 
 
+def test_length_sorted_chunks_cut_batches_of_similar_length():
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(1, 100, 203)
+  groups = [(100, np.arange(203))]
+  def plan(epoch, **kwargs):
+    return batching.plan_epoch(groups, batch_size=4, steps_per_call=5,
+                               rng=batching.epoch_rng(0, epoch), **kwargs)
+  for chunk in plan(0, lengths=lengths):
+    real = chunk.weights > 0
+    ids = chunk.indices[real]
+    # The chunk's batches are consecutive runs of its examples sorted by
+    # length: sorted by their shortest review, they do not overlap.
+    runs = sorted((lengths[i[w > 0]].min(), lengths[i[w > 0]].max())
+                  for i, w in zip(chunk.indices, chunk.weights) if w.any())
+    assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:]))
+    # Same examples per chunk as without sorting.
+    unsorted = {tuple(sorted(c.indices[c.weights > 0])) for c in plan(0)}
+    assert tuple(sorted(ids)) in unsorted
+  used = np.concatenate([c.indices[c.weights > 0] for c in plan(0, lengths=lengths)])
+  np.testing.assert_array_equal(np.sort(used), np.arange(203))
+  order = [np.concatenate([c.indices.ravel() for c in plan(e, lengths=lengths)])
+           for e in (0, 0, 1)]
+  np.testing.assert_array_equal(order[0], order[1])
+  assert not np.array_equal(order[0], order[2])
+  # The batches of a chunk run in shuffled order, not shortest first.
+  full = [c for c in plan(0, lengths=lengths) if c.weights.all()]
+  assert len(full) >= 8
+  assert any(lengths[c.indices[0]].min() > lengths[c.indices].min()
+             for c in full)
+
+
 def test_epoch_order_is_seeded_and_changes_per_epoch():
   groups = [(10, np.arange(50))]
   def order(seed, epoch):
