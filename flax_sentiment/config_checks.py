@@ -63,6 +63,13 @@ def validate_config(config) -> None:
         "config.implementation='stock' (nn.RNN seq_lengths) masks padding only "
         "at the end; with mask_padding=True use --config.padding=post or "
         "--config.implementation=hoisted")
+  if (config.mask_padding and config.implementation == "hoisted"
+      and config.unroll != 1):
+    raise ConfigError(
+        f"config.unroll={config.unroll} applies only without masking: with "
+        f"mask_padding=True the loops skip the steps that are padding in "
+        f"every row, so their length is not known when compiling; use "
+        f"--config.unroll=1")
   if config.seed is None or not _is_int(config.seed) or config.seed < 0:
     raise ConfigError(f"config.seed={config.seed!r} must be an integer >= 0")
   if config.num_processes is not None and config.num_processes > 1:

@@ -56,7 +56,8 @@ class SentimentClassifier(nn.Module):
     implementation: "hoisted" (fast, `flax_sentiment.recurrence`) or "stock"
       (`nn.RNN` over the Flax cell). Both use the same parameters. The stock
       path supports masking only for padding at the end (`seq_lengths`).
-    unroll: time steps unrolled per scan iteration (hoisted path).
+    unroll: time steps unrolled per loop iteration (hoisted path, without
+      masking: masked loops skip all-padding steps, a dynamic length).
     dtype: computation dtype; parameters stay float32.
   """
   cell: str = "lstm"

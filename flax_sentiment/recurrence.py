@@ -143,6 +143,9 @@ def _loop(start, stop, step, init, unroll: int, reverse: bool = False):
   """fori_loop over t in [start, stop), backwards if `reverse`; `unroll`
   applies when the bounds are static (no mask)."""
   static = isinstance(start, int) and isinstance(stop, int)
+  if not static and unroll != 1:
+    raise ValueError(f"unroll={unroll} needs unmasked loops: with a mask the "
+                     f"loop bounds are dynamic; use unroll=1")
   at = (lambda i: start + stop - 1 - i) if reverse else (lambda i: i)
   return jax.lax.fori_loop(start, stop, lambda i, s: step(at(i), s), init,
                            unroll=unroll if static else None)

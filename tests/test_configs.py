@@ -90,6 +90,13 @@ def test_length_buckets_need_post_padding_and_masking():
                               mask_padding=True))
 
 
+def test_unroll_needs_unmasked_loops():
+  with pytest.raises(ConfigError, match="config.unroll=4 .*--config.unroll=1"):
+    validate_config(tiny_config(unroll=4, mask_padding=True))
+  validate_config(tiny_config(unroll=4))
+  validate_config(tiny_config(unroll=1, mask_padding=True))
+
+
 def test_batch_must_divide_over_devices():
   with pytest.raises(ConfigError, match="batch_size=12 .* 8 devices"):
     check_batch_divides(tiny_config(batch_size=12), 8)
