@@ -1,9 +1,12 @@
+import os
+import signal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import batching, models, train
+from flax_sentiment import batching, checkpoints, models, predict, train
 from tests.conftest import tiny_config
 
 
@@ -145,7 +148,6 @@ def test_id_capacity_rounds_up_by_at_most_an_eighth():
 
 def test_training_with_distinct_ids_equals_training_without(
     fake_imdb, tmp_path, monkeypatch):
-  from flax_sentiment import predict
   used = []
   original = batching.distinct_ids
   monkeypatch.setattr(batching, "distinct_ids", lambda *args: used.append(
@@ -173,9 +175,6 @@ def test_length_buckets_train_and_resume_exactly(fake_imdb, tmp_path,
   """A bucketed run (3 bucket lengths, sorted chunks, masked loops that skip
   all-padding steps) learns, and one stopped after a mid-epoch checkpoint
   and resumed ends with the same parameters and metrics."""
-  import os
-  import signal
-  from flax_sentiment import checkpoints, predict
   config = tiny_config(seq_len=48, length_buckets=3, padding="post",
                        mask_padding=True, num_epochs=3,
                        cache_dir=str(tmp_path / "cache"))
