@@ -185,6 +185,12 @@ def bench_torch(cell, seq_len, steps, flush_denormal):
 
 FRAMEWORKS = {
     "flax": bench_flax,
+    # The implementations and precisions, for GPU rows (and ablations).
+    "flax_unroll1": functools.partial(bench_flax, unroll=1),
+    "flax_unroll4": functools.partial(bench_flax, unroll=4),
+    "flax_unroll16": functools.partial(bench_flax, unroll=16),
+    "flax_stock": functools.partial(bench_flax, implementation="stock"),
+    "flax_bf16": functools.partial(bench_flax, dtype="bfloat16"),
     # Ablation, not run by default: every token (or the whole vocabulary)
     # projected, as before `project_distinct_words`.
     "flax_all_rows": functools.partial(bench_flax,
@@ -194,6 +200,38 @@ FRAMEWORKS = {
     "torch": functools.partial(bench_torch, flush_denormal=False),
 }
 IMPORTS = {"keras": "tensorflow", "torch_flush": "torch", "torch": "torch"}
+
+
+def cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def machine_facts() -> dict:
+  """What tells numbers from different machines apart, in every JSON line."""
+  import importlib.metadata as metadata
+  import jax
+
+  def version(package):
+    try:
+      return metadata.version(package)
+    except metadata.PackageNotFoundError:
+      return None
+  return {"machine": platform.node(), "cpus": os.cpu_count(),
+          "cpu_model": cpu_model(), "platform": jax.default_backend(),
+          "device": jax.devices()[0].device_kind,
+          "device_count": jax.device_count(),
+          "jax": version("jax"), "jaxlib": version("jaxlib"),
+          "flax": version("flax"), "optax": version("optax"),
+          "torch": version("torch"), "tensorflow": version("tensorflow") or
+          version("tensorflow-cpu"), "python": platform.python_version(),
+          "date": time.strftime("%Y-%m-%d")}
 
 
 def main():
@@ -207,11 +245,7 @@ def main():
   args = parser.parse_args()
 
   import importlib.util
-  import jax
-  threads = os.cpu_count()
-  machine = {"machine": platform.node(), "cpus": threads,
-             "platform": jax.devices()[0].platform,
-             "device": jax.devices()[0].device_kind}
+  machine = machine_facts()
   peak = matmul_peak_gflops()
   print(f"# {machine}; float32 matmul peak {peak:.0f} GFLOP/s (2048^3, jax)")
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

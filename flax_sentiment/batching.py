@@ -94,21 +94,57 @@ def id_capacity(count: int) -> int:
   return -(-int(count) // step) * step
 
 
-def distinct_ids(tokens: np.ndarray, num_words: int) -> np.ndarray | None:
-  """For each batch of a chunk, ids that cover all its word ids.
-
-  tokens [steps, batch, length] int -> [steps, capacity] int32, or None when
-  that would not make the model's input projection cheaper (capacity not
-  below num_words or batch * length). Each row holds the batch's distinct ids
-  in ascending order, then other ids (projected and unused) up to
-  `capacity`: the chunk's largest count of distinct ids, rounded up by
-  `id_capacity`.
-  """
+def _present(tokens: np.ndarray, num_words: int) -> np.ndarray:
+  """tokens [steps, batch, length] -> [steps, num_words]: id used in batch."""
   steps = tokens.shape[0]
   present = np.zeros((steps, num_words), bool)
   present[np.arange(steps)[:, None], tokens.reshape(steps, -1)] = True
-  capacity = id_capacity(present.sum(axis=1).max())
-  if capacity >= min(num_words, tokens[0].size):
-    return None
+  return present
+
+
+def id_capacities(tokens: np.ndarray, plans: list[list[Chunk]],
+                  num_words: int, enabled: bool = True
+                  ) -> dict[int, int | None]:
+  """Per batch length, the distinct-id capacity of a whole run: the largest
+  count of distinct ids in any batch of any chunk of `plans` (e.g. every
+  epoch's plan), rounded up by `id_capacity`; None where projecting that
+  many rows would not be cheaper (not below num_words or batch * length),
+  or if not `enabled`. One capacity per length means one compiled shape per
+  length for the whole run. tokens [examples, seq_len]: the split's ids."""
+  if not enabled:
+    return {}
+  largest: dict[int, int] = {}
+  batch = 0
+  for chunks in plans:
+    for chunk in chunks:
+      batch = chunk.indices.shape[1]
+      counts = _present(tokens[chunk.indices][..., :chunk.length],
+                        num_words).sum(axis=1)
+      largest[chunk.length] = max(largest.get(chunk.length, 0),
+                                  int(counts.max()))
+  capacities = {}
+  for length, count in largest.items():
+    capacity = id_capacity(count)
+    capacities[length] = (capacity if capacity < min(num_words, batch * length)
+                          else None)
+  return capacities
+
+
+def distinct_ids(tokens: np.ndarray, num_words: int,
+                 capacity: int | None = None) -> np.ndarray | None:
+  """For each batch of a chunk, ids that cover all its word ids.
+
+  tokens [steps, batch, length] int -> [steps, capacity] int32. Each row
+  holds the batch's distinct ids in ascending order, then other ids
+  (projected and unused) up to `capacity`. Without `capacity`: the chunk's
+  largest count of distinct ids rounded up by `id_capacity`, or None when
+  that would not make the model's input projection cheaper (capacity not
+  below num_words or batch * length).
+  """
+  present = _present(tokens, num_words)
+  if capacity is None:
+    capacity = id_capacity(present.sum(axis=1).max())
+    if capacity >= min(num_words, tokens[0].size):
+      return None
   return np.argsort(~present, axis=1, kind="stable")[:, :capacity].astype(
       np.int32)

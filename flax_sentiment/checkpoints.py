@@ -30,9 +30,13 @@ class Checkpoints:
   training continues exactly where it stopped.
   """
 
-  def __init__(self, directory: pathlib.Path, keep: int):
+  def __init__(self, directory: pathlib.Path, keep: int,
+               read_only: bool = False):
+    """`read_only`: writes nothing (no directory made, a broken checkpoint
+    is skipped rather than moved aside); for prediction."""
     self.directory = pathlib.Path(directory).absolute()
     self.keep = keep
+    self.read_only = read_only
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
@@ -40,7 +44,8 @@ class Checkpoints:
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=self.keep, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True),
+            cleanup_tmp_directories=not self.read_only,
+            create=not self.read_only, read_only=self.read_only),
         item_names=("state", "meta"))
 
   def steps(self) -> list[int]:
@@ -69,7 +74,11 @@ class Checkpoints:
           raise ValueError("state digest does not match the one saved")
         return state, meta
       except Exception as e:  # orbax/tensorstore raise many kinds
-        self._set_aside(step, e)
+        if self.read_only:
+          warnings.warn(f"checkpoint at step {step} is unreadable "
+                        f"({type(e).__name__}); trying the previous one")
+        else:
+          self._set_aside(step, e)
     return None
 
   def _set_aside(self, step: int, error: Exception) -> None:

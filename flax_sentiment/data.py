@@ -13,12 +13,13 @@ import os
 import pathlib
 import re
 import socket
+import time
 from collections import Counter
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from flax_sentiment.errors import DataNotFoundError
+from flax_sentiment.errors import ConfigError, DataNotFoundError
 
 PAD_ID = 0
 OOV_ID = 1
@@ -110,6 +111,10 @@ class ImdbData:
   train: Split
   test: Split
   vocabulary: list[str]
+  validation: Split | None = None  # carved from train (validation_examples)
+  # Unpadded ids of the text pretraining may use: the train reviews kept for
+  # training (never validation or test) and the unlabeled reviews.
+  pretraining_ids: list[np.ndarray] | None = None
 
 
 # ---------------------------------------------------------------- reading
@@ -135,7 +140,12 @@ def _data_source(config):
           f"offline. {fix}.")
     try:
       builder.download_and_prepare(file_format="array_record")
-    except Exception as e:  # network, missing TensorFlow, disk ...
+    except ImportError as e:
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in}, and preparing it needs "
+          f"TensorFlow ({e}): pip install -e '.[prepare]' (or "
+          f"tensorflow-cpu), or {fix[0].lower()}{fix[1:]}.") from e
+    except Exception as e:  # network, disk ...
       raise DataNotFoundError(
           f"IMDB data not found in {looked_in} and downloading it failed "
           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
@@ -189,29 +199,45 @@ def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
   return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def tokenized_imdb(config) -> tuple[dict, list[str]]:
+def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
   """Token ids per review, both splits, cached on disk.
 
   Returns ({"train": (ids, labels), "test": (ids, labels)}, vocabulary), ids
-  being a list of int32 arrays. The cache key covers the tokenizer version,
-  num_words and a fingerprint of every text and label, so any change to
-  those re-tokenizes, and nothing else does.
+  being a list of int32 arrays; also "unsupervised" (labels -1) when the
+  config uses the unlabeled reviews. The vocabulary comes from train text
+  (plus unlabeled text with vocabulary_splits="train+unsupervised"), never
+  test text. The cache key covers the tokenizer version, num_words, the
+  vocabulary's splits and a fingerprint of every text and label, so any
+  change to those re-tokenizes, and nothing else does.
   """
+  start = time.perf_counter()
   builder = _data_source(config)
-  raw = {split: read_split(builder, split) for split in ("train", "test")}
+  say(f"Reading IMDB from {builder.data_dir} ...")
+  vocabulary_splits = config.get("vocabulary_splits", "train").split("+")
+  splits = ["train", "test"]
+  if (len(vocabulary_splits) > 1
+      or config.get("pretrained_embeddings", "none") != "none"):
+    splits.append("unsupervised")
+  raw = {split: read_split(builder, split) for split in splits}
   key = hashlib.sha256(json.dumps([
-      TOKENIZER_VERSION, config.num_words,
-      [_fingerprint(*raw[s]) for s in ("train", "test")]]).encode()).hexdigest()
+      TOKENIZER_VERSION, config.num_words]
+      + ([] if vocabulary_splits == ["train"] else [vocabulary_splits])
+      + [[_fingerprint(*raw[s]) for s in splits]]).encode()).hexdigest()
   cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
   path = cache_dir / f"imdb_tokens_{key[:24]}.npz"
   if path.exists():
     cached = np.load(path, allow_pickle=False)
     vocabulary = [str(w) for w in cached["vocabulary"]]
+    say(f"Loaded token ids from the cache {path} "
+        f"({time.perf_counter() - start:.1f}s)")
     return {s: (_flat_to_ragged(cached[f"{s}_ids"], cached[f"{s}_offsets"]),
                 raw[s][1]) for s in raw}, vocabulary
 
+  say(f"Tokenizing {sum(len(t) for t, _ in raw.values()):,} reviews (once; "
+      f"cached in {cache_dir}) ...")
   words = {s: [tokenize(t) for t in texts] for s, (texts, _) in raw.items()}
-  vocabulary = build_vocabulary(words["train"], config.num_words)
+  vocabulary = build_vocabulary(
+      (w for s in vocabulary_splits for w in words[s]), config.num_words)
   ids = {s: encode(words[s], vocabulary) for s in words}
   arrays = {"vocabulary": np.array(vocabulary)}
   for s in ids:
@@ -223,22 +249,54 @@ def tokenized_imdb(config) -> tuple[dict, list[str]]:
   return {s: (ids[s], raw[s][1]) for s in ids}, vocabulary
 
 
-def load_imdb(config) -> ImdbData:
-  """Reads, tokenizes (cached), subsets and pads both splits per `config`."""
-  tokenized, vocabulary = tokenized_imdb(config)
-  splits = {}
-  for name, limit, seed_offset in (("train", config.max_train_examples, 0),
-                                   ("test", config.max_test_examples, 1)):
-    ids, labels = tokenized[name]
-    keep = balanced_subset(labels, limit, config.seed + seed_offset)
-    seqs = [ids[i] for i in keep]
-    splits[name] = Split(
-        tokens=pad_sequences(seqs, config.seq_len, config.padding,
-                             config.truncating),
-        labels=labels[keep],
-        lengths=np.array([min(len(s), config.seq_len) for s in seqs], np.int32))
-  return ImdbData(train=splits["train"], test=splits["test"],
-                  vocabulary=vocabulary)
+def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
+            config) -> Split:
+  seqs = [ids[i] for i in keep]
+  return Split(tokens=pad_sequences(seqs, config.seq_len, config.padding,
+                                    config.truncating),
+               labels=labels[keep],
+               lengths=np.array([min(len(s), config.seq_len) for s in seqs],
+                                np.int32))
+
+
+def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+  """(train ids, validation ids) of the train split: `max_train_examples`
+  (seeded, label-balanced) if set, then `validation_examples` of those
+  (seeded, label-balanced) held out. The validation ids depend on the seed
+  and sizes only, never on the test split."""
+  train = balanced_subset(labels, config.max_train_examples, config.seed)
+  size = config.get("validation_examples", 0) or 0
+  if not size:
+    return train, np.zeros(0, np.int64)
+  if size >= len(train):
+    raise ConfigError(
+        f"config.validation_examples={size} leaves no reviews to train on "
+        f"({len(train):,} train reviews); use fewer, e.g. "
+        f"--config.validation_examples={max(1, len(train) // 10)}")
+  held = train[balanced_subset(labels[train], size, config.seed + 2)]
+  return np.setdiff1d(train, held), held
+
+
+def load_imdb(config, say=lambda message: None) -> ImdbData:
+  """Reads, tokenizes (cached), subsets and pads the splits per `config`;
+  `say` gets a line for each slow step."""
+  tokenized, vocabulary = tokenized_imdb(config, say)
+  train_ids, train_labels = tokenized["train"]
+  test_ids, test_labels = tokenized["test"]
+  train_keep, held = split_train(train_labels, config)
+  test_keep = balanced_subset(test_labels, config.max_test_examples,
+                              config.seed + 1)
+  pretraining = None
+  if "unsupervised" in tokenized:
+    pretraining = ([train_ids[i] for i in train_keep]
+                   + list(tokenized["unsupervised"][0]))
+  return ImdbData(
+      train=_padded(train_ids, train_labels, train_keep, config),
+      test=_padded(test_ids, test_labels, test_keep, config),
+      vocabulary=vocabulary,
+      validation=(_padded(train_ids, train_labels, held, config)
+                  if len(held) else None),
+      pretraining_ids=pretraining)
 
 
 def save_vocabulary(vocabulary: Sequence[str], path: pathlib.Path) -> None:

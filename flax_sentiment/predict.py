@@ -1,11 +1,15 @@
-"""Sentiment of your own text, from a trained workdir.
+"""Sentiment of your own text, from a trained workdir (read, never written).
 
   python -m flax_sentiment.predict --workdir runs/lstm64 "A wonderful film." "Dull."
+  python -m flax_sentiment.predict --workdir runs/lstm64 --file reviews.txt --json
+  cat reviews.txt | python -m flax_sentiment.predict --workdir runs/lstm64 --file -
 """
 
+import argparse
 import json
 import pathlib
 import sys
+import warnings
 from typing import Callable, Sequence
 
 import jax
@@ -16,6 +20,8 @@ import numpy as np
 from flax_sentiment import checkpoints, data, models, train
 from flax_sentiment.errors import UserError
 
+ECHO_CHARS = 60  # echoed text is cut to this many characters
+
 
 def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
                  config) -> np.ndarray:
@@ -25,14 +31,39 @@ def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
                             config.truncating)
 
 
+def word_counts(texts: Sequence[str], vocabulary: Sequence[str]
+                ) -> list[tuple[int, int]]:
+  """(words, unknown words) per text, over the whole text."""
+  known = set(vocabulary)
+  counts = []
+  for text in texts:
+    words = data.tokenize(text)
+    counts.append((len(words), sum(w not in known for w in words)))
+  return counts
+
+
+def checkpoint_dir(workdir: pathlib.Path) -> pathlib.Path:
+  """The validation-best checkpoint if the run kept one, else the latest."""
+  best = workdir / "best_checkpoint"
+  return best if best.is_dir() and any(best.iterdir()) else (
+      workdir / "checkpoints")
+
+
 def load_trained_state(workdir: str | pathlib.Path):
-  """(config, vocabulary, state, meta) of a workdir's newest good checkpoint."""
+  """(config, vocabulary, state, meta) of a workdir's newest good checkpoint
+  (the validation-best one if the run had a validation split)."""
   workdir = pathlib.Path(workdir)
-  if not (workdir / "config.json").exists():
+  if not (workdir / "config.json").is_file():
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
                     f"pass the --workdir of a run.py run")
   config = ml_collections.ConfigDict(
       json.loads((workdir / "config.json").read_text()))
+  directory = checkpoint_dir(workdir)
+  if not directory.is_dir() or not any(p.name.isdigit()
+                                       for p in directory.iterdir()):
+    raise UserError(f"{workdir} has no checkpoint yet (nothing in "
+                    f"{directory}); train first: python run.py --config ... "
+                    f"--workdir {workdir}")
   vocabulary = data.load_vocabulary(workdir / "vocab.json")
   model = models.model_from_config(config)
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -40,18 +71,20 @@ def load_trained_state(workdir: str | pathlib.Path):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
       jax.eval_shape(lambda: train.create_train_state(
           model, config, jax.random.key(0))))
-  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", keep=1 << 30)
-  restored = ckpts.restore_latest(abstract)
-  ckpts.close()
+  ckpts = checkpoints.Checkpoints(directory, keep=1 << 30, read_only=True)
+  try:
+    restored = ckpts.restore_latest(abstract)
+  finally:
+    ckpts.close()
   if restored is None:
-    raise UserError(f"no usable checkpoint in {workdir / 'checkpoints'}")
+    raise UserError(f"no usable checkpoint in {directory}")
   return config, vocabulary, restored[0], restored[1]
 
 
 def load_predictor(workdir: str | pathlib.Path
                    ) -> Callable[[Sequence[str]], np.ndarray]:
   """A function from texts to P(positive) [len(texts)], using the workdir's
-  config, vocabulary and newest good checkpoint."""
+  config, vocabulary and newest good (or validation-best) checkpoint."""
   config, vocabulary, state, _ = load_trained_state(workdir)
   model = models.model_from_config(config)
   apply = jax.jit(lambda tokens: jax.nn.sigmoid(
@@ -60,22 +93,64 @@ def load_predictor(workdir: str | pathlib.Path
   def predict(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(apply(jnp.asarray(encode_texts(texts, vocabulary,
                                                      config))))
+  predict.vocabulary = vocabulary
   return predict
 
 
+def _short(text: str) -> str:
+  text = " ".join(text.split())
+  return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 1] + "…"
+
+
+def _read_texts(args) -> list[str]:
+  texts = list(args.texts)
+  if args.file is not None:
+    try:
+      stream = (sys.stdin if args.file == "-"
+                else open(args.file, encoding="utf-8", errors="replace"))
+    except OSError as e:
+      raise UserError(f"cannot read --file {args.file} ({e.strerror}); pass "
+                      f"a text file with one review per line, or - for "
+                      f"stdin") from e
+    with stream:
+      texts += [line.rstrip("\n") for line in stream if line.strip()]
+  if not texts:
+    raise UserError("no texts given; pass them as arguments, or --file PATH "
+                    "(one review per line; - reads stdin)")
+  return texts
+
+
 def main(argv: list[str]) -> None:
-  import argparse  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(description="Sentiment of your own text.")
+  parser = argparse.ArgumentParser(
+      description="Sentiment of your own text, from a run.py workdir.")
   parser.add_argument("--workdir", required=True, help="a run.py workdir")
-  parser.add_argument("texts", nargs="+", help="reviews to classify")
+  parser.add_argument("--file", help="read texts from this file, one per "
+                      "line ('-': stdin)")
+  parser.add_argument("--json", action="store_true",
+                      help="one JSON object per text")
+  parser.add_argument("texts", nargs="*", help="reviews to classify")
   args = parser.parse_args(argv)
   try:
-    predict = load_predictor(args.workdir)
+    texts = _read_texts(args)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      predict = load_predictor(args.workdir)
   except UserError as e:
     sys.exit(f"error: {e}")
-  for text, p in zip(args.texts, predict(args.texts)):
+  probabilities = predict(texts)
+  for text, p, (words, unknown) in zip(texts, probabilities,
+                                       word_counts(texts, predict.vocabulary)):
     label = "positive" if p > 0.5 else "negative"
-    print(f"{p:.3f}  {label:<8}  {text}")
+    if words == unknown:
+      print(f"warning: none of the {words} word(s) of {_short(text)!r} is in "
+            f"the vocabulary; its score means nothing", file=sys.stderr)
+    if args.json:
+      print(json.dumps({"text": text, "probability_positive": float(p),
+                        "label": label, "words": words,
+                        "unknown_words": unknown}))
+    else:
+      print(f"{p:.3f}  {label:<8}  {_short(text)}"
+            + (f"  ({unknown}/{words} words unknown)" if unknown else ""))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,17 @@ LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 
 
+def matmul(a: Array, b: Array, dtype=None) -> Array:
+  """a @ b with operands in `dtype` (None: as given), accumulated and
+  returned in float32. With dtype=bfloat16 this is the mixed-precision
+  policy of the whole recurrence: bf16 matmul operands, float32 carries,
+  gate math, stored residuals and gradients (no bf16 dynamic-update-slices
+  or per-step converts of the carries inside the loops)."""
+  if dtype is not None:
+    a, b = a.astype(dtype), b.astype(dtype)
+  return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Cell:
   num_carries: int
@@ -168,23 +179,33 @@ def _at(buffers, t):
       lambda b: jax.lax.dynamic_index_in_dim(b, t, 0, keepdims=False), buffers)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6, 7, 8))
 def _run(cell: _Cell, carry0: Carry, projected: Array, w_h: Array,
-         b_h: Array, mask: Array | None, unroll: int) -> Carry:
+         b_h: Array, mask: Array | None, unroll: int, dtype,
+         with_states: bool):
   """Final carry after running `cell` over projected [seq_len, batch, G];
-  mask [seq_len, batch] or None."""
-  return _forward(cell, carry0, projected, w_h, b_h, mask, unroll)[0]
+  mask [seq_len, batch] or None; `dtype` of the recurrent matmul operands.
+  With `with_states`: (final carry, hidden state after every step
+  [seq_len, batch, hidden]); steps that are padding in every row of the
+  batch are skipped, and their entries left zero."""
+  final, (_, stored) = _forward(cell, carry0, projected, w_h, b_h, mask,
+                                unroll, dtype, with_states)
+  return (final, stored[1]) if with_states else final
 
 
-def _forward(cell, carry0, projected, w_h, b_h, mask, unroll):
-  """(final carry, (residuals, h_prev) per step [seq_len, ...])."""
+def _forward(cell, carry0, projected, w_h, b_h, mask, unroll, dtype,
+             with_states):
+  """(final carry, (residuals, (h_prev, [h_new])) per step [seq_len, ...])."""
   length = projected.shape[0]
+  w_h_compute = w_h.astype(dtype)  # cast once, outside the loop
 
   def cell_step(carry, x_t, m_t):
-    new, residuals = cell.forward(carry, x_t, carry[-1] @ w_h + b_h)
+    new, residuals = cell.forward(carry, x_t,
+                                  matmul(carry[-1], w_h_compute, dtype) + b_h)
     if m_t is not None:
       new = _keep(m_t, new, carry)
-    return new, (residuals, carry[-1])
+    hs = (carry[-1], new[-1]) if with_states else (carry[-1],)
+    return new, (residuals, hs)
 
   def step(t, state):
     carry, stored = state
@@ -195,35 +216,41 @@ def _forward(cell, carry0, projected, w_h, b_h, mask, unroll):
   example = jax.eval_shape(cell_step, carry0, projected[0],
                            None if mask is None else mask[0])[1]
   start, stop = _active_steps(mask, length)
-  return _loop(start, stop, step, (carry0, _zeros_per_step(example, length)),
-               unroll)
+  final, (residuals, hs) = _loop(
+      start, stop, step, (carry0, _zeros_per_step(example, length)), unroll)
+  return final, (residuals, hs)
 
 
-def _run_fwd(cell, carry0, projected, w_h, b_h, mask, unroll):
-  final, (residuals, h_prev) = _forward(cell, carry0, projected, w_h, b_h,
-                                        mask, unroll)
-  return final, (residuals, h_prev, w_h, mask)
+def _run_fwd(cell, carry0, projected, w_h, b_h, mask, unroll, dtype,
+             with_states):
+  final, (residuals, hs) = _forward(cell, carry0, projected, w_h, b_h, mask,
+                                    unroll, dtype, with_states)
+  out = (final, hs[1]) if with_states else final
+  return out, (residuals, hs[0], w_h, mask)
 
 
-def _run_bwd(cell, unroll, saved, d_final):
+def _run_bwd(cell, unroll, dtype, with_states, saved, d_out):
   residuals, h_prev, w_h, mask = saved
-  w_h_t = w_h.T
+  d_final, d_states = d_out if with_states else (d_out, None)
+  w_h_t = w_h.T.astype(dtype)
   length = h_prev.shape[0]
 
   def cell_step(d_carry, res_t, m_t):
     d_new = d_carry
     if m_t is not None:
-      keep = (m_t[:, None] > 0).astype(w_h.dtype)
+      keep = (m_t[:, None] > 0).astype(d_carry[0].dtype)
       d_new = tuple(d * keep for d in d_carry)
     d_prev, d_x, d_hh = cell.backward(res_t, d_new)
     d_hh_joined = jnp.concatenate(d_x if d_hh is None else d_hh, axis=-1)
-    d_prev = d_prev[:-1] + (d_prev[-1] + d_hh_joined @ w_h_t,)
+    d_prev = d_prev[:-1] + (d_prev[-1] + matmul(d_hh_joined, w_h_t, dtype),)
     if m_t is not None:
       d_prev = tuple(p + d * (1.0 - keep) for p, d in zip(d_prev, d_carry))
     return d_prev, (d_x, d_hh)
 
   def step(t, state):
     d_carry, stored = state
+    if d_states is not None:  # the state output at t is the new carry's h
+      d_carry = d_carry[:-1] + (d_carry[-1] + _at(d_states, t),)
     d_prev, grads = cell_step(d_carry, _at(residuals, t),
                               None if mask is None else _at(mask, t))
     return d_prev, _put(stored, t, grads)
@@ -238,9 +265,10 @@ def _run_bwd(cell, unroll, saved, d_final):
   d_hhs = d_projected if d_hhs is None else jnp.concatenate(d_hhs, axis=-1)
   # One [hidden, seq_len*batch] @ [seq_len*batch, G] matmul; as dot_general on
   # 2-D views it ran 2.5x faster than einsum("tbh,tbg->hg") on CPU.
-  d_w_h = jax.lax.dot_general(h_prev.reshape(-1, h_prev.shape[-1]),
-                              d_hhs.reshape(-1, d_hhs.shape[-1]),
-                              (((0,), (0,)), ((), ())))
+  d_w_h = jax.lax.dot_general(
+      h_prev.reshape(-1, h_prev.shape[-1]).astype(dtype),
+      d_hhs.reshape(-1, d_hhs.shape[-1]).astype(dtype),
+      (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
   d_b_h = jnp.sum(d_hhs, axis=(0, 1))
   return (d_carry0, d_projected, d_w_h, d_b_h,
           None if mask is None else jnp.zeros_like(mask))
@@ -264,7 +292,8 @@ def _concat(params: Params, names: list[str], leaf: str, dtype) -> Array:
 
 
 def fused_weights(cell: str, params: Params, dtype=jnp.float32) -> Weights:
-  """The fused matrices of a `nn.SimpleCell`/`LSTMCell`/`GRUCell` param dict."""
+  """The fused matrices of a `nn.SimpleCell`/`LSTMCell`/`GRUCell` param dict,
+  in `dtype` (keep float32 and pass a matmul dtype for mixed precision)."""
   if cell == "rnn":
     w_h = params["h"]["kernel"].astype(dtype)
     return Weights(params["i"]["kernel"].astype(dtype),
@@ -289,19 +318,42 @@ def fused_weights(cell: str, params: Params, dtype=jnp.float32) -> Weights:
 CELLS = {"rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
 
 
+def run_projected(cell: str, weights: Weights, projected: Array,
+                  mask: Array | None = None, *, unroll: int = 1, dtype=None,
+                  with_states: bool = False, reverse: bool = False):
+  """Runs `cell` over projected inputs [seq_len, batch, G] (x_t @ w_i + b_i
+  for every step) with optional mask [seq_len, batch] (0 = padding: the
+  state is left untouched). Returns the last hidden state [batch, hidden],
+  float32, and with `with_states` also the hidden state after every step
+  [seq_len, batch, hidden] (entries of steps that are padding in every row
+  stay zero). `reverse`: from the last step to the first (the backward
+  direction of a bidirectional layer; with a mask it starts at each row's
+  last real step); states are returned in the original order. `dtype`: of
+  the recurrent matmul operands (None: the weights' own)."""
+  spec = CELLS[cell]
+  projected = projected.astype(jnp.float32)
+  if reverse:
+    projected = projected[::-1]
+    mask = None if mask is None else mask[::-1]
+  zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]), jnp.float32)
+  if mask is not None:
+    mask = mask.astype(jnp.float32)
+  out = _run(spec, (zeros,) * spec.num_carries, projected,
+             weights.w_h.astype(jnp.float32),
+             weights.b_h.astype(jnp.float32), mask, unroll,
+             jnp.dtype(dtype or weights.w_h.dtype), with_states)
+  if not with_states:
+    return out[-1]
+  final, states = out
+  return final[-1], (states[::-1] if reverse else states)
+
+
 def last_hidden_from_projected(cell: str, weights: Weights, projected: Array,
                                mask: Array | None = None, *,
-                               unroll: int = 1) -> Array:
-  """Runs `cell` over projected inputs [seq_len, batch, G] (x_t @ w_i + b_i
-  for every step) with optional mask [seq_len, batch]; returns the last
-  hidden state [batch, hidden]."""
-  spec = CELLS[cell]
-  zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]),
-                    projected.dtype)
-  if mask is not None:
-    mask = mask.astype(projected.dtype)
-  return _run(spec, (zeros,) * spec.num_carries, projected, weights.w_h,
-              weights.b_h, mask, unroll)[-1]
+                               unroll: int = 1, dtype=None) -> Array:
+  """The last hidden state [batch, hidden] of `run_projected`."""
+  return run_projected(cell, weights, projected, mask, unroll=unroll,
+                       dtype=dtype)
 
 
 def last_hidden(cell: str, params: Params, inputs: Array,
@@ -309,9 +361,11 @@ def last_hidden(cell: str, params: Params, inputs: Array,
                 dtype=jnp.float32) -> Array:
   """`nn.RNN(cell)` over `inputs` [batch, seq_len, in] with optional `mask`
   [batch, seq_len] (False = padding: the state is left untouched), from the
-  stock cell's param dict; returns the last hidden state [batch, hidden]."""
-  weights = fused_weights(cell, params, dtype)
-  projected = jnp.swapaxes(inputs, 0, 1).astype(dtype) @ weights.w_i + weights.b_i
+  stock cell's param dict; returns the last hidden state [batch, hidden].
+  `dtype`: of the matmul operands (carries and gate math stay float32)."""
+  weights = fused_weights(cell, params)
+  projected = matmul(jnp.swapaxes(inputs, 0, 1), weights.w_i,
+                     dtype) + weights.b_i
   return last_hidden_from_projected(
       cell, weights, projected, None if mask is None else mask.T,
-      unroll=unroll)
+      unroll=unroll, dtype=dtype)

@@ -5,9 +5,15 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from configs import default
+
+# Equivalence tests compare float32 results at ~1e-5. On GPUs JAX's default
+# float32 matmul precision is TF32 (~1e-3 relative), so pin full precision
+# for every in-process test; runs in subprocesses use JAX_PLATFORMS=cpu.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 REPO = pathlib.Path(__file__).parents[1]
 REAL_DATA_DIR = os.environ.get("TFDS_DATA_DIR", str(REPO.parent / "shared" /

@@ -19,7 +19,8 @@ POSITIVE = "great good wonderful superb loved brilliant fun".split()
 NEGATIVE = "bad awful boring terrible hated worst dull".split()
 
 
-def fake_records(num_examples: int, seed: int) -> list[dict]:
+def fake_records(num_examples: int, seed: int,
+                 unlabeled: bool = False) -> list[dict]:
   rng = np.random.default_rng(seed)
   records = []
   for i in range(num_examples):
@@ -29,15 +30,17 @@ def fake_records(num_examples: int, seed: int) -> list[dict]:
     words = [mood[rng.integers(len(mood))] if rng.random() < 0.25
              else NEUTRAL[rng.integers(len(NEUTRAL))] for _ in range(length)]
     text = " ".join(words).capitalize() + ".<br /><br />The end."
-    records.append({"text": text.encode(), "label": label})
+    records.append({"text": text.encode(), "label": -1 if unlabeled else label})
   return records
 
 
 @contextlib.contextmanager
 def mock_imdb(num_train: int = 256, num_test: int = 128):
-  """Within the block, tfds serves fake imdb_reviews train/test splits."""
+  """Within the block, tfds serves fake imdb_reviews train/test splits (and
+  an unlabeled one as large as train)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  sizes = {"train": (num_train, 0), "test": (num_test, 1)}
+  sizes = {"train": (num_train, 0), "test": (num_test, 1),
+           "unsupervised": (num_train, 2, True)}
 
   def data_source(unused_builder, split, **unused_kwargs):
     return fake_records(*sizes[split])

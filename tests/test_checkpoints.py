@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import predict, train
+from flax_sentiment import loop, predict
 from flax_sentiment.errors import ConfigError
 from tests.conftest import run_fake, tiny_config, tiny_flags
 
@@ -153,14 +153,14 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference,
 
 def test_workdir_of_another_config_is_refused(fake_imdb, tmp_path):
   config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
-  train.train_and_evaluate(config, tmp_path / "run")
+  loop.train_and_evaluate(config, tmp_path / "run")
   before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
             if p.is_file()}
   other = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1,
                       cell="rnn", hidden_dim=16)
   with pytest.raises(ConfigError, match=r"cell: 'lstm' in the workdir, 'rnn' "
                      r"now; hidden_dim: 8 in the workdir, 16 now"):
-    train.train_and_evaluate(other, tmp_path / "run")
+    loop.train_and_evaluate(other, tmp_path / "run")
   after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
            if p.is_file()}
   assert before == after
@@ -169,14 +169,14 @@ def test_workdir_of_another_config_is_refused(fake_imdb, tmp_path):
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(fake_imdb,
                                                                  tmp_path):
   config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
-  train.train_and_evaluate(config, tmp_path / "run")
+  loop.train_and_evaluate(config, tmp_path / "run")
   _, _, good_state, _ = predict.load_trained_state(tmp_path / "run")
   absurd = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=2,
                        learning_rate=1e38)
-  with pytest.raises(train.NonFiniteLossError,
+  with pytest.raises(loop.NonFiniteLossError,
                      match=r"became (nan|inf) at epoch 2, step 3\d; stopped "
                      r"without saving\. The last good checkpoint \(step 32\)"):
-    train.train_and_evaluate(absurd, tmp_path / "run")
+    loop.train_and_evaluate(absurd, tmp_path / "run")
   _, _, state, meta = predict.load_trained_state(tmp_path / "run")
   assert meta["epoch"] == 1 and meta["step"] == 32
   for a, b in zip(jax.tree.leaves(state.params),

@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from flax_sentiment import models
@@ -50,3 +51,52 @@ def test_summary_lists_layers_with_keras_shapes():
   assert "embedding (Embed)            (None, 512, 256)          2,560,000" in text
   assert "rnn (SimpleCell)             (None, 128)               49,280" in text
   assert "dense (Dense)                (None, 1)                 129" in text
+
+
+def test_unroll_zero_picks_the_backend_default():
+  assert models.resolve_unroll(0, False, "gpu") == models.AUTO_UNROLL["gpu"] > 1
+  assert models.resolve_unroll(0, True, "gpu") == 1  # masked: dynamic bounds
+  assert models.resolve_unroll(0, False, "cpu") == 1
+  assert models.resolve_unroll(3, False, "cpu") == 3
+
+
+@pytest.mark.parametrize("cell", list(models.CELLS))
+def test_gpu_default_unroll_gives_the_same_logits_and_gradients(cell):
+  """The GPU default unroll, on 11 steps (not a multiple of it)."""
+  tokens = jax.random.randint(jax.random.key(1), (3, 11), 0, 50)
+  model = models.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
+                                     hidden_dim=5)
+  unrolled = model.clone(unroll=models.AUTO_UNROLL["gpu"])
+  params = init_params(model, seq_len=11)
+
+  def loss(m):
+    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens)))
+  np.testing.assert_allclose(unrolled.apply({"params": params}, tokens),
+                             model.apply({"params": params}, tokens),
+                             atol=1e-6, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(jax.grad(loss(unrolled))(params)),
+                  jax.tree.leaves(jax.grad(loss(model))(params))):
+    np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", list(models.CELLS))
+def test_bfloat16_matmuls_with_float32_state_stay_close_to_float32(cell):
+  """dtype=bfloat16: matmul operands bf16, carries and gate math float32;
+  logits and gradients within bf16 rounding of the float32 model's, and a
+  wrong policy (e.g. state rounded to bf16 each step) would drift more."""
+  tokens = jax.random.randint(jax.random.key(1), (8, 40), 0, 200)
+  model = models.SentimentClassifier(cell=cell, num_words=200, embed_dim=16,
+                                     hidden_dim=16)
+  bf16 = model.clone(dtype=jnp.bfloat16)
+  params = init_params(model, seq_len=40)
+
+  def loss(m):
+    return lambda p: jnp.mean(m.apply({"params": p}, tokens) ** 2)
+  low, high = (m.apply({"params": params}, tokens) for m in (bf16, model))
+  assert low.dtype == jnp.float32
+  np.testing.assert_allclose(low, high, atol=3e-2, rtol=3e-2)
+  g_low, g_high = (jax.grad(loss(m))(params) for m in (bf16, model))
+  assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(g_low))
+  for a, b in zip(jax.tree.leaves(g_low), jax.tree.leaves(g_high)):
+    scale = float(jnp.max(jnp.abs(b))) + 1e-6
+    assert float(jnp.max(jnp.abs(a - b))) <= 5e-2 * scale

@@ -1,9 +1,11 @@
 import ast
 import json
 
-import nbformat
+import pytest
 
 from tests.conftest import REPO
+
+nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
 

@@ -53,6 +53,16 @@ def test_eight_devices_match_one_device(single_device, tmp_path):
   assert_close(params_and_losses(tmp_path / "run"), single_device)
 
 
+def test_eval_batch_not_divisible_by_devices_gives_the_same_metrics(
+    single_device, tmp_path):
+  """eval_batch_size=13 on 8 devices: rounded up to 16 with weight-0 rows;
+  test metrics (and everything else) as on one device."""
+  out = finished(run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache",
+                                     eval_batch_size=13), env=EIGHT_DEVICES))
+  assert "8 device(s)" in out
+  assert_close(params_and_losses(tmp_path / "run"), single_device)
+
+
 def test_batch_not_divisible_by_devices_is_refused_before_compiling(tmp_path):
   proc = run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache",
                              batch_size=12), env=EIGHT_DEVICES)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import batching, checkpoints, models, predict, train
+from flax_sentiment import batching, checkpoints, loop, models, predict, train
 from tests.conftest import tiny_config
 
 
@@ -156,7 +156,7 @@ def test_training_with_distinct_ids_equals_training_without(
   for on in (True, False):
     config = tiny_config(project_distinct_words=on,
                          cache_dir=str(tmp_path / "cache"))
-    histories.append(train.train_and_evaluate(config, tmp_path / str(on)))
+    histories.append(loop.train_and_evaluate(config, tmp_path / str(on)))
     params.append(predict.load_trained_state(tmp_path / str(on))[2].params)
     calls.append(len(used))
   # Fake reviews use ~30 words of the 64: every chunk (train and test) took
@@ -178,7 +178,7 @@ def test_length_buckets_train_and_resume_exactly(fake_imdb, tmp_path,
   config = tiny_config(seq_len=48, length_buckets=3, padding="post",
                        mask_padding=True, num_epochs=3,
                        cache_dir=str(tmp_path / "cache"))
-  whole = train.train_and_evaluate(config, tmp_path / "whole")
+  whole = loop.train_and_evaluate(config, tmp_path / "whole")
   assert whole[-1]["train_loss"] < whole[0]["train_loss"]
 
   save = checkpoints.Checkpoints.save
@@ -187,10 +187,10 @@ def test_length_buckets_train_and_resume_exactly(fake_imdb, tmp_path,
     if meta["epoch"] == 1 and meta["chunk"] > 0:
       os.kill(os.getpid(), signal.SIGTERM)  # mid-epoch 2
   monkeypatch.setattr(checkpoints.Checkpoints, "save", save_then_stop)
-  with pytest.raises(train.Interrupted):
-    train.train_and_evaluate(config, tmp_path / "split")
+  with pytest.raises(loop.Interrupted):
+    loop.train_and_evaluate(config, tmp_path / "split")
   monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
-  resumed = train.train_and_evaluate(config, tmp_path / "split")
+  resumed = loop.train_and_evaluate(config, tmp_path / "split")
 
   timings = {"epoch_seconds", "train_examples_per_second", "compile_seconds",
              "eval_seconds"}
