@@ -14,15 +14,15 @@ nvidia-smi -L > "$OUT/nvidia.txt" 2>&1
 python3 -c "import jax, flax, optax, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'torch', torch.__version__, jax.devices())" \
   > "$OUT/versions.txt" 2>&1
 start=$SECONDS
-timeout "${TEST_S:-100}" python3 -m pytest -q -p no:cacheprovider \
-  tests/test_recurrence.py tests/test_models.py tests/test_model_options.py \
-  > "$OUT/pytest_gpu.txt" 2>&1
-echo "pytest rc=$? ${SECONDS}s" >> "$OUT/pytest_gpu.txt"
 timeout "${BENCH_S:-180}" python3 benchmarks/benchmark.py \
   --frameworks "${FRAMEWORKS:-flax,flax_unroll1,flax_bf16,torch}" --steps 64 \
   --out "$OUT/benchmark.jsonl" > "$OUT/benchmark.txt" 2>&1
 echo "benchmark rc=$? ${SECONDS}s" >> "$OUT/benchmark.txt"
-for dtype in float32 bfloat16; do
+timeout "${TEST_S:-100}" python3 -m pytest -q -p no:cacheprovider \
+  ${TESTS:-tests/test_recurrence.py tests/test_models.py tests/test_model_options.py} \
+  > "$OUT/pytest_gpu.txt" 2>&1
+echo "pytest rc=$? ${SECONDS}s" >> "$OUT/pytest_gpu.txt"
+for dtype in ${DTYPES-float32 bfloat16}; do
   timeout "${RUN_S:-125}" python3 run.py --config configs/lstm.py \
     --config.seq_len=512 --config.dtype=$dtype --config.progress=False \
     --workdir "$OUT/lstm512_$dtype" > "$OUT/run_$dtype.txt" 2>&1

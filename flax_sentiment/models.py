@@ -91,7 +91,8 @@ class SentimentClassifier(nn.Module):
       path supports masking only for padding at the end (`seq_lengths`).
     unroll: time steps unrolled per loop iteration (hoisted path, without
       masking: masked loops skip all-padding steps, a dynamic length).
-    dtype: matmul operand dtype; parameters, carries, gate math stay float32.
+    dtype: matmul operand dtype of the hoisted path; parameters, carries,
+      gate math stay float32 (the stock path computes in float32).
     bidirectional: a second recurrence per layer from the last real token
       back to the first (needs mask_padding).
     num_layers: stacked recurrent layers.
@@ -155,7 +156,10 @@ class SentimentClassifier(nn.Module):
     return kept.astype(jnp.float32) / (1.0 - rate)
 
   def _cell(self) -> nn.Module:
-    return CELLS[self.cell](self.hidden_dim, dtype=self.dtype, parent=None)
+    # float32: nn.RNN's carries must keep their (float32) initial dtype; the
+    # stock path computes in float32 whatever `dtype` (newer Flax cells
+    # return carries in `dtype`, which lax.scan refuses).
+    return CELLS[self.cell](self.hidden_dim, dtype=jnp.float32, parent=None)
 
   def _stock(self, tokens, embed, keep, deterministic) -> jax.Array:
     """nn.RNN over the stock cells (and at init: creates the parameters)."""
