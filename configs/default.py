@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.steps_per_call = 32      # train steps per compiled call (lax.scan)
   config.eval_batch_size = 500     # rounded up to a multiple of the devices
   config.validation_examples = 0   # >0: hold out this many train reviews
+  config.validation_seed = 0      # which ones (fixed across seeds)
   config.early_stopping_patience = 0  # >0: stop after N epochs w/o val gain
   # Speed knobs (results do not depend on them beyond float rounding).
   config.implementation = "hoisted"  # hoisted | stock (nn.RNN + Flax cell)

@@ -12,7 +12,8 @@ POSITIVE_INTS = ("seq_len", "num_words", "embed_dim", "hidden_dim",
                  "batch_size", "num_epochs", "steps_per_call",
                  "eval_batch_size", "checkpoint_every_steps",
                  "keep_checkpoints", "num_layers")
-NON_NEGATIVE_INTS = ("validation_examples", "early_stopping_patience",
+NON_NEGATIVE_INTS = ("validation_examples", "validation_seed",
+                     "early_stopping_patience",
                      "unroll", "warmup_steps")
 OPTIONAL_POSITIVE_INTS = ("max_train_examples", "max_test_examples",
                           "num_processes")
@@ -73,6 +74,8 @@ FIELD_HELP = {
                        "device count",
     "validation_examples": ">0: hold out this many train reviews for "
                            "validation (model selection, early stopping)",
+    "validation_seed": "seed of the validation split (kept fixed when "
+                       "`seed` varies, so seeds share it)",
     "early_stopping_patience": ">0: stop when validation accuracy has not "
                                "improved for this many epochs",
     "implementation": "recurrence: hoisted (fast) | stock (nn.RNN)",

@@ -262,8 +262,10 @@ def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
 def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
   """(train ids, validation ids) of the train split: `max_train_examples`
   (seeded, label-balanced) if set, then `validation_examples` of those
-  (seeded, label-balanced) held out. The validation ids depend on the seed
-  and sizes only, never on the test split."""
+  (seeded by `validation_seed`, label-balanced) held out. The validation
+  ids depend on those seeds and sizes only, never on the test split; with a
+  fixed `validation_seed`, runs of several seeds share one validation split
+  (and so one set of pretrained word vectors)."""
   train = balanced_subset(labels, config.max_train_examples, config.seed)
   size = config.get("validation_examples", 0) or 0
   if not size:
@@ -273,7 +275,8 @@ def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
         f"config.validation_examples={size} leaves no reviews to train on "
         f"({len(train):,} train reviews); use fewer, e.g. "
         f"--config.validation_examples={max(1, len(train) // 10)}")
-  held = train[balanced_subset(labels[train], size, config.seed + 2)]
+  held = train[balanced_subset(labels[train], size,
+                              config.get("validation_seed", 0) + 2)]
   return np.setdiff1d(train, held), held
 
 

@@ -203,6 +203,13 @@ def epoch_line(record: dict, num_epochs: int) -> str:
   return "  ".join(parts)
 
 
+def should_stop_early(epochs_done: int, best_epoch: int,
+                      patience: int) -> bool:
+  """True once `patience` epochs have passed without a new best validation
+  accuracy (patience 0: never)."""
+  return bool(patience) and epochs_done - best_epoch >= patience
+
+
 def selected_epoch(history: list[dict], best_epoch: int) -> tuple[int, str]:
   """The epoch whose test metrics a run reports, and how it was chosen:
   the best on validation if there is a validation split, else the last."""
@@ -347,9 +354,8 @@ class Loop:
                       progress.history[best - 1]["validation_accuracy"]):
         progress.best_epoch = epoch + 1
         self.best.save(progress.step, self.state, {"epoch": epoch + 1})
-      patience = config.early_stopping_patience
-      if patience and epoch + 1 - progress.best_epoch >= patience:
-        progress.stopped_early = True
+      progress.stopped_early = should_stop_early(
+          epoch + 1, progress.best_epoch, config.early_stopping_patience)
     self.progress = progress
     self.save()
     if self.primary:

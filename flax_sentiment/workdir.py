@@ -22,7 +22,7 @@ RESUME_FIELDS = ("cell", "num_words", "embed_dim", "hidden_dim", "dtype",
                  "seq_len", "padding", "truncating", "mask_padding",
                  "length_buckets", "max_train_examples", "batch_size",
                  "seed", "steps_per_call", "validation_examples",
-                 "bidirectional", "num_layers", "pooling",
+                 "validation_seed", "bidirectional", "num_layers", "pooling",
                  "vocabulary_splits", "pretrained_embeddings")
 
 

@@ -31,7 +31,7 @@ def params_of(model, tokens=TOKENS):
 
 
 @pytest.mark.parametrize(
-    "cell,options", [("lstm", o) for o in OPTIONS[:-1]]
+    "cell,options", [("lstm", o) for o in OPTIONS[:2]]
     + [(c, OPTIONS[-1]) for c in models.CELLS], ids=str)
 def test_hoisted_equals_stock_forward_and_gradients(cell, options):
   model = small_model(cell, **options)
@@ -48,7 +48,7 @@ def test_hoisted_equals_stock_forward_and_gradients(cell, options):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("options", OPTIONS[::2], ids=str)
 def test_each_review_alone_and_padding_on_either_side_agree(options):
   """Padding never reaches the result: each review alone, the post-padded
   batch and the pre-padded batch give the same logits. (A backward
