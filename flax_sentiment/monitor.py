@@ -49,7 +49,7 @@ class EpochProgress:
 
   def __init__(self, console: Console, label: str, total: int, done: int):
     self.console, self.label, self.total = console, label, total
-    self.done = done
+    self.done = self.start_done = done
     self.sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
     self.start = self.last_line = time.perf_counter()
     self.bar = None
@@ -75,7 +75,7 @@ class EpochProgress:
     if (self.console.enabled and self.done < self.total
         and now - self.last_line >= self.console.every_seconds):
       self.last_line = now
-      rate = (self.done - 0) / max(now - self.start, 1e-9)
+      rate = (self.done - self.start_done) / max(now - self.start, 1e-9)
       eta = (self.total - self.done) / max(rate, 1e-9)
       self.console.say(f"  {self.label}: {self.done:,}/{self.total:,} reviews"
                        f"  {rate:.0f} ex/s  ETA {eta:.0f}s  "
