@@ -441,7 +441,12 @@ def _prepare(config, workdir: pathlib.Path, console: monitor.Console):
 def _report_start(loop: Loop, console: monitor.Console) -> None:
   progress, config = loop.progress, loop.config
   if progress.step or progress.epoch:
-    if loop.finished():
+    if progress.stopped_early:
+      console.say(f"This workdir's run stopped early after {progress.epoch} "
+                  f"epoch(s) (no validation gain since epoch "
+                  f"{progress.best_epoch}); nothing to train. Pass a new "
+                  f"--workdir to start again.")
+    elif loop.finished():
       console.say(f"This workdir's run is already finished ({progress.epoch} "
                   f"epoch(s), step {progress.step}); nothing to train. Pass "
                   f"a larger --config.num_epochs to train on, or a new "

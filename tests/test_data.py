@@ -145,3 +145,33 @@ def test_real_data_reads_both_splits(real_data_dir, tmp_path):
   short = np.flatnonzero(imdb.train.lengths < 64)
   assert len(short) and np.all(imdb.train.tokens[short, -1] != 0)
   assert np.all(imdb.train.tokens[short, 0] == 0)
+
+
+def test_unlabeled_text_in_vocabulary_and_pretraining_never_test_or_validation(
+    fake_imdb, tmp_path, monkeypatch):
+  texts = {"train": [b"good good movie", b"bad movie", b"fine plot",
+                     b"held out words", b"dull film", b"nice cast"],
+           "test": [b"zebra zebra zebra movie", b"zebra good"],
+           "unsupervised": [b"quokka film film", b"quokka"]}
+  labels = {"train": np.array([1, 0, 1, 0, 1, 0], np.int32),
+            "test": np.array([1, 0], np.int32),
+            "unsupervised": np.array([-1, -1], np.int32)}
+  monkeypatch.setattr(data, "read_split",
+                      lambda _, split: (texts[split], labels[split]))
+  config = tiny_config(cache_dir=str(tmp_path), seq_len=4,
+                       vocabulary_splits="train+unsupervised",
+                       pretrained_embeddings="word2vec",
+                       validation_examples=2)
+  imdb = data.load_imdb(config)
+  assert "quokka" in imdb.vocabulary and "zebra" not in imdb.vocabulary
+  assert len(imdb.validation) == 2 and len(imdb.train) == 4
+  as_words = lambda ids: [imdb.vocabulary[i - 2] for i in ids if i >= 2]
+  pretraining = [" ".join(as_words(ids)) for ids in imdb.pretraining_ids]
+  held = [" ".join(as_words(row[row > 0])) for row in imdb.validation.tokens]
+  assert len(pretraining) == 4 + 2 and "quokka film film" in pretraining
+  assert not set(held) & set(pretraining)
+  assert "zebra" not in " ".join(pretraining)
+  # The validation split does not depend on the run's seed.
+  other = data.load_imdb(tiny_config(**{**config.to_dict(), "seed": 5}))
+  np.testing.assert_array_equal(other.validation.tokens,
+                                imdb.validation.tokens)
