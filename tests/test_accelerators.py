@@ -77,14 +77,14 @@ def test_every_config_runs_a_few_steps_on_eight_devices(tmp_path):
       from tests.fake_imdb import mock_imdb
       assert jax.device_count() == 8
       results = {{}}
-      with mock_imdb(600, 300):
+      with mock_imdb(320, 160):
         for name in {CONFIGS!r}:
           config = importlib.import_module("configs." + name).get_config()
-          config.update(dict(max_train_examples=600, num_epochs=1,
+          config.update(dict(max_train_examples=320, num_epochs=1,
                              steps_per_call=4, progress=False,
                              cache_dir={str(tmp_path / "cache")!r}))
           if config.validation_examples:
-            config.validation_examples = 100
+            config.validation_examples = 64
           history = loop.train_and_evaluate(config, {str(tmp_path)!r} + "/" + name)
           results[name] = history[-1]["test_accuracy"]
       print("RESULTS", json.dumps(results))
