@@ -24,7 +24,8 @@ CHOICES = {"cell": tuple(CELLS), "padding": PADDING_SIDES,
            "vocabulary_splits": ("train", "train+unsupervised"),
            "pretrained_embeddings": ("none", "word2vec")}
 RATES = ("embed_dropout", "dropout")
-NON_NEGATIVE_FLOATS = ("weight_decay", "clip_grad_norm")
+NON_NEGATIVE_FLOATS = ("weight_decay", "clip_grad_norm",
+                       "progress_every_seconds")
 
 
 # Shown by `run.py --help`, with each field's value in the chosen config.
@@ -97,6 +98,41 @@ def _is_int(value) -> bool:
   return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _check_numbers(config) -> None:
+  """Rates in [0, 1); non-negative floats (0: off)."""
+  for field in RATES:
+    if not _is_number(config[field]) or not 0 <= config[field] < 1:
+      raise ConfigError(f"config.{field}={config[field]!r} must be a "
+                        f"probability in [0, 1)")
+  for field in NON_NEGATIVE_FLOATS:
+    if not _is_number(config[field]) or config[field] < 0:
+      raise ConfigError(f"config.{field}={config[field]!r} must be a number "
+                        f">= 0")
+
+
+def _check_model_options(config) -> None:
+  """Pooling names; bidirectional and max/mean pooling need masking."""
+  parts = config.pooling.split("+") if isinstance(config.pooling, str) else []
+  if (not parts or any(p not in POOLINGS for p in parts)
+      or len(set(parts)) < len(parts)):
+    raise ConfigError(f"config.pooling={config.pooling!r} is not allowed; use "
+                      f"one of {', '.join(POOLINGS)} or several joined by +, "
+                      f"e.g. last+max+mean")
+  if not config.mask_padding and (config.bidirectional
+                                  or set(parts) - {"last"}):
+    what = ("bidirectional=True" if config.bidirectional
+            else f"pooling={config.pooling!r}")
+    raise ConfigError(
+        f"config.{what} needs masked padding (the backward direction must "
+        f"start at each review's last real token, pooling must skip "
+        f"padding); add --config.mask_padding=True")
+
+
 def validate_config(config) -> None:
   """Raises ConfigError naming the first bad field, its value and the fix."""
   for field, allowed in CHOICES.items():
@@ -120,43 +156,15 @@ def validate_config(config) -> None:
     raise ConfigError(
         f"config.early_stopping_patience={config.early_stopping_patience} "
         f"needs a validation split; add --config.validation_examples=2500")
-  for field in RATES:
-    rate = config[field]
-    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-      raise ConfigError(f"config.{field}={rate!r} must be a probability in "
-                        f"[0, 1)")
-  for field in NON_NEGATIVE_FLOATS:
-    value = config[field]
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-        or not math.isfinite(value) or value < 0):
-      raise ConfigError(f"config.{field}={value!r} must be a number >= 0 "
-                        f"(0: off)")
-  parts = config.pooling.split("+") if isinstance(config.pooling, str) else []
-  if not parts or any(p not in POOLINGS for p in parts) or len(set(parts)) < len(parts):
-    raise ConfigError(f"config.pooling={config.pooling!r} is not allowed; use "
-                      f"one of {', '.join(POOLINGS)} or several joined by +, "
-                      f"e.g. last+max+mean")
-  if not config.mask_padding and (config.bidirectional
-                                  or set(parts) - {"last"}):
-    what = ("bidirectional=True" if config.bidirectional
-            else f"pooling={config.pooling!r}")
-    raise ConfigError(
-        f"config.{what} needs masked padding (the backward direction must "
-        f"start at each review's last real token, pooling must skip "
-        f"padding); add --config.mask_padding=True")
-  every = config.progress_every_seconds
-  if (not isinstance(every, (int, float)) or isinstance(every, bool)
-      or not every >= 0):
-    raise ConfigError(f"config.progress_every_seconds={every!r} must be a "
-                      f"number >= 0")
+  _check_numbers(config)
+  _check_model_options(config)
   if config.num_words <= NUM_RESERVED_IDS:
     raise ConfigError(
         f"config.num_words={config.num_words} leaves no room for words: ids "
         f"0 (padding) and 1 (unknown) are reserved; use at least "
         f"{NUM_RESERVED_IDS + 1}")
   rate = config.learning_rate
-  if (not isinstance(rate, (int, float)) or isinstance(rate, bool)
-      or not math.isfinite(rate) or rate <= 0):
+  if not _is_number(rate) or rate <= 0:
     raise ConfigError(f"config.learning_rate={rate!r} must be a finite "
                       f"number > 0, e.g. 1e-3")
   if not _is_int(config.length_buckets) or config.length_buckets < 0:

@@ -73,6 +73,19 @@ BAD_FIELDS = [
     ("length_buckets", -1, "0 (off)"),
     ("keep_checkpoints", 0, "positive integer"),
     ("checkpoint_every_steps", 0, "positive integer"),
+    ("pooling", "max+median", "last, max, mean"),
+    ("pooling", "max", "needs masked padding"),
+    ("bidirectional", True, "needs masked padding"),
+    ("dropout", 1.0, "probability in [0, 1)"),
+    ("embed_dropout", -0.1, "probability in [0, 1)"),
+    ("weight_decay", -1e-4, "number >= 0"),
+    ("clip_grad_norm", math.nan, "number >= 0"),
+    ("lr_schedule", "step", "constant, cosine, linear"),
+    ("pretrained_embeddings", "glove", "none, word2vec"),
+    ("num_layers", 0, "positive integer"),
+    ("validation_examples", -1, "0 (off)"),
+    ("early_stopping_patience", 2, "needs a validation split"),
+    ("progress_every_seconds", -1.0, "number >= 0"),
 ]
 
 
