@@ -242,10 +242,13 @@ class Loop:
         imdb.train.lengths, config.length_buckets, config.seq_len)
     if len(boundaries) > 1:
       self.console.say(f"Length buckets: {boundaries}")
-    self.train_groups = batching.group_by_bucket(imdb.train.lengths,
-                                                 boundaries)
+    groups = batching.group_by_bucket(imdb.train.lengths, boundaries)
     sort_by = (lambda split: split.lengths if config.length_buckets else None)
-    plans = [self.epoch_plan(e) for e in range(config.num_epochs)]
+    # Every epoch's plan, a function of (seed, epoch) alone: known up front.
+    self.plans = [batching.plan_epoch(
+        groups, config.batch_size, config.steps_per_call,
+        batching.epoch_rng(config.seed, epoch), lengths=sort_by(imdb.train))
+                  for epoch in range(config.num_epochs)]
     project = config.project_distinct_words and config.implementation == "hoisted"
     capacities = functools.partial(batching.id_capacities,
                                    num_words=config.num_words, enabled=project)
@@ -255,7 +258,8 @@ class Loop:
          if "distinct_ids" in key else "") + " ...")
     self.run_train = ChunkRunner(
         train.train_chunk, imdb.train, config.batch_size, mesh, True,
-        capacities(imdb.train.tokens, plans), config.num_words, on_compile)
+        capacities(imdb.train.tokens, self.plans), config.num_words,
+        on_compile)
     # Evaluation batches round up to a multiple of the device count; the
     # rows added are weight-0 filler, so the metrics do not change.
     devices = jax.device_count()
@@ -272,13 +276,6 @@ class Loop:
                            config.num_words, on_compile)
       self.eval_sets.append(EvalSet(name, runner, chunks))
 
-  def epoch_plan(self, epoch: int) -> list[batching.Chunk]:
-    config = self.config
-    return batching.plan_epoch(
-        self.train_groups, config.batch_size, config.steps_per_call,
-        batching.epoch_rng(config.seed, epoch),
-        lengths=self.imdb.train.lengths if config.length_buckets else None)
-
   def save(self) -> None:
     if self.last_saved != self.progress.step:
       self.ckpts.save(self.progress.step, self.state, self.progress.to_meta())
@@ -287,7 +284,7 @@ class Loop:
   def train_epoch(self, epoch: int, stop: StopSignals) -> bool:
     """Runs the rest of `epoch`; False if stopped by a signal mid-epoch."""
     config, progress = self.config, self.progress
-    chunks = self.epoch_plan(epoch)
+    chunks = self.plans[epoch]
     done = int(sum(c.weights.sum() for c in chunks[:progress.chunk]))
     bar = self.console.epoch(epoch, config.num_epochs, len(self.imdb.train),
                              done)
