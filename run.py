@@ -11,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from flax_sentiment import loop
+from flax_sentiment import feeding, loop
 from flax_sentiment.config_checks import describe_fields
 from flax_sentiment.errors import UserError
 
@@ -54,6 +54,11 @@ def parse_flags(argv: list[str]) -> list[str]:
              + "; see python run.py --help")
   except (flags.Error, TypeError, ValueError) as e:
     sys.exit(f"error: bad command line: {' '.join(str(e).split())}")
+  if len(rest) > 1:  # e.g. `run.py configs/rnn.py` without --config
+    stray = rest[1]
+    hint = (f"; did you mean --config {stray}?" if stray.endswith(".py")
+            else "; flags start with --, e.g. --config configs/lstm.py")
+    sys.exit(f"error: unexpected argument {stray!r}{hint}")
   if wants_help:
     print(__doc__.strip() + "\n\nflags:\n  --config FILE  config file "
           f"(now {path})\n  --workdir DIR  where the run's files go (default"
@@ -76,7 +81,7 @@ def main(argv):
   config = FLAGS.config
   workdir = FLAGS.workdir or default_workdir(config)
   try:
-    loop.use_compilation_cache(config)
+    feeding.use_compilation_cache(config)
     loop.train_and_evaluate(config, workdir)
   except UserError as e:
     sys.exit(f"error: {e}")

@@ -135,6 +135,16 @@ def _check_model_options(config) -> None:
 
 def validate_config(config) -> None:
   """Raises ConfigError naming the first bad field, its value and the fix."""
+  _check_kinds(config)
+  _check_numbers(config)
+  _check_model_options(config)
+  _check_values(config)
+  _check_data_options(config)
+  _check_processes(config)
+
+
+def _check_kinds(config) -> None:
+  """Choices and integer fields."""
   for field, allowed in CHOICES.items():
     if config[field] not in allowed:
       raise ConfigError(f"config.{field}={config[field]!r} is not allowed; "
@@ -156,8 +166,10 @@ def validate_config(config) -> None:
     raise ConfigError(
         f"config.early_stopping_patience={config.early_stopping_patience} "
         f"needs a validation split; add --config.validation_examples=2500")
-  _check_numbers(config)
-  _check_model_options(config)
+
+
+def _check_values(config) -> None:
+  """num_words, learning_rate and seed."""
   if config.num_words <= NUM_RESERVED_IDS:
     raise ConfigError(
         f"config.num_words={config.num_words} leaves no room for words: ids "
@@ -167,6 +179,12 @@ def validate_config(config) -> None:
   if not _is_number(rate) or rate <= 0:
     raise ConfigError(f"config.learning_rate={rate!r} must be a finite "
                       f"number > 0, e.g. 1e-3")
+  if config.seed is None or not _is_int(config.seed) or config.seed < 0:
+    raise ConfigError(f"config.seed={config.seed!r} must be an integer >= 0")
+
+
+def _check_data_options(config) -> None:
+  """Length buckets and masking, and what each implementation supports."""
   if not _is_int(config.length_buckets) or config.length_buckets < 0:
     raise ConfigError(f"config.length_buckets={config.length_buckets!r} must "
                       f"be 0 (off) or a positive number of buckets")
@@ -190,8 +208,9 @@ def validate_config(config) -> None:
         f"mask_padding=True the loops skip the steps that are padding in "
         f"every row, so their length is not known when compiling; use "
         f"--config.unroll=1")
-  if config.seed is None or not _is_int(config.seed) or config.seed < 0:
-    raise ConfigError(f"config.seed={config.seed!r} must be an integer >= 0")
+
+
+def _check_processes(config) -> None:
   if config.num_processes is not None and config.num_processes > 1:
     if config.coordinator_address is None or config.process_id is None:
       raise ConfigError(

@@ -122,7 +122,9 @@ class ImdbData:
 
 def _data_source(config):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = tfds.builder(DATASET, data_dir=config.data_dir)
+  from flax_sentiment.monitor import quiet_library  # pylint: disable=g-import-not-at-top
+  with quiet_library():  # no tfds log line before our own message
+    builder = tfds.builder(DATASET, data_dir=config.data_dir)
   if not builder.is_prepared():
     looked_in = builder.data_dir
     fix = ("Point --config.data_dir (or the TFDS_DATA_DIR environment "
@@ -302,10 +304,11 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
       pretraining_ids=pretraining)
 
 
-def save_vocabulary(vocabulary: Sequence[str], path: pathlib.Path) -> None:
-  path.write_text(json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID,
-                              "first_word_id": NUM_RESERVED_IDS,
-                              "words": list(vocabulary)}))
+def vocabulary_json(vocabulary: Sequence[str]) -> str:
+  """The text of a workdir's vocab.json."""
+  return json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID,
+                     "first_word_id": NUM_RESERVED_IDS,
+                     "words": list(vocabulary)})
 
 
 def load_vocabulary(path: pathlib.Path) -> list[str]:

@@ -7,39 +7,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flax_sentiment import recurrence
+from flax_sentiment import embedding, recurrence
 
 CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 IMPLEMENTATIONS = ("hoisted", "stock")
-
-
-@jax.custom_vjp
-def _listed_rows(table: jax.Array, ids: jax.Array,
-                 position: jax.Array) -> jax.Array:
-  """table[ids] [num_ids, embed], where position [num_words] gives for each
-  listed id a place it has in `ids`.
-
-  Its gradient with respect to the table is gathered rather than scattered:
-  row v is d_rows[position[v]] if v is listed (else 0), with no zero-filled
-  [num_words, embed] buffer to scatter into first; XLA fuses it into the
-  optimizer update (LSTM-64: 5-7% faster per step, measured). Exact when
-  only that place of a listed id receives gradient, as in `_hoisted`.
-  """
-  return jnp.take(table, ids, axis=0)
-
-
-def _listed_rows_fwd(table, ids, position):
-  return jnp.take(table, ids, axis=0), (ids, position)
-
-
-def _listed_rows_bwd(saved, d_rows):
-  ids, position = saved
-  listed = jnp.take(ids, position) == jnp.arange(position.shape[0])
-  d_table = jnp.where(listed[:, None], jnp.take(d_rows, position, axis=0), 0)
-  return d_table, None, None
-
-
-_listed_rows.defvjp(_listed_rows_fwd, _listed_rows_bwd)
 
 
 POOLINGS = ("last", "max", "mean")
@@ -124,6 +95,13 @@ class SentimentClassifier(nn.Module):
   def poolings(self) -> tuple[str, ...]:
     return tuple(self.pooling.split("+"))
 
+  def recurrences(self) -> list[tuple[int, bool, str]]:
+    """(layer, backward, parameter name) of every recurrence, bottom up:
+    the one structure `__call__` runs and `summary` describes."""
+    return [(layer, backward, rnn_name(layer, backward))
+            for layer in range(self.num_layers)
+            for backward in self.directions]
+
   @nn.compact
   def __call__(self, tokens: jax.Array,
                distinct_ids: jax.Array | None = None,
@@ -138,10 +116,34 @@ class SentimentClassifier(nn.Module):
     """
     embed = nn.Embed(self.num_words, self.embed_dim, name="embedding")
     keep = self._word_keep(deterministic)
-    if self.implementation == "stock" or self.is_initializing():
-      features = self._stock(tokens, embed, keep, deterministic)
-    else:
-      features = self._hoisted(tokens, distinct_ids, keep, deterministic)
+    # Stock at init: nn.RNN creates the parameters both paths use.
+    stock = self.implementation == "stock" or self.is_initializing()
+    # Time-major throughout (looking up tokens.T costs nothing, while
+    # transposing [batch, seq_len, embed] does).
+    time_major = tokens.T  # [seq_len, batch]
+    mask = time_major != 0 if self.mask_padding else None
+    wants_states = self.poolings != ("last",)
+    states = None  # [seq_len, batch, features] of the layer below
+    finals, outputs = [], []
+    for layer, backward, name in self.recurrences():
+      if not backward:
+        finals, outputs = [], []
+      last_layer = layer == self.num_layers - 1
+      if stock:
+        inputs = (self._embedded(embed, time_major, keep) if layer == 0
+                  else states)
+        final, ys = self._stock_direction(name, inputs, mask, backward)
+      else:
+        final, ys = self._hoisted_direction(
+            name, layer, time_major, states, distinct_ids, keep, mask,
+            backward, with_states=wants_states or not last_layer)
+      finals.append(final)
+      outputs.append(ys)
+      if len(outputs) == len(self.directions) and outputs[0] is not None:
+        states = jnp.concatenate(outputs, axis=-1)
+        if not last_layer:
+          states = nn.Dropout(self.dropout)(states, deterministic)
+    features = pool(finals, states, mask, self.poolings)
     features = nn.Dropout(self.dropout)(features, deterministic)
     logits = nn.Dense(1, dtype=self.dtype, name="dense")(features)
     return logits[:, 0].astype(jnp.float32)
@@ -161,87 +163,48 @@ class SentimentClassifier(nn.Module):
     # return carries in `dtype`, which lax.scan refuses).
     return CELLS[self.cell](self.hidden_dim, dtype=jnp.float32, parent=None)
 
-  def _stock(self, tokens, embed, keep, deterministic) -> jax.Array:
-    """nn.RNN over the stock cells (and at init: creates the parameters)."""
-    lengths = (tokens != 0).sum(axis=1) if self.mask_padding else None
-    inputs = embed(tokens)
+  @staticmethod
+  def _embedded(embed: nn.Embed, time_major: jax.Array,
+                keep: jax.Array | None) -> jax.Array:
+    """Embedded tokens [seq_len, batch, embed], dropped words zeroed."""
+    inputs = embed(time_major)
     if keep is not None:
-      inputs = inputs * keep[tokens][..., None]
-    for layer in range(self.num_layers):
-      if layer:
-        inputs = nn.Dropout(self.dropout)(inputs, deterministic)
-      finals, outputs = [], []
-      for backward in self.directions:
-        rnn = nn.RNN(self._cell(), name=rnn_name(layer, backward),
-                     reverse=backward, keep_order=True)
-        carry, ys = rnn(inputs, seq_lengths=lengths, return_carry=True)
-        finals.append(carry[1] if self.cell == "lstm" else carry)
-        outputs.append(ys)
-      inputs = jnp.concatenate(outputs, axis=-1)
-    mask = (tokens != 0).T if self.mask_padding else None
-    return pool(finals, jnp.swapaxes(inputs, 0, 1), mask, self.poolings)
+      inputs = inputs * keep[time_major][..., None]
+    return inputs
 
-  def _hoisted(self, tokens, distinct_ids, keep, deterministic) -> jax.Array:
-    """The recurrences of `recurrence.py`, time-major throughout (looking
-    up tokens.T costs nothing, while transposing [batch, seq_len, embed]
-    does)."""
-    params = self.variables["params"]
-    time_major = tokens.T  # [seq_len, batch]
-    mask = time_major != 0 if self.mask_padding else None
-    wants_states = self.poolings != ("last",)
-    states = None
-    for layer in range(self.num_layers):
-      finals, outputs = [], []
-      last_layer = layer == self.num_layers - 1
-      for backward in self.directions:
-        weights = recurrence.fused_weights(
-            self.cell, params[rnn_name(layer, backward)]["cell"])
-        if layer == 0:
-          projected = self._project_tokens(time_major, distinct_ids, keep,
-                                           weights)
-        else:
-          projected = recurrence.matmul(states, weights.w_i,
-                                        self.dtype) + weights.b_i
-        out = recurrence.run_projected(
-            self.cell, weights, projected, mask, unroll=self.unroll,
-            dtype=self.dtype, reverse=backward,
-            with_states=wants_states or not last_layer)
-        final, ys = out if isinstance(out, tuple) else (out, None)
-        finals.append(final)
-        outputs.append(ys)
-      if outputs[0] is not None:
-        states = jnp.concatenate(outputs, axis=-1)
-        if not last_layer:
-          states = nn.Dropout(self.dropout)(states, deterministic)
-    return pool(finals, states, mask, self.poolings)
+  def _stock_direction(self, name: str, inputs: jax.Array,
+                       mask: jax.Array | None, backward: bool
+                       ) -> tuple[jax.Array, jax.Array]:
+    """nn.RNN over the stock cell: (final hidden state [batch, hidden],
+    states [seq_len, batch, hidden]); masked only for end padding."""
+    lengths = mask.sum(axis=0) if mask is not None else None
+    rnn = nn.RNN(self._cell(), name=name, reverse=backward, keep_order=True,
+                 time_major=True)
+    carry, ys = rnn(inputs, seq_lengths=lengths, return_carry=True)
+    return (carry[1] if self.cell == "lstm" else carry), ys
 
-  def _project_tokens(self, time_major, distinct_ids, keep,
-                      weights: recurrence.Weights) -> jax.Array:
-    """x_t @ w_i + b_i for every token [seq_len, batch, G], as a row lookup
-    in a projected table `embedding[ids] @ w_i + b_i`. Whichever is
-    smallest is projected: the batch's distinct words (given
-    `distinct_ids`; ~1,800 rows for a [32, 512] IMDB batch), the whole
-    vocabulary (when the batch holds more tokens than the vocabulary has
-    words), or every token. Parameters stay float32; `dtype` is that of the
-    matmul operands (recurrence.matmul)."""
-    table = self.variables["params"]["embedding"]["embedding"]
-
-    def project(rows: jax.Array, ids: jax.Array) -> jax.Array:
-      if keep is not None:
-        rows = rows * keep[ids][..., None]
-      return recurrence.matmul(rows, weights.w_i, self.dtype) + weights.b_i
-
-    if distinct_ids is not None:
-      # Where each id sits in distinct_ids (ids listed twice: either place).
-      position = jnp.zeros(self.num_words, jnp.int32).at[distinct_ids].set(
-          jnp.arange(distinct_ids.shape[0], dtype=jnp.int32))
-      rows = _listed_rows(table, distinct_ids, position)
-      return jnp.take(project(rows, distinct_ids), position[time_major],
-                      axis=0)
-    if time_major.size > self.num_words:
-      return jnp.take(project(table, jnp.arange(self.num_words)), time_major,
-                      axis=0)
-    return project(jnp.take(table, time_major, axis=0), time_major)
+  def _hoisted_direction(self, name: str, layer: int, time_major: jax.Array,
+                         states: jax.Array | None,
+                         distinct_ids: jax.Array | None,
+                         keep: jax.Array | None, mask: jax.Array | None,
+                         backward: bool, with_states: bool
+                         ) -> tuple[jax.Array, jax.Array | None]:
+    """`recurrence.run_projected` (final [batch, hidden], states [seq_len,
+    batch, hidden] or None), its input projection hoisted out of the loop:
+    a row lookup for the first layer, one matmul for the others."""
+    weights = recurrence.fused_weights(
+        self.cell, self.variables["params"][name]["cell"])
+    if layer == 0:
+      projected = embedding.project_tokens(
+          self.variables["params"]["embedding"]["embedding"], time_major,
+          weights, self.dtype, distinct_ids, keep)
+    else:
+      projected = recurrence.matmul(states, weights.w_i,
+                                    self.dtype) + weights.b_i
+    out = recurrence.run_projected(
+        self.cell, weights, projected, mask, unroll=self.unroll,
+        dtype=self.dtype, reverse=backward, with_states=with_states)
+    return out if isinstance(out, tuple) else (out, None)
 
 
 # Time steps per loop iteration when config.unroll = 0 ("auto"), by backend.
@@ -286,13 +249,11 @@ def summary(model: SentimentClassifier, params, seq_len: int) -> str:
   pooled = model.hidden_dim * len(model.directions) * len(model.poolings)
   rows = [("embedding (Embed)", f"(None, {seq_len}, {model.embed_dim})",
            "embedding")]
-  for layer in range(model.num_layers):
-    for backward in model.directions:
-      name = rnn_name(layer, backward)
-      last = layer == model.num_layers - 1 and model.poolings == ("last",)
-      shape = (f"(None, {model.hidden_dim})" if last
-               else f"(None, {seq_len}, {model.hidden_dim})")
-      rows.append((f"{name} ({cell_type})", shape, name))
+  for layer, _, name in model.recurrences():
+    last = layer == model.num_layers - 1 and model.poolings == ("last",)
+    shape = (f"(None, {model.hidden_dim})" if last
+             else f"(None, {seq_len}, {model.hidden_dim})")
+    rows.append((f"{name} ({cell_type})", shape, name))
   rows.append(("dense (Dense)", "(None, 1)", "dense"))
   rule = "=" * 65
   lines = [f'Model: "sentiment_{model.cell}"', rule,

@@ -8,6 +8,9 @@ cell, `--config.progress=False`) it prints a plain line every
 `progress_every_seconds`.
 """
 
+import contextlib
+import gc
+import logging
 import pathlib
 import sys
 import time
@@ -15,9 +18,73 @@ import time
 import jax
 from tqdm import tqdm
 
+from flax_sentiment import progress as progress_lib
+from flax_sentiment.parallel import is_primary as _is_primary
 
-def _is_primary() -> bool:
-  return jax.process_index() == 0
+
+@contextlib.contextmanager
+def quiet_library():
+  """Keeps absl/orbax log lines and asyncio's 'Exception ignored' reports
+  of a failed read (orbax, tfds) from the user; the project reports the
+  failure itself, in one line."""
+  loggers = [logging.getLogger(), logging.getLogger("absl"),
+             logging.getLogger("asyncio")]
+  levels = [logger.level for logger in loggers]
+  hook = sys.unraisablehook
+  for logger in loggers:
+    logger.setLevel(logging.CRITICAL)
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    yield
+  finally:
+    gc.collect()  # finalize failed coroutines while the hook is muted
+    sys.unraisablehook = hook
+    for logger, level in zip(loggers, levels):
+      logger.setLevel(level)
+
+
+# What orbax/tensorstore's reader threads print when a failed read leaves
+# reads pending on an event loop that has closed (one traceback per read,
+# printed through sys.stderr, shortly after the failure).
+_CLOSED_LOOP_TRACEBACK = ("Traceback (most recent call last):",
+                          "asyncio/base_events.py", "self._check_closed()",
+                          "raise RuntimeError('Event loop is closed')",
+                          "RuntimeError: Event loop is closed")
+
+
+class _WithoutClosedLoopTracebacks:
+  """A text stream that passes everything on except the lines of those
+  tracebacks (whole lines only; partial lines wait for their newline)."""
+
+  def __init__(self, stream):
+    self.stream = stream
+    self._pending = ""
+
+  def write(self, text: str) -> int:
+    self._pending += text
+    *lines, self._pending = self._pending.split("\n")
+    for line in lines:
+      if not any(part in line for part in _CLOSED_LOOP_TRACEBACK):
+        self.stream.write(line + "\n")
+    return len(text)
+
+  def flush(self) -> None:
+    if self._pending and not any(part.startswith(self._pending) or
+                                 part in self._pending
+                                 for part in _CLOSED_LOOP_TRACEBACK):
+      self.stream.write(self._pending)
+      self._pending = ""
+    self.stream.flush()
+
+  def __getattr__(self, name):
+    return getattr(self.stream, name)
+
+
+def drop_closed_loop_tracebacks() -> None:
+  """After a failed checkpoint read: keep the tracebacks its leftover reads
+  print from showing (the project has said what failed, in one line)."""
+  if not isinstance(sys.stderr, _WithoutClosedLoopTracebacks):
+    sys.stderr = _WithoutClosedLoopTracebacks(sys.stderr)
 
 
 class Console:
@@ -89,19 +156,85 @@ class EpochProgress:
 
 
 class TensorBoard:
-  """Scalars in `<workdir>/tensorboard/` (tensorboardX event files)."""
+  """Scalars in `<workdir>/tensorboard/` (tensorboardX event files). The
+  event file is made at the first scalar, so a run that trains nothing
+  writes none."""
 
   def __init__(self, directory: pathlib.Path):
+    self.directory = directory
     self.writer = None
-    if _is_primary():
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self.writer = SummaryWriter(str(directory), flush_secs=10)
 
   def scalars(self, step: int, values: dict[str, float]) -> None:
-    if self.writer is not None:
-      for name, value in values.items():
-        self.writer.add_scalar(name, value, step)
+    if not _is_primary():
+      return
+    if self.writer is None:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self.writer = SummaryWriter(str(self.directory), flush_secs=10)
+    for name, value in values.items():
+      self.writer.add_scalar(name, value, step)
+
+  def epoch(self, record: dict) -> None:
+    """An epoch's train/validation/test metrics, e.g. `test/accuracy`."""
+    self.scalars(record["steps"], {
+        k.replace("_", "/", 1): v for k, v in record.items()
+        if k.startswith(("train_", "validation_", "test_"))})
 
   def close(self) -> None:
     if self.writer is not None:
       self.writer.close()
+
+
+# --- The lines a run prints ---
+
+def epoch_line(record: dict, num_epochs: int) -> str:
+  parts = [f"epoch {record['epoch']}/{num_epochs}"]
+  for split in ("train", "validation", "test"):
+    if f"{split}_loss" in record:
+      short = {"validation": "val"}.get(split, split)
+      parts.append(f"{short}_loss {record[f'{split}_loss']:.4f}  "
+                   f"{short}_acc {record[f'{split}_accuracy']:.4f}")
+  parts.append(f"{record['epoch_seconds']:.1f}s (compile "
+               f"{record['compile_seconds']:.1f}s)  "
+               f"{record['train_examples_per_second']:.0f} ex/s")
+  return "  ".join(parts)
+
+
+def early_stopping_line(history, patience: int) -> str:
+  return (f"Early stopping: validation accuracy has not improved for "
+          f"{patience} epoch(s) since epoch "
+          f"{progress_lib.best_epoch(history)}.")
+
+
+def start_line(progress: progress_lib.Progress, config,
+               checkpoint_dir: pathlib.Path) -> str | None:
+  """What a run in an existing workdir does: resume, or nothing."""
+  if not progress.started:
+    return None
+  if progress_lib.stopped_early(progress.history,
+                                config.early_stopping_patience):
+    return (f"This workdir's run stopped early after {progress.epoch} "
+            f"epoch(s) (no validation gain since epoch "
+            f"{progress_lib.best_epoch(progress.history)}); nothing to "
+            f"train. Pass a new --workdir to start again.")
+  if progress_lib.is_finished(progress, config):
+    return (f"This workdir's run is already finished ({progress.epoch} "
+            f"epoch(s), step {progress.step}); nothing to train. Pass a "
+            f"larger --config.num_epochs to train on, or a new --workdir to "
+            f"start again.")
+  return (f"Resuming from the checkpoint at step {progress.step} (epoch "
+          f"{progress.epoch + 1}, chunk {progress.chunk}) in "
+          f"{checkpoint_dir}")
+
+
+def data_line(imdb) -> str:
+  sizes = [f"{len(imdb.train):,} reviews"]
+  if imdb.validation is not None:
+    sizes.append(f"validating on {len(imdb.validation):,}")
+  return (f"Training on {', '.join(sizes)}, testing on {len(imdb.test):,}; "
+          f"{jax.device_count()} device(s) ({jax.devices()[0].platform}), "
+          f"{jax.process_count()} process(es)")
+
+
+def result_line(record: dict, how: str) -> str:
+  return (f"Result: epoch {record['epoch']} ({how}): test accuracy "
+          f"{record['test_accuracy']:.4f}")

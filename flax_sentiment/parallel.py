@@ -7,6 +7,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
+def is_primary() -> bool:
+  """True in the process that writes files and prints (process 0)."""
+  return jax.process_index() == 0
+
+
 def initialize_distributed(config) -> None:
   """Joins the other processes, if there are any.
 

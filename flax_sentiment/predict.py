@@ -9,7 +9,6 @@ import argparse
 import json
 import pathlib
 import sys
-import warnings
 from typing import Callable, Sequence
 
 import jax
@@ -19,6 +18,7 @@ import numpy as np
 
 from flax_sentiment import checkpoints, data, models, train
 from flax_sentiment.errors import UserError
+from flax_sentiment.rundir import RunDir
 
 ECHO_CHARS = 60  # echoed text is cut to this many characters
 
@@ -42,29 +42,40 @@ def word_counts(texts: Sequence[str], vocabulary: Sequence[str]
   return counts
 
 
-def checkpoint_dir(workdir: pathlib.Path) -> pathlib.Path:
+def checkpoint_dir(rundir: RunDir) -> pathlib.Path:
   """The validation-best checkpoint if the run kept one, else the latest."""
-  best = workdir / "best_checkpoint"
-  return best if best.is_dir() and any(best.iterdir()) else (
-      workdir / "checkpoints")
+  best = rundir.best_checkpoint
+  return best if best.is_dir() and any(best.iterdir()) else rundir.checkpoints
 
 
-def load_trained_state(workdir: str | pathlib.Path):
-  """(config, vocabulary, state, meta) of a workdir's newest good checkpoint
-  (the validation-best one if the run had a validation split)."""
-  workdir = pathlib.Path(workdir)
-  if not (workdir / "config.json").is_file():
+def _say(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
+                       say: Callable[[str], None] = _say):
+  """(config, vocabulary, state, meta) of a workdir's newest checkpoint
+  (the validation-best one if the run had a validation split).
+
+  If that checkpoint is unreadable: `checkpoints.UnreadableCheckpointError`,
+  or with `fall_back` the previous readable one, said in one line to `say`.
+  """
+  rundir = RunDir(workdir)
+  workdir = rundir.path
+  if not workdir.is_dir():
+    raise UserError(f"workdir {workdir} does not exist; pass the --workdir "
+                    f"of a run.py run")
+  if not rundir.config_file.is_file():
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
                     f"pass the --workdir of a run.py run")
-  config = ml_collections.ConfigDict(
-      json.loads((workdir / "config.json").read_text()))
-  directory = checkpoint_dir(workdir)
+  config = ml_collections.ConfigDict(rundir.saved_config())
+  directory = checkpoint_dir(rundir)
   if not directory.is_dir() or not any(p.name.isdigit()
                                        for p in directory.iterdir()):
     raise UserError(f"{workdir} has no checkpoint yet (nothing in "
                     f"{directory}); train first: python run.py --config ... "
                     f"--workdir {workdir}")
-  vocabulary = data.load_vocabulary(workdir / "vocab.json")
+  vocabulary = data.load_vocabulary(rundir.vocabulary_file)
   model = models.model_from_config(config)
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   abstract = jax.tree.map(
@@ -73,7 +84,7 @@ def load_trained_state(workdir: str | pathlib.Path):
           model, config, jax.random.key(0))))
   ckpts = checkpoints.Checkpoints(directory, keep=1 << 30, read_only=True)
   try:
-    restored = ckpts.restore_latest(abstract)
+    restored = ckpts.restore_latest(abstract, say=say, fall_back=fall_back)
   finally:
     ckpts.close()
   if restored is None:
@@ -81,11 +92,12 @@ def load_trained_state(workdir: str | pathlib.Path):
   return config, vocabulary, restored[0], restored[1]
 
 
-def load_predictor(workdir: str | pathlib.Path
+def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False
                    ) -> Callable[[Sequence[str]], np.ndarray]:
   """A function from texts to P(positive) [len(texts)], using the workdir's
-  config, vocabulary and newest good (or validation-best) checkpoint."""
-  config, vocabulary, state, _ = load_trained_state(workdir)
+  config, vocabulary and newest (or validation-best) checkpoint; see
+  `load_trained_state` for `fall_back`."""
+  config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
   model = models.model_from_config(config)
   apply = jax.jit(lambda tokens: jax.nn.sigmoid(
       model.apply({"params": state.params}, tokens)))
@@ -93,7 +105,7 @@ def load_predictor(workdir: str | pathlib.Path
   def predict(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(apply(jnp.asarray(encode_texts(texts, vocabulary,
                                                      config))))
-  predict.vocabulary = vocabulary
+  predict.vocabulary, predict.config = vocabulary, config
   return predict
 
 
@@ -128,30 +140,39 @@ def main(argv: list[str]) -> None:
                       "line ('-': stdin)")
   parser.add_argument("--json", action="store_true",
                       help="one JSON object per text")
+  parser.add_argument("--fallback", action="store_true",
+                      help="if the newest checkpoint is unreadable, use the "
+                      "previous readable one (said on stderr)")
   parser.add_argument("texts", nargs="*", help="reviews to classify")
   args = parser.parse_args(argv)
   try:
     texts = _read_texts(args)
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      predict = load_predictor(args.workdir)
+    predict = load_predictor(args.workdir, fall_back=args.fallback)
   except UserError as e:
     sys.exit(f"error: {e}")
   probabilities = predict(texts)
+  seq_len = predict.config.seq_len
   for text, p, (words, unknown) in zip(texts, probabilities,
                                        word_counts(texts, predict.vocabulary)):
     label = "positive" if p > 0.5 else "negative"
-    if words == unknown:
+    if not words:
+      print(f"warning: {_short(text)!r} has no words; its score means "
+            f"nothing", file=sys.stderr)
+    elif words == unknown:
       print(f"warning: none of the {words} word(s) of {_short(text)!r} is in "
             f"the vocabulary; its score means nothing", file=sys.stderr)
+    used = min(words, seq_len)
     if args.json:
       print(json.dumps({"text": text, "probability_positive": float(p),
                         "label": label, "words": words,
-                        "unknown_words": unknown}))
+                        "unknown_words": unknown, "words_used": used}))
     else:
+      notes = [f"{unknown}/{words} words unknown"] if unknown else []
+      if words > seq_len:
+        kept = "last" if predict.config.truncating == "pre" else "first"
+        notes.append(f"read its {kept} {seq_len} of {words:,} words")
       print(f"{p:.3f}  {label:<8}  {_short(text)}"
-            + (f"  ({unknown}/{words} words unknown)" if unknown else ""))
-
+            + (f"  ({'; '.join(notes)})" if notes else ""))
 
 if __name__ == "__main__":
   main(sys.argv[1:])

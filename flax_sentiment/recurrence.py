@@ -16,35 +16,29 @@
   padding in every row would leave the state as it is anyway.
 
 (Where the input projection itself is computed, per token or once over the
-embedding table, is the model's choice: see `SentimentClassifier._hoisted`.)
+embedding table, is the model's choice: see
+`SentimentClassifier._hoisted_direction`.)
 
 The functions read the parameter dict of `nn.SimpleCell`, `nn.LSTMCell` or
 `nn.GRUCell` unchanged (same names, same shapes); tests/test_recurrence.py
 checks forward and gradients against `nn.RNN` + the stock cell.
 
-A cell here is a pair of elementwise functions (no matmuls):
-`forward(carry, x_t, hh_t) -> (new carry, residuals)` and
-`backward(residuals, d_new_carry) -> (d_carry, d_x_t, d_hh_t)`, where `x_t`
-[batch, gates*hidden] is the projected input and `hh_t = h @ W_h + b_h` the
-recurrent pre-activation. Carries are tuples whose last entry is `h`. The
-backward passes are written out because autodiff of the per-gate slices
-builds pads and concatenations that made the backward loop ~5x slower than
-the forward one on CPU (measured).
+The cells' elementwise math and the fused weights are in `cells.py`.
 """
 
-import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from flax_sentiment.cells import CELLS, CellMath, Weights, fused_weights
+
+__all__ = ["CELLS", "Weights", "fused_weights", "matmul", "run_projected"]
+
 Params = Any
 Array = jax.Array
 Carry = tuple[Array, ...]
-
-LSTM_GATES = ("i", "f", "g", "o")
-GRU_GATES = ("r", "z", "n")
 
 
 def matmul(a: Array, b: Array, dtype=None) -> Array:
@@ -56,83 +50,6 @@ def matmul(a: Array, b: Array, dtype=None) -> Array:
   if dtype is not None:
     a, b = a.astype(dtype), b.astype(dtype)
   return jnp.matmul(a, b, preferred_element_type=jnp.float32)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Cell:
-  num_carries: int
-  forward: Callable
-  backward: Callable
-
-
-# Residuals and per-step gradients are kept as tuples of [batch, hidden]
-# pieces, one per gate, and joined once after the loop: stacking one
-# [32, 512] array per scan step cost ~19 us on CPU, four [32, 128] ones ~5 us
-# (XLA's dynamic-update-slice; measured). `backward` returns
-# (d_carry, d_x pieces, d_hh pieces or None when equal to d_x).
-
-
-def _simple_forward(carry, x_t, hh_t):
-  h = jnp.tanh(x_t + hh_t)
-  return (h,), (h,)
-
-
-def _simple_backward(residuals, d_new):
-  (h,), (d_h,) = residuals, d_new
-  return (jnp.zeros_like(d_h),), (d_h * (1.0 - h * h),), None
-
-
-def _lstm_scale(hidden: int, dtype) -> Array:
-  """Gate pre-activation scale: sigmoid(x) = (tanh(x / 2) + 1) / 2 for the
-  i, f, o gates, tanh(x) for g. One tanh over the whole contiguous
-  [batch, 4 * hidden] block is ~2x faster on CPU than four slices each
-  through its own activation (measured)."""
-  return jnp.concatenate([jnp.full(2 * hidden, 0.5, dtype),
-                          jnp.ones(hidden, dtype), jnp.full(hidden, 0.5, dtype)])
-
-
-def _lstm_forward(carry, x_t, hh_t):
-  c, _ = carry
-  t = jnp.tanh((x_t + hh_t) * _lstm_scale(c.shape[-1], x_t.dtype))
-  t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
-  i, f, o = 0.5 * t_i + 0.5, 0.5 * t_f + 0.5, 0.5 * t_o + 0.5
-  new_c = f * c + i * g
-  tanh_c = jnp.tanh(new_c)
-  return (new_c, o * tanh_c), (i, f, g, o, c, tanh_c)
-
-
-def _lstm_backward(residuals, d_new):
-  i, f, g, o, c, tanh_c = residuals
-  d_c, d_h = d_new
-  d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
-  # Through gate = sigmoid(pre) (i, f, o) or tanh(pre) (g).
-  d_pre = (d_c * g * i * (1.0 - i), d_c * c * f * (1.0 - f),
-           d_c * i * (1.0 - g * g), d_h * tanh_c * o * (1.0 - o))
-  return (d_c * f, jnp.zeros_like(d_h)), d_pre, None
-
-
-def _gru_forward(carry, x_t, hh_t):
-  (h,) = carry
-  hidden = h.shape[-1]
-  rz = 0.5 * jnp.tanh(0.5 * (x_t[:, :2 * hidden] + hh_t[:, :2 * hidden])) + 0.5
-  r, z = jnp.split(rz, 2, axis=-1)
-  hh_n = hh_t[:, 2 * hidden:]
-  n = jnp.tanh(x_t[:, 2 * hidden:] + r * hh_n)
-  return ((1.0 - z) * n + z * h,), (r, z, n, hh_n, h)
-
-
-def _gru_backward(residuals, d_new):
-  r, z, n, hh_n, h = residuals
-  (d_h,) = d_new
-  d_n = d_h * (1.0 - z) * (1.0 - n * n)
-  d_r = d_n * hh_n * r * (1.0 - r)
-  d_z = d_h * (h - n) * z * (1.0 - z)
-  return (d_h * z,), (d_r, d_z, d_n), (d_r, d_z, d_n * r)
-
-
-SIMPLE = _Cell(1, _simple_forward, _simple_backward)
-LSTM = _Cell(2, _lstm_forward, _lstm_backward)
-GRU = _Cell(1, _gru_forward, _gru_backward)
 
 
 def _keep(m_t: Array, new: Carry, old: Carry) -> Carry:
@@ -180,7 +97,7 @@ def _at(buffers, t):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6, 7, 8))
-def _run(cell: _Cell, carry0: Carry, projected: Array, w_h: Array,
+def _run(cell: CellMath, carry0: Carry, projected: Array, w_h: Array,
          b_h: Array, mask: Array | None, unroll: int, dtype,
          with_states: bool):
   """Final carry after running `cell` over projected [seq_len, batch, G];
@@ -277,45 +194,6 @@ def _run_bwd(cell, unroll, dtype, with_states, saved, d_out):
 _run.defvjp(_run_fwd, _run_bwd)
 
 
-@dataclasses.dataclass(frozen=True)
-class Weights:
-  """A cell's parameters fused: input kernel w_i [in, G] and bias b_i [G],
-  recurrent kernel w_h [hidden, G] and bias b_h [G], G = gates * hidden."""
-  w_i: Array
-  b_i: Array
-  w_h: Array
-  b_h: Array
-
-
-def _concat(params: Params, names: list[str], leaf: str, dtype) -> Array:
-  return jnp.concatenate([params[n][leaf] for n in names], axis=-1).astype(dtype)
-
-
-def fused_weights(cell: str, params: Params, dtype=jnp.float32) -> Weights:
-  """The fused matrices of a `nn.SimpleCell`/`LSTMCell`/`GRUCell` param dict,
-  in `dtype` (keep float32 and pass a matmul dtype for mixed precision)."""
-  if cell == "rnn":
-    w_h = params["h"]["kernel"].astype(dtype)
-    return Weights(params["i"]["kernel"].astype(dtype),
-                   params["i"]["bias"].astype(dtype), w_h,
-                   jnp.zeros(w_h.shape[1], dtype))
-  if cell == "lstm":
-    b_h = _concat(params, [f"h{g}" for g in LSTM_GATES], "bias", dtype)
-    return Weights(_concat(params, [f"i{g}" for g in LSTM_GATES], "kernel", dtype),
-                   jnp.zeros_like(b_h),
-                   _concat(params, [f"h{g}" for g in LSTM_GATES], "kernel", dtype),
-                   b_h)
-  if cell == "gru":
-    w_h = _concat(params, [f"h{g}" for g in GRU_GATES], "kernel", dtype)
-    return Weights(_concat(params, [f"i{g}" for g in GRU_GATES], "kernel", dtype),
-                   _concat(params, [f"i{g}" for g in GRU_GATES], "bias", dtype),
-                   w_h,
-                   jnp.concatenate([jnp.zeros(2 * w_h.shape[0], dtype),
-                                    params["hn"]["bias"].astype(dtype)]))
-  raise ValueError(f"unknown cell {cell!r}")
-
-
-CELLS = {"rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
 
 
 def run_projected(cell: str, weights: Weights, projected: Array,
@@ -346,26 +224,3 @@ def run_projected(cell: str, weights: Weights, projected: Array,
     return out[-1]
   final, states = out
   return final[-1], (states[::-1] if reverse else states)
-
-
-def last_hidden_from_projected(cell: str, weights: Weights, projected: Array,
-                               mask: Array | None = None, *,
-                               unroll: int = 1, dtype=None) -> Array:
-  """The last hidden state [batch, hidden] of `run_projected`."""
-  return run_projected(cell, weights, projected, mask, unroll=unroll,
-                       dtype=dtype)
-
-
-def last_hidden(cell: str, params: Params, inputs: Array,
-                mask: Array | None = None, *, unroll: int = 1,
-                dtype=jnp.float32) -> Array:
-  """`nn.RNN(cell)` over `inputs` [batch, seq_len, in] with optional `mask`
-  [batch, seq_len] (False = padding: the state is left untouched), from the
-  stock cell's param dict; returns the last hidden state [batch, hidden].
-  `dtype`: of the matmul operands (carries and gate math stay float32)."""
-  weights = fused_weights(cell, params)
-  projected = matmul(jnp.swapaxes(inputs, 0, 1), weights.w_i,
-                     dtype) + weights.b_i
-  return last_hidden_from_projected(
-      cell, weights, projected, None if mask is None else mask.T,
-      unroll=unroll, dtype=dtype)

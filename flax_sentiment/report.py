@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-from flax_sentiment.workdir import read_metrics
+from flax_sentiment import progress
+from flax_sentiment.rundir import read_metrics
 
 SEED_SUFFIX = re.compile(r"[-_]seed\d+$")
 
@@ -28,14 +29,6 @@ def group_runs(workdirs: list[pathlib.Path]) -> dict[str, list[pathlib.Path]]:
   for workdir in workdirs:
     groups.setdefault(SEED_SUFFIX.sub("", workdir.name), []).append(workdir)
   return groups
-
-
-def selected(history: list[dict]) -> dict:
-  """The record a run reports: best validation accuracy (first on ties) if
-  it has a validation split, else the last epoch. Never chosen on test."""
-  if history and "validation_accuracy" in history[0]:
-    return max(history, key=lambda r: (r["validation_accuracy"], -r["epoch"]))
-  return history[-1]
 
 
 def _mean_std(values: list[float]) -> str:
@@ -51,7 +44,7 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
   epochs = max(len(h) for h in histories)
   per_epoch = [[h[e]["test_accuracy"] for h in histories if len(h) > e]
                for e in range(epochs)]
-  chosen = [selected(h) for h in histories]
+  chosen = [progress.selected(h)[0] for h in histories]
   steady = [r for h in histories for r in (h[1:] or h)]
   return {
       "name": name, "seeds": len(workdirs), "epochs": epochs,
@@ -86,13 +79,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
   """Accuracy and loss per epoch: train dashed, validation dotted, test
-  solid; one colour per run (seeds averaged)."""
+  solid; one colour per run, the mean over its seeds drawn as a line and
+  their spread (min to max) as a band."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 2, figsize=(13, 5))
   for i, r in enumerate(rows):
     colour = f"C{i % 10}"
+    seeds = f" ({r['seeds']} seeds)" if r["seeds"] > 1 else ""
     for split, style in (("train", "--"), ("validation", ":"), ("test", "-")):
       for ax, metric in zip(axes, ("accuracy", "loss")):
         key = f"{split}_{metric}"
@@ -101,17 +97,22 @@ def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
         if not curves:
           continue
         length = min(len(c) for c in curves)
-        mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(range(1, length + 1), mean, style, color=colour,
-                label=r["name"] if split == "test" else None)
-  for ax, metric in zip(axes, ("accuracy", "loss")):
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+        values = np.array([c[:length] for c in curves])
+        epochs = np.arange(1, length + 1)
+        ax.plot(epochs, values.mean(axis=0), style, color=colour,
+                label=r["name"] + seeds if split == "test" else None)
+        if len(curves) > 1:
+          ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
+                          color=colour, alpha=0.12, linewidth=0)
+  for ax, metric in zip(axes, ("accuracy", "binary cross-entropy")):
+    ax.set_xlabel("epoch", fontsize=12)
+    ax.set_ylabel(metric, fontsize=12)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=11)
     ax.grid(alpha=0.3)
-  axes[0].set_title("accuracy (test solid, validation dotted, train dashed)",
-                    fontsize=9)
-  axes[1].set_title("binary cross-entropy", fontsize=9)
-  axes[0].legend(fontsize=8)
+    ax.legend(fontsize=10)
+  fig.suptitle("test solid, validation dotted, train dashed; bands: min-max "
+               "over seeds", fontsize=12)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

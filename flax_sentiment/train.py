@@ -5,8 +5,9 @@
            "weights": [batch] f32 (0 for filler rows),
            optional "distinct_ids": [num_ids] int32 covering the tokens' ids}.
 `train_chunk` / `eval_chunk` scan them over a chunk, the same dict with a
-leading [steps] axis. Nothing here is jitted: the caller (`loop.py`, the
-benchmark, the tests) applies `jax.jit`. The epoch loop lives in `loop.py`.
+leading [steps] axis. Nothing here is jitted: the caller (`feeding.py`, the
+benchmark, the tests) applies `jax.jit`. The metrics are defined in
+`metrics.py`; the epoch loop lives in `loop.py`.
 """
 
 import jax
@@ -14,11 +15,10 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from flax_sentiment import models
+from flax_sentiment import metrics, models
 
 Batch = dict[str, jax.Array]
-Metrics = dict[str, jax.Array]
-METRIC_KEYS = ("loss", "correct", "count")
+Metrics = metrics.Sums
 
 
 class TrainState(train_state.TrainState):
@@ -27,12 +27,13 @@ class TrainState(train_state.TrainState):
   dropout_key: jax.Array = None
 
 
-def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
+def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
   """Constant (the notebook), or linear warmup then cosine/linear decay to
-  zero at the end of `num_epochs`."""
+  zero after `total_steps` (the train steps the run's plans execute:
+  `feeding.Feeds.total_steps`)."""
   if config.get("lr_schedule", "constant") == "constant":
     return optax.constant_schedule(config.learning_rate)
-  total = max(1, config.num_epochs * steps_per_epoch)
+  total = max(1, total_steps)
   warmup = min(int(config.warmup_steps), total - 1)
   decay = {"cosine": optax.cosine_decay_schedule,
            "linear": lambda value, steps: optax.linear_schedule(value, 0.0,
@@ -43,11 +44,11 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
       [warmup])
 
 
-def make_optimizer(config, steps_per_epoch: int = 1
+def make_optimizer(config, total_steps: int = 1
                    ) -> optax.GradientTransformation:
   """Adam with Keras's epsilon (1e-7), as in the notebook; optionally
   gradient clipping by global norm, a schedule, and AdamW weight decay."""
-  rate = learning_rate_schedule(config, steps_per_epoch)
+  rate = learning_rate_schedule(config, total_steps)
   decay = config.get("weight_decay", 0.0)
   adam = (optax.adamw(rate, eps=1e-7, weight_decay=decay) if decay
           else optax.adam(rate, eps=1e-7))
@@ -56,24 +57,19 @@ def make_optimizer(config, steps_per_epoch: int = 1
 
 
 def create_train_state(model: models.SentimentClassifier, config,
-                       rng: jax.Array, steps_per_epoch: int = 1) -> TrainState:
+                       rng: jax.Array, total_steps: int = 1) -> TrainState:
+  """Parameters from `model.init`, the optimizer (its schedule sized to
+  `total_steps`), and the dropout key."""
   tokens = jnp.zeros((1, config.seq_len), jnp.int32)
   params = model.init(rng, tokens)["params"]
   return TrainState.create(
       apply_fn=model.apply, params=params,
-      tx=make_optimizer(config, steps_per_epoch),
+      tx=make_optimizer(config, total_steps),
       dropout_key=jax.random.key_data(jax.random.fold_in(rng, 1)))
 
 
 def _metric_sums(logits: jax.Array, batch: Batch) -> tuple[jax.Array, Metrics]:
-  """Weighted per-batch sums; filler rows (weight 0) count for nothing."""
-  losses = optax.sigmoid_binary_cross_entropy(logits, batch["labels"])
-  correct = (logits > 0) == (batch["labels"] > 0.5)
-  weights = batch["weights"]
-  sums = {"loss": jnp.sum(losses * weights),
-          "correct": jnp.sum(correct * weights),
-          "count": jnp.sum(weights)}
-  return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums
+  return metrics.batch_sums(logits, batch["labels"], batch["weights"])
 
 
 def _logits(apply_fn, params, batch: Batch, dropout_rng=None) -> jax.Array:
@@ -105,10 +101,6 @@ def eval_step(state: TrainState, batch: Batch) -> Metrics:
   return _metric_sums(logits, batch)[1]
 
 
-def _zero_metrics() -> Metrics:
-  return {k: jnp.zeros((), jnp.float32) for k in METRIC_KEYS}
-
-
 def train_chunk(state: TrainState, chunk: Batch) -> tuple[TrainState, Metrics]:
   """`train_step` over [steps, ...]; all-filler batches leave `state` as is.
 
@@ -116,7 +108,7 @@ def train_chunk(state: TrainState, chunk: Batch) -> tuple[TrainState, Metrics]:
   """
   def step(state, batch):
     return jax.lax.cond(jnp.any(batch["weights"] > 0), train_step,
-                        lambda s, _: (s, _zero_metrics()), state, batch)
+                        lambda s, _: (s, metrics.zero_sums()), state, batch)
   return jax.lax.scan(step, state, chunk)
 
 
@@ -124,5 +116,5 @@ def eval_chunk(state: TrainState, chunk: Batch) -> Metrics:
   """`eval_step` over [steps, ...]; per-step metric sums, each [steps]."""
   def step(_, batch):
     return None, jax.lax.cond(jnp.any(batch["weights"] > 0), eval_step,
-                              lambda *_: _zero_metrics(), state, batch)
+                              lambda *_: metrics.zero_sums(), state, batch)
   return jax.lax.scan(step, None, chunk)[1]

@@ -2,8 +2,10 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import jax
 import pytest
@@ -14,6 +16,17 @@ from configs import default
 # float32 matmul precision is TF32 (~1e-3 relative), so pin full precision
 # for every in-process test; runs in subprocesses use JAX_PLATFORMS=cpu.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+# The tests' token, word2vec and compilation caches go to a folder of their
+# own (shared by this session's tests, subprocesses included), never into
+# the user's FLAX_SENTIMENT_CACHE.
+TEST_CACHE = tempfile.mkdtemp(prefix="flax_sentiment_test_cache_")
+os.environ["FLAX_SENTIMENT_CACHE"] = TEST_CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 REPO = pathlib.Path(__file__).parents[1]
 REAL_DATA_DIR = os.environ.get("TFDS_DATA_DIR", str(REPO.parent / "shared" /

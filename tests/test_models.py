@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.equivalence import assert_outputs_and_grads_close
 from flax_sentiment import models
 
 
@@ -68,15 +69,10 @@ def test_gpu_default_unroll_gives_the_same_logits_and_gradients(cell):
                                      hidden_dim=5)
   unrolled = model.clone(unroll=models.AUTO_UNROLL["gpu"])
   params = init_params(model, seq_len=11)
-
-  def loss(m):
-    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens)))
-  np.testing.assert_allclose(unrolled.apply({"params": params}, tokens),
-                             model.apply({"params": params}, tokens),
-                             atol=1e-6, rtol=1e-6)
-  for a, b in zip(jax.tree.leaves(jax.grad(loss(unrolled))(params)),
-                  jax.tree.leaves(jax.grad(loss(model))(params))):
-    np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+  assert_outputs_and_grads_close(
+      lambda p: unrolled.apply({"params": p}, tokens),
+      lambda p: model.apply({"params": p}, tokens), (params,),
+      atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cell", list(models.CELLS))

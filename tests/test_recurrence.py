@@ -2,13 +2,15 @@
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import batching, models, recurrence
+from flax_sentiment import batching, models
+from tests.equivalence import (assert_outputs_and_grads_close,
+                               hoisted_last_hidden)
+from tests import equivalence
 
 CELLS = list(models.CELLS)
 
@@ -17,11 +19,8 @@ HIDDEN = 5
 
 
 def stock_last_hidden(cell, params, inputs, seq_lengths=None):
-  """nn.RNN over the stock Flax cell: the last (real) hidden state."""
-  rnn = nn.RNN(models.CELLS[cell](HIDDEN))
-  carry, _ = rnn.apply({"params": {"cell": params}}, inputs,
-                       seq_lengths=seq_lengths, return_carry=True)
-  return carry[1] if cell == "lstm" else carry
+  return equivalence.stock_last_hidden(cell, HIDDEN, params, inputs,
+                                       seq_lengths)
 
 
 def cell_params(cell, in_dim=6, seed=0):
@@ -37,25 +36,17 @@ def cell_params(cell, in_dim=6, seed=0):
 def test_forward_and_gradients_match_nn_rnn(cell):
   params = cell_params(cell)
   inputs = jax.random.normal(jax.random.key(3), (4, 9, 6))
-  fast = functools.partial(recurrence.last_hidden, cell)
-  np.testing.assert_allclose(fast(params, inputs),
-                             stock_last_hidden(cell, params, inputs),
-                             atol=1e-5, rtol=1e-5)
-
-  def loss(f):
-    return lambda p, x: jnp.sum(jnp.sin(f(p, x)))
-  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, inputs)
-  g_stock = jax.grad(loss(lambda p, x: stock_last_hidden(cell, p, x)),
-                     argnums=(0, 1))(params, inputs)
-  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_stock)):
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  assert_outputs_and_grads_close(
+      functools.partial(hoisted_last_hidden, cell),
+      functools.partial(stock_last_hidden, cell), (params, inputs),
+      argnums=(0, 1))
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_unroll_does_not_change_results(cell):
   params = cell_params(cell)
   inputs = jax.random.normal(jax.random.key(3), (2, 9, 6))
-  fast = functools.partial(recurrence.last_hidden, cell)
+  fast = functools.partial(hoisted_last_hidden, cell)
   np.testing.assert_allclose(fast(params, inputs, unroll=4),
                              fast(params, inputs), atol=1e-6)
 
@@ -71,7 +62,7 @@ def _alone_and_padded(cell, padding):
   for i, r in enumerate(reviews):
     where = slice(0, len(r)) if padding == "post" else slice(9 - len(r), 9)
     padded[i, where], mask[i, where] = r, True
-  fast = functools.partial(recurrence.last_hidden, cell)
+  fast = functools.partial(hoisted_last_hidden, cell)
   alone = np.concatenate([fast(params, r[None]) for r in reviews])
   return params, lengths, padded, mask, alone, fast
 
@@ -142,15 +133,9 @@ def test_model_hoisted_equals_stock_forward_and_gradients(cell, num_words):
   assert (tokens.size > num_words) == (num_words == 10)
   params = model.init(jax.random.key(0), tokens)["params"]
   stock = model.clone(implementation="stock")
-
-  def loss(m):
-    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens)))
-  np.testing.assert_allclose(model.apply({"params": params}, tokens),
-                             stock.apply({"params": params}, tokens),
-                             atol=1e-5, rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(jax.grad(loss(model))(params)),
-                  jax.tree.leaves(jax.grad(loss(stock))(params))):
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  assert_outputs_and_grads_close(
+      lambda p: model.apply({"params": p}, tokens),
+      lambda p: stock.apply({"params": p}, tokens), (params,))
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -166,15 +151,7 @@ def test_model_with_distinct_ids_equals_stock_forward_and_gradients(
   repeated = np.concatenate([ids[::-1], ids[:5]])  # any order, repeats
   params = model.init(jax.random.key(0), tokens)["params"]
   stock = model.clone(implementation="stock")
-
-  def loss(m, *ids):
-    return lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, tokens, *ids)))
-  expected = stock.apply({"params": params}, tokens)
-  expected_grads = jax.grad(loss(stock))(params)
   for given in (ids, repeated):
-    np.testing.assert_allclose(
-        model.apply({"params": params}, tokens, jnp.asarray(given)),
-        expected, atol=1e-5, rtol=1e-5)
-    grads = jax.grad(loss(model, jnp.asarray(given)))(params)
-    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
-      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+    assert_outputs_and_grads_close(
+        lambda p, g=jnp.asarray(given): model.apply({"params": p}, tokens, g),
+        lambda p: stock.apply({"params": p}, tokens), (params,))

@@ -12,7 +12,8 @@ import tempfile
 import pytest
 
 from configs import default
-from flax_sentiment import loop, report, workdir as run_dir
+from flax_sentiment import progress, report, rundir
+from flax_sentiment.rundir import RunDir
 from flax_sentiment.config_checks import FIELD_HELP
 from flax_sentiment.errors import UserError
 from tests.conftest import REPO, run_fake, tiny_flags
@@ -38,8 +39,8 @@ def one_error_line(proc) -> str:
 
 
 def snapshot(path):
-  return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime)
-                for p in path.rglob("*"))
+  return sorted((str(p.relative_to(path)), p.stat().st_size,
+                 p.stat().st_mtime_ns) for p in path.rglob("*"))
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
@@ -56,6 +57,11 @@ def test_help_lists_every_field_with_its_default_and_meaning(flag):
 
 def test_every_field_has_help():
   assert set(default.get_config().keys()) == set(FIELD_HELP)
+
+
+def test_stray_positional_argument_is_one_line():
+  line = one_error_line(run_py("configs/rnn.py"))  # --config forgotten
+  assert "'configs/rnn.py'" in line and "--config configs/rnn.py" in line
 
 
 def test_missing_config_file_is_one_line():
@@ -84,7 +90,7 @@ def test_read_only_directory_is_refused_naming_it(tmp_path, monkeypatch):
   monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
   with pytest.raises(UserError, match=r"cache directory .* read-only .* "
                      r"--config.cache_dir"):
-    run_dir.check_writable_dir(tmp_path / "cache", "cache directory",
+    rundir.check_writable_dir(tmp_path / "cache", "cache directory",
                                "--config.cache_dir")
   assert not (tmp_path / "cache").exists()
 
@@ -115,15 +121,20 @@ def test_startup_steps_progress_and_result_lines(trained):
 
 def test_validation_selects_the_epoch_and_keeps_its_state(trained):
   _, workdir, _ = trained
-  records = run_dir.read_metrics(workdir)
+  records = rundir.read_metrics(workdir)
   assert all("validation_accuracy" in r for r in records)
   result = json.loads((workdir / "result.json").read_text())
-  best = report.selected(records)
+  best, how = progress.selected(records)
+  assert how == "best validation accuracy"
   assert result["selected_epoch"] == best["epoch"]
   assert result["test_accuracy"] == best["test_accuracy"]
   assert (workdir / "best_checkpoint").is_dir()
-  assert not loop.should_stop_early(3, 3, 1)
-  assert loop.should_stop_early(3, 1, 2) and not loop.should_stop_early(3, 1, 0)
+  history = [{"epoch": e + 1, "validation_accuracy": a}
+             for e, a in enumerate((0.7, 0.8, 0.8))]
+  assert progress.best_epoch(history) == 2  # the first of equals
+  assert not progress.stopped_early(history, 2)
+  assert progress.stopped_early(history, 1)
+  assert not progress.stopped_early(history, 0)
 
 
 def test_tensorboard_has_epoch_and_chunk_scalars(trained):
@@ -140,13 +151,13 @@ def test_tensorboard_has_epoch_and_chunk_scalars(trained):
 
 def test_finished_run_rerun_says_so_and_trains_nothing(trained):
   root, workdir, _ = trained
-  before = run_dir.read_metrics(workdir)
+  before = snapshot(workdir)
   proc = run_fake(tiny_flags(workdir, root / "cache", num_epochs=3,
                              validation_examples=64), num_train=320)
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
   assert "already finished (3 epoch(s)" in out and "--config.num_epochs" in out
-  assert run_dir.read_metrics(workdir) == before
+  assert snapshot(workdir) == before  # nothing written, not even TensorBoard
 
 
 def test_predict_warns_reads_files_and_stdin_and_writes_nothing(trained,
@@ -154,11 +165,14 @@ def test_predict_warns_reads_files_and_stdin_and_writes_nothing(trained,
   _, workdir, _ = trained
   before = snapshot(workdir)
   long_text = "great " * 20_000
-  proc = predict_cli(f"--workdir={workdir}", "", "영화 😀", long_text)
+  proc = predict_cli(f"--workdir={workdir}", "", "영화 😀", "zzyzx qwrtp",
+                     long_text)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stderr.count("warning: none of the") == 2  # empty, Korean+emoji
+  assert proc.stderr.count("has no words; its score means nothing") == 2
+  assert "warning: none of the 2 word(s) of 'zzyzx qwrtp'" in proc.stderr
   lines = proc.stdout.splitlines()
-  assert len(lines) == 3 and max(len(l) for l in lines) < 200
+  assert len(lines) == 4 and max(len(l) for l in lines) < 200
+  assert "read its last 16 of 20,000 words" in lines[3]
   reviews = tmp_path / "reviews.txt"
   reviews.write_text("wonderful superb film\n\nawful boring dull movie\n")
   from_file = predict_cli(f"--workdir={workdir}", "--file", str(reviews),
@@ -187,9 +201,9 @@ def test_report_table_and_plot_group_seeds(trained, tmp_path):
   root, workdir, _ = trained
   twin = root / "run-seed1"
   twin.mkdir(exist_ok=True)
-  records = run_dir.read_metrics(workdir)
+  records = rundir.read_metrics(workdir)
   shifted = [dict(r, test_accuracy=r["test_accuracy"] - 0.02) for r in records]
-  run_dir.write_metrics(twin, shifted)
+  RunDir(twin).write_metrics(shifted)
   out = tmp_path / "report"
   report.main([str(workdir), str(twin), "--out", str(out)])
   table = (tmp_path / "report.md").read_text()

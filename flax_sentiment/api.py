@@ -1,0 +1,117 @@
+"""The Python API: the steps of a run as functions, for notebooks and scripts.
+
+  from flax_sentiment import api
+  config = api.load_config("lstm", max_train_examples=2000, num_epochs=2)
+  imdb = api.load_data(config)                  # token ids, padded
+  model = api.build_model(config)               # a flax.linen Module
+  feeds = api.plan(config, imdb)                # batches and compiled calls
+  state = api.create_state(config, model, feeds)
+  for epoch in range(config.num_epochs):
+    state, train_metrics = api.train_epoch(state, feeds, epoch)
+    print(train_metrics, api.evaluate(state, feeds))
+  api.predict_texts(state, config, imdb.vocabulary, ["A wonderful film."])
+
+These are the pieces `loop.train_and_evaluate` (what `run.py` runs) is made
+of, without its checkpoints, resume, signals and files: use that for a full,
+resumable run, and `predict.load_predictor(workdir)` for a trained workdir.
+"""
+
+import importlib
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from flax_sentiment import data, feeding, metrics, models, parallel, predict
+from flax_sentiment import train
+from flax_sentiment.config_checks import validate_config
+
+__all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
+           "train_epoch", "evaluate", "predict_texts"]
+
+
+def load_config(name: str = "lstm", **overrides) -> ml_collections.ConfigDict:
+  """`configs/<name>.py`'s config with `overrides` (e.g. seq_len=512),
+  checked like `run.py` checks it. Run from the repository's root."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.update(overrides)
+  validate_config(config)
+  return config
+
+
+def load_data(config, say: Callable[[str], None] = print) -> data.ImdbData:
+  """IMDB per `config`: `.train`, `.test` (and `.validation`) splits with
+  `.tokens` [examples, seq_len] int32 (Keras-style padding), `.labels`
+  [examples] (1 = positive) and `.lengths` [examples]; `.vocabulary` (id
+  i + 2 is word `vocabulary[i]`; 0 is padding, 1 unknown)."""
+  return data.load_imdb(config, say=say)
+
+
+def build_model(config) -> models.SentimentClassifier:
+  """The classifier: token ids [batch, seq_len] -> logits [batch]."""
+  return models.model_from_config(config)
+
+
+def plan(config, imdb: data.ImdbData,
+         say: Callable[[str], None] = lambda line: None) -> feeding.Feeds:
+  """Every epoch's batches (`.plans[epoch]`, lists of chunks of
+  `steps_per_call` batches) and the compiled calls that run them: `.train`
+  (state, chunk) -> (state, per-step metric sums), and `.eval_sets`."""
+  return feeding.plan_run(config, imdb, say)
+
+
+def create_state(config, model: models.SentimentClassifier,
+                 feeds: feeding.Feeds) -> train.TrainState:
+  """Initial parameters (seeded by `config.seed`), Adam state (its schedule
+  sized to the planned steps), replicated over the devices."""
+  init = jax.jit(lambda key: train.create_train_state(
+      model, config, key, total_steps=feeds.total_steps()),
+                 out_shardings=parallel.replicated(parallel.data_mesh()))
+  return init(jax.random.key(config.seed))
+
+
+def train_epoch(state: train.TrainState, feeds: feeding.Feeds, epoch: int,
+                progress: bool = True
+                ) -> tuple[train.TrainState, dict[str, float]]:
+  """One pass over the planned batches of `epoch` (0-based), with a progress
+  bar; returns the new state and {train_loss, train_accuracy,
+  train_seconds}."""
+  chunks = feeds.plans[epoch]
+  totals = metrics.empty_totals()
+  start = time.perf_counter()
+  with tqdm(total=int(sum(c.weights.sum() for c in chunks)), unit="ex",
+            desc=f"epoch {epoch + 1}", disable=not progress) as bar:
+    for chunk in chunks:
+      state, sums = feeds.train(state, chunk)
+      totals = metrics.add(totals, feeding.host_sums(sums))
+      bar.update(int(chunk.weights.sum()))
+      bar.set_postfix(loss=f"{totals['loss'] / totals['count']:.4f}",
+                      acc=f"{totals['correct'] / totals['count']:.4f}",
+                      refresh=False)
+  return state, {**metrics.rates(totals, "train"),
+                 "train_seconds": time.perf_counter() - start}
+
+
+def evaluate(state: train.TrainState, feeds: feeding.Feeds
+             ) -> dict[str, float]:
+  """Loss and accuracy on every evaluated split: {test_loss,
+  test_accuracy} (and validation_* with a validation split)."""
+  evaluated = {}
+  for eval_set in feeds.eval_sets:
+    evaluated.update(eval_set.evaluate(state))
+  return evaluated
+
+
+def predict_texts(state: train.TrainState, config,
+                  vocabulary: Sequence[str], texts: Sequence[str]
+                  ) -> np.ndarray:
+  """P(positive) [len(texts)] for raw texts, tokenized and padded as in
+  training."""
+  model = build_model(config)
+  tokens = predict.encode_texts(texts, vocabulary, config)
+  logits = model.apply({"params": state.params}, jnp.asarray(tokens))
+  return np.asarray(jax.nn.sigmoid(logits))

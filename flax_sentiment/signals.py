@@ -1,0 +1,46 @@
+"""SIGTERM/SIGINT during training: finish the compiled call, checkpoint, exit.
+
+`StopSignals` turns the signals into a flag the loop checks between compiled
+calls; `Interrupted` is raised once the checkpoint is written, and `run.py`
+exits with 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C).
+"""
+
+import signal
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT arrived; a checkpoint was written before raising."""
+
+  def __init__(self, signum: int, message: str):
+    super().__init__(message)
+    self.signum = signum
+
+
+class StopSignals:
+  """Within the block, SIGTERM/SIGINT set `signum` instead of stopping."""
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self) -> "StopSignals":
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, _frame):
+    self.signum = signum
+
+  @property
+  def arrived(self) -> bool:
+    return self.signum is not None
+
+  def interrupted(self, step: int, epoch: int, directory) -> Interrupted:
+    name = signal.Signals(self.signum).name
+    return Interrupted(self.signum, (
+        f"Stopped by {name} at step {step} (epoch {epoch + 1}); checkpoint "
+        f"saved in {directory}. Run the same command again to resume."))
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)

@@ -1,0 +1,158 @@
+"""What may change when a run continues in its workdir: every config field,
+changed one at a time between two tiny runs."""
+
+import hashlib
+import json
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from configs import default
+from flax_sentiment import loop, predict, rundir, train
+from flax_sentiment.checkpoints import CheckpointMismatchError
+from flax_sentiment.errors import UserError
+from tests.conftest import tiny_config
+
+TIMING_KEYS = {"epoch_seconds", "train_examples_per_second", "compile_seconds",
+               "eval_seconds"}
+BASE = dict(num_epochs=1, validation_examples=32)
+
+# A valid other value for every field of configs/default.py (the test fails
+# if a field is added without one here).
+CHANGED = {
+    "cell": "rnn", "num_words": 80, "embed_dim": 12, "hidden_dim": 12,
+    "dtype": "bfloat16", "bidirectional": True, "num_layers": 2,
+    "pooling": "max", "embed_dropout": 0.1, "dropout": 0.1,
+    "pretrained_embeddings": "word2vec", "seq_len": 20, "padding": "post",
+    "truncating": "post", "mask_padding": True, "length_buckets": 2,
+    "vocabulary_splits": "train+unsupervised", "max_train_examples": 192,
+    "max_test_examples": 64, "data_dir": "OTHER_DIR", "download": False,
+    "cache_dir": "OTHER_DIR", "batch_size": 16, "num_epochs": 2,
+    "learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 3,
+    "weight_decay": 0.1, "clip_grad_norm": 1.0, "seed": 1,
+    "steps_per_call": 2, "eval_batch_size": 24, "validation_examples": 48,
+    "validation_seed": 1, "early_stopping_patience": 1,
+    "implementation": "stock", "unroll": 2, "project_distinct_words": False,
+    "progress": False, "progress_every_seconds": 5.0,
+    "checkpoint_every_steps": 4, "keep_checkpoints": 3,
+    "coordinator_address": "localhost:12345", "num_processes": 1,
+    "process_id": 0,
+}
+
+
+def snapshot(workdir: pathlib.Path) -> dict:
+  """sha256 and mtime of every file below `workdir`."""
+  return {str(p.relative_to(workdir)): (hashlib.sha256(p.read_bytes())
+                                        .hexdigest(), p.stat().st_mtime_ns)
+          for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+def outcome(workdir: pathlib.Path):
+  """(params, metrics without timings) of a finished workdir."""
+  _, _, state, _ = predict.load_trained_state(workdir, say=lambda _: None)
+  records = [{k: v for k, v in r.items() if k not in TIMING_KEYS}
+             for r in rundir.read_metrics(workdir)]
+  return jax.tree.leaves(jax.device_get(state.params)), records
+
+
+def config_with(tmp_path, **changes):
+  config = tiny_config(cache_dir=str(tmp_path / "cache"), **BASE)
+  config.update({k: (str(tmp_path / "other") if v == "OTHER_DIR" else v)
+                 for k, v in changes.items()})
+  return config
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+  """A finished 1-epoch run, copied by each case."""
+  from tests.fake_imdb import mock_imdb  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("one_epoch")
+  with mock_imdb():
+    loop.train_and_evaluate(config_with(root), root / "run")
+  return root
+
+
+def test_every_field_has_a_changed_value():
+  assert set(CHANGED) == set(default.get_config().keys())
+  assert set(rundir.MAY_CHANGE_ON_RESUME) <= set(CHANGED)
+
+
+@pytest.mark.parametrize("field", sorted(CHANGED))
+def test_changing_a_field_resumes_exactly_or_refuses_untouched(
+    field, one_epoch, fake_imdb, tmp_path, monkeypatch):
+  if field == "download":  # the fake data counts as prepared
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared",
+                        lambda self: True)
+  workdir = tmp_path / "run"
+  shutil.copytree(one_epoch / "run", workdir)
+  changes = {field: CHANGED[field]}
+  if field != "num_epochs":
+    changes["num_epochs"] = 2  # and train on
+  config = config_with(one_epoch, **changes)
+  if field in rundir.MAY_CHANGE_ON_RESUME:
+    loop.train_and_evaluate(config, workdir)
+    reference = tmp_path / "uninterrupted"
+    loop.train_and_evaluate(config_with(one_epoch, **changes), reference)
+    (params, records), (want_params, want_records) = (outcome(workdir),
+                                                      outcome(reference))
+    for a, b in zip(params, want_params):
+      np.testing.assert_array_equal(a, b)  # bitwise
+    assert len(records) == len(want_records) >= 1
+    for got, want in zip(records, want_records):
+      assert got.keys() == want.keys()
+      for key, value in want.items():  # evaluation sums may regroup
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+  else:
+    before = snapshot(workdir)
+    with pytest.raises(UserError) as error:
+      loop.train_and_evaluate(config, workdir)
+    assert field in str(error.value) and "\n" not in str(error.value)
+    assert snapshot(workdir) == before
+
+
+def test_num_epochs_may_not_change_under_a_schedule(fake_imdb, tmp_path):
+  cosine = dict(lr_schedule="cosine", warmup_steps=2)
+  loop.train_and_evaluate(config_with(tmp_path, **cosine), tmp_path / "run")
+  before = snapshot(tmp_path / "run")
+  with pytest.raises(UserError, match=r"num_epochs: 1 in the workdir, 2 now"):
+    loop.train_and_evaluate(config_with(tmp_path, num_epochs=2, **cosine),
+                            tmp_path / "run")
+  assert snapshot(tmp_path / "run") == before
+
+
+def test_checkpoint_of_another_shape_is_refused_not_moved(one_epoch,
+                                                          fake_imdb, tmp_path):
+  # config.json agrees with the new config, the checkpoints do not (e.g.
+  # written by another version): an error, nothing moved aside.
+  workdir = tmp_path / "run"
+  shutil.copytree(one_epoch / "run", workdir)
+  saved = json.loads((workdir / "config.json").read_text())
+  (workdir / "config.json").write_text(json.dumps(dict(saved, hidden_dim=12)))
+  before = snapshot(workdir)
+  with pytest.raises(CheckpointMismatchError,
+                     match=r"another config or version \(params\.dense\.kernel: "
+                     r"float32\[8, 1\] in the checkpoint, float32\[12, 1\] now"):
+    loop.train_and_evaluate(config_with(one_epoch, hidden_dim=12), workdir)
+  assert snapshot(workdir) == before
+  assert not (workdir / "corrupt_checkpoints").exists()
+
+
+def test_schedule_length_is_the_planned_steps(fake_imdb, tmp_path,
+                                              monkeypatch):
+  # Length buckets run more steps than ceil(N / batch): the schedule must be
+  # sized by the steps the run executes, so a linear one ends at zero there.
+  sized = []
+  schedule = train.learning_rate_schedule
+  monkeypatch.setattr(train, "learning_rate_schedule", lambda config, total: (
+      sized.append(total), schedule(config, total))[1])
+  config = config_with(tmp_path, lr_schedule="linear", padding="post",
+                       mask_padding=True, length_buckets=3, num_epochs=2, seq_len=48,
+                       batch_size=16)
+  history = loop.train_and_evaluate(config, tmp_path / "run")
+  steps = history[-1]["steps"]
+  assert steps > 2 * -(-(256 - 32) // config.batch_size)
+  assert set(sized) == {steps}
