@@ -138,6 +138,8 @@ def test_validation_selects_the_epoch_and_keeps_its_state(trained):
 
 
 def test_tensorboard_has_epoch_and_chunk_scalars(trained):
+  pytest.importorskip("tensorflow", reason="reads event files with "
+                      "TensorFlow (the [dev] extra)")
   from tensorflow.compat.v1.train import summary_iterator  # pylint: disable=g-import-not-at-top
   _, workdir, _ = trained
   files = list((workdir / "tensorboard").glob("events.out.tfevents.*"))
