@@ -125,8 +125,8 @@ def _data_source(config):
   from flax_sentiment.monitor import quiet_library  # pylint: disable=g-import-not-at-top
   with quiet_library():  # no tfds log line before our own message
     builder = tfds.builder(DATASET, data_dir=config.data_dir)
-  if not builder.is_prepared():
-    looked_in = builder.data_dir
+    prepared, looked_in = builder.is_prepared(), builder.data_dir
+  if not prepared:
     fix = ("Point --config.data_dir (or the TFDS_DATA_DIR environment "
            "variable) at a folder that holds imdb_reviews/, e.g. "
            "../shared/tensorflow_datasets")

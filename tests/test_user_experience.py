@@ -82,6 +82,19 @@ def test_workdir_that_is_or_lies_below_a_file(where, tmp_path):
   assert not (tmp_path / "cache").exists()
 
 
+def test_missing_data_is_one_line_without_library_logs(tmp_path):
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "nodata"),
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run(
+      [sys.executable, "run.py", "--config", "configs/lstm.py",
+       f"--workdir={tmp_path / 'run'}", "--config.download=False",
+       f"--config.cache_dir={tmp_path / 'cache'}"], cwd=REPO, env=env,
+      capture_output=True, text=True, timeout=120)
+  line = one_error_line(proc)  # no tfds "dataset_info.json" line before it
+  assert "IMDB data not found" in line and str(tmp_path / "nodata") in line
+  assert not (tmp_path / "run").exists()
+
+
 def test_read_only_directory_is_refused_naming_it(tmp_path, monkeypatch):
   """(As root, permissions do not stop writes; a read-only file system is
   simulated where the check probes it.)"""
