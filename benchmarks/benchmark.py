@@ -5,10 +5,12 @@
 
 For each config: compile seconds, steady-state examples/s and the estimated
 seconds per 25,000-example epoch, per framework (one after another, never in
-parallel), the ratios to flax-sentiment, and the FLOP lower bound from a
-measured float32 matmul peak. JSON lines go to --out (and stdout), a table to
-stdout. Keras needs `tensorflow`, PyTorch `torch` (`pip install -e ".[bench]"`);
-missing ones are skipped with a note.
+parallel, each in a process of its own: a crash ends only its own row, which
+says so), the ratios to flax-sentiment, and the FLOP lower bound from a
+measured float32 matmul peak. Every JSON line names the machine, its CPU
+flags that matter (AVX-512, bf16, AMX) and the versions. JSON lines go to
+--out (and stdout), a table to stdout. Keras needs `tensorflow`, PyTorch
+`torch` (`pip install -e ".[bench]"`); missing ones are skipped with a note.
 """
 
 import argparse
@@ -213,6 +215,23 @@ def cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
+               "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+  """The CPU flags that decide matmul speed (from /proc/cpuinfo)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          present = set(line.split(":", 1)[1].split())
+          return [flag for flag in SPEED_FLAGS if flag in present]
+  except OSError:
+    pass
+  return []
+
+
 def machine_facts() -> dict:
   """What tells numbers from different machines apart, in every JSON line."""
   import importlib.metadata as metadata
@@ -224,7 +243,8 @@ def machine_facts() -> dict:
     except metadata.PackageNotFoundError:
       return None
   return {"machine": platform.node(), "cpus": os.cpu_count(),
-          "cpu_model": cpu_model(), "platform": jax.default_backend(),
+          "cpu_model": cpu_model(), "cpu_flags": cpu_flags(),
+          "platform": jax.default_backend(),
           "device": jax.devices()[0].device_kind,
           "device_count": jax.device_count(),
           "jax": version("jax"), "jaxlib": version("jaxlib"),
@@ -232,6 +252,23 @@ def machine_facts() -> dict:
           "torch": version("torch"), "tensorflow": version("tensorflow") or
           version("tensorflow-cpu"), "python": platform.python_version(),
           "date": time.strftime("%Y-%m-%d")}
+
+
+def measure_in_subprocess(name: str, fw: str, steps: int) -> dict:
+  """Runs one (config, framework) measurement in a fresh process: a library
+  that crashes (seen: PyTorch after TensorFlow in one process) ends only its
+  own row. Returns {compile_seconds, examples_per_second} or {failed}."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run([sys.executable, __file__, "--one", name, fw,
+                         "--steps", str(steps)], capture_output=True,
+                        text=True)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode == 0 and lines:
+    return json.loads(lines[-1])
+  reason = (f"signal {-proc.returncode}" if proc.returncode < 0
+            else f"exit code {proc.returncode}")
+  tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+  return {"failed": f"{reason}: {tail}".rstrip(": ")}
 
 
 def main():
@@ -242,7 +279,20 @@ def main():
   parser.add_argument("--steps", type=int, default=64,
                       help="timed train steps per config and framework")
   parser.add_argument("--out", default="bench_results/benchmark.jsonl")
+  parser.add_argument("--one", nargs=2, metavar=("CONFIG", "FRAMEWORK"),
+                      help=argparse.SUPPRESS)  # the child of one row
   args = parser.parse_args()
+  unknown = [fw for fw in args.frameworks.split(",") if fw not in FRAMEWORKS]
+  unknown += [c for c in args.configs.split(",") if c not in CONFIGS]
+  if unknown:
+    parser.error(f"unknown config or framework: {', '.join(unknown)} (configs:"
+                 f" {', '.join(CONFIGS)}; frameworks: {', '.join(FRAMEWORKS)})")
+  if args.one:
+    name, fw = args.one
+    compile_s, ex_per_s = FRAMEWORKS[fw](*CONFIGS[name], args.steps)
+    print(json.dumps({"compile_seconds": compile_s,
+                      "examples_per_second": ex_per_s}), flush=True)
+    return
 
   import importlib.util
   machine = machine_facts()
@@ -259,21 +309,24 @@ def main():
         if needed and importlib.util.find_spec(needed) is None:
           print(f"# {fw}: skipped, {needed} is not installed")
           continue
-        compile_s, ex_per_s = FRAMEWORKS[fw](cell, seq_len, args.steps)
-        row = dict(config=name, framework=fw, compile_seconds=compile_s,
-                   examples_per_second=ex_per_s,
-                   epoch_seconds=EPOCH_EXAMPLES / ex_per_s,
+        measured = measure_in_subprocess(name, fw, args.steps)
+        row = dict(config=name, framework=fw, **measured,
                    flop_bound_epoch_seconds=bound, steps=args.steps,
-                   **machine)
+                   matmul_peak_gflops=peak, **machine)
+        if "examples_per_second" in measured:
+          row["epoch_seconds"] = EPOCH_EXAMPLES / measured["examples_per_second"]
         rows.append(row)
         out.write(json.dumps(row) + "\n")
         out.flush()
         print(json.dumps(row), flush=True)
   print(f"\n{'config':<9}{'framework':<13}{'compile s':>10}{'ex/s':>9}"
         f"{'s/epoch':>9}{'bound s':>9}{'flax is x':>10}")
-  flax = {r["config"]: r["examples_per_second"] for r in rows
-          if r["framework"] == "flax"}
+  flax = {r["config"]: r.get("examples_per_second", float("nan"))
+          for r in rows if r["framework"] == "flax"}
   for r in rows:
+    if "failed" in r:
+      print(f"{r['config']:<9}{r['framework']:<13}  failed: {r['failed']}")
+      continue
     ratio = flax.get(r["config"], float("nan")) / r["examples_per_second"]
     print(f"{r['config']:<9}{r['framework']:<13}{r['compile_seconds']:>10.1f}"
           f"{r['examples_per_second']:>9.0f}{r['epoch_seconds']:>9.1f}"
