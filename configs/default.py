@@ -43,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.warmup_steps = 0
   config.weight_decay = 0.0       # >0: AdamW
   config.clip_grad_norm = 0.0     # >0: clip gradients by global norm
+  config.adversarial_epsilon = 0.0  # >0: adversarial training, this radius
   config.seed = 0
   config.steps_per_call = 32      # train steps per compiled call (lax.scan)
   config.eval_batch_size = 500     # rounded up to a multiple of the devices

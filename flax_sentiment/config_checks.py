@@ -24,7 +24,7 @@ CHOICES = {"cell": tuple(CELLS), "padding": PADDING_SIDES,
            "vocabulary_splits": ("train", "train+unsupervised"),
            "pretrained_embeddings": ("none", "word2vec")}
 RATES = ("embed_dropout", "dropout")
-NON_NEGATIVE_FLOATS = ("weight_decay", "clip_grad_norm",
+NON_NEGATIVE_FLOATS = ("weight_decay", "clip_grad_norm", "adversarial_epsilon",
                        "progress_every_seconds")
 
 
@@ -49,6 +49,9 @@ FIELD_HELP = {
     "warmup_steps": "linear warmup steps (with a schedule)",
     "weight_decay": ">0: AdamW decoupled weight decay",
     "clip_grad_norm": ">0: clip gradients to this global norm",
+    "adversarial_epsilon": ">0: adversarial training (Miyato et al. 2017): "
+                           "also fit the batch with its embedded tokens moved "
+                           "this far (L2 per review) along the loss gradient",
     "num_words": "vocabulary size incl. the 2 reserved ids (0 pad, 1 unknown)",
     "embed_dim": "embedding width",
     "hidden_dim": "recurrent state width (per direction)",

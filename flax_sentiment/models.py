@@ -105,7 +105,8 @@ class SentimentClassifier(nn.Module):
   @nn.compact
   def __call__(self, tokens: jax.Array,
                distinct_ids: jax.Array | None = None,
-               deterministic: bool = True) -> jax.Array:
+               deterministic: bool = True,
+               perturbation: jax.Array | None = None) -> jax.Array:
     """tokens [batch, seq_len] -> logits [batch].
 
     distinct_ids [num_ids], optional (hoisted path; the stock path ignores
@@ -113,6 +114,8 @@ class SentimentClassifier(nn.Module):
     `batching.distinct_ids`. Then only those embedding rows are projected.
     Ids of `tokens` missing from it give wrong results.
     deterministic: False in training (dropout on; needs a "dropout" rng).
+    perturbation [seq_len, batch, embed_dim], optional: added to the
+    embedded tokens (adversarial training, `train.adversarial_perturbation`).
     """
     embed = nn.Embed(self.num_words, self.embed_dim, name="embedding")
     keep = self._word_keep(deterministic)
@@ -130,13 +133,14 @@ class SentimentClassifier(nn.Module):
         finals, outputs = [], []
       last_layer = layer == self.num_layers - 1
       if stock:
-        inputs = (self._embedded(embed, time_major, keep) if layer == 0
-                  else states)
+        inputs = (self._embedded(embed, time_major, keep, perturbation)
+                  if layer == 0 else states)
         final, ys = self._stock_direction(name, inputs, mask, backward)
       else:
         final, ys = self._hoisted_direction(
             name, layer, time_major, states, distinct_ids, keep, mask,
-            backward, with_states=wants_states or not last_layer)
+            backward, with_states=wants_states or not last_layer,
+            perturbation=perturbation)
       finals.append(final)
       outputs.append(ys)
       if len(outputs) == len(self.directions) and outputs[0] is not None:
@@ -165,11 +169,15 @@ class SentimentClassifier(nn.Module):
 
   @staticmethod
   def _embedded(embed: nn.Embed, time_major: jax.Array,
-                keep: jax.Array | None) -> jax.Array:
-    """Embedded tokens [seq_len, batch, embed], dropped words zeroed."""
+                keep: jax.Array | None,
+                perturbation: jax.Array | None = None) -> jax.Array:
+    """Embedded tokens [seq_len, batch, embed], dropped words zeroed,
+    `perturbation` added."""
     inputs = embed(time_major)
     if keep is not None:
       inputs = inputs * keep[time_major][..., None]
+    if perturbation is not None:
+      inputs = inputs + perturbation
     return inputs
 
   def _stock_direction(self, name: str, inputs: jax.Array,
@@ -187,7 +195,8 @@ class SentimentClassifier(nn.Module):
                          states: jax.Array | None,
                          distinct_ids: jax.Array | None,
                          keep: jax.Array | None, mask: jax.Array | None,
-                         backward: bool, with_states: bool
+                         backward: bool, with_states: bool,
+                         perturbation: jax.Array | None = None
                          ) -> tuple[jax.Array, jax.Array | None]:
     """`recurrence.run_projected` (final [batch, hidden], states [seq_len,
     batch, hidden] or None), its input projection hoisted out of the loop:
@@ -198,6 +207,9 @@ class SentimentClassifier(nn.Module):
       projected = embedding.project_tokens(
           self.variables["params"]["embedding"]["embedding"], time_major,
           weights, self.dtype, distinct_ids, keep)
+      if perturbation is not None:  # (x + r) @ w_i = x @ w_i + r @ w_i
+        projected = projected + recurrence.matmul(perturbation, weights.w_i,
+                                                  self.dtype)
     else:
       projected = recurrence.matmul(states, weights.w_i,
                                     self.dtype) + weights.b_i

@@ -109,6 +109,25 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False
   return predict
 
 
+def load_ensemble(workdirs: Sequence[str | pathlib.Path],
+                  fall_back: bool = False
+                  ) -> Callable[[Sequence[str]], np.ndarray]:
+  """A function from texts to P(positive) [len(texts)], the mean of the
+  predictors of several workdirs (e.g. one run per seed); each reads the
+  texts with its own config and vocabulary. One workdir: its predictor."""
+  members = [load_predictor(w, fall_back) for w in workdirs]
+  if len(members) == 1:
+    return members[0]
+
+  def predict(texts: Sequence[str]) -> np.ndarray:
+    return np.mean([member(texts) for member in members], axis=0)
+  # Unknown words and lengths are reported for the first member.
+  predict.vocabulary = members[0].vocabulary
+  predict.config = members[0].config
+  predict.members = len(members)
+  return predict
+
+
 def _short(text: str) -> str:
   text = " ".join(text.split())
   return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 1] + "…"
@@ -135,7 +154,9 @@ def _read_texts(args) -> list[str]:
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(
       description="Sentiment of your own text, from a run.py workdir.")
-  parser.add_argument("--workdir", required=True, help="a run.py workdir")
+  parser.add_argument("--workdir", required=True, action="append",
+                      help="a run.py workdir; several: the mean of their "
+                      "predictions (an ensemble, e.g. of seeds)")
   parser.add_argument("--file", help="read texts from this file, one per "
                       "line ('-': stdin)")
   parser.add_argument("--json", action="store_true",
@@ -147,7 +168,7 @@ def main(argv: list[str]) -> None:
   args = parser.parse_args(argv)
   try:
     texts = _read_texts(args)
-    predict = load_predictor(args.workdir, fall_back=args.fallback)
+    predict = load_ensemble(args.workdir, fall_back=args.fallback)
   except UserError as e:
     sys.exit(f"error: {e}")
   probabilities = predict(texts)

@@ -144,3 +144,68 @@ def test_clipping_and_weight_decay():
   np.testing.assert_allclose(update["w"], -0.1 * params["w"])  # decay only
   update, _ = plain.update(zero, plain.init(params), params)
   np.testing.assert_allclose(update["w"], 0.0)
+
+
+# ------------------------------------------------- adversarial training
+
+
+def test_adversarial_perturbation_has_the_claimed_norm_per_review():
+  gradient = jax.random.normal(jax.random.key(0), (7, 4, 6))
+  gradient = gradient.at[:, 2].set(0.0)  # a filler row: no gradient
+  perturbation = train.adversarial_perturbation(gradient, 2.5)
+  norms = jnp.sqrt(jnp.sum(perturbation ** 2, axis=(0, 2)))
+  np.testing.assert_allclose(norms, [2.5, 2.5, 0.0, 2.5], rtol=1e-6)
+  # Along the gradient: the same direction per review.
+  cosine = jnp.sum(perturbation * gradient, axis=(0, 2)) / (
+      norms * jnp.sqrt(jnp.sum(gradient ** 2, axis=(0, 2))) + 1e-30)
+  np.testing.assert_allclose(np.asarray(cosine)[[0, 1, 3]], 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("options", [OPTIONS[-1], dict()], ids=str)
+def test_perturbed_inputs_hoisted_equal_stock(options):
+  model = small_model("lstm", **options)
+  stock = model.clone(implementation="stock")
+  perturbation = 0.3 * jax.random.normal(jax.random.key(5), (8, 4, 6))
+  assert_outputs_and_grads_close(
+      lambda p, r: model.apply({"params": p}, TOKENS, perturbation=r),
+      lambda p, r: stock.apply({"params": p}, TOKENS, perturbation=r),
+      (params_of(model), perturbation), argnums=(0, 1))
+  zero = jnp.zeros_like(perturbation)
+  np.testing.assert_array_equal(  # a zero perturbation changes nothing
+      model.apply({"params": params_of(model)}, TOKENS, perturbation=zero),
+      model.apply({"params": params_of(model)}, TOKENS))
+
+
+def _state_and_batch(epsilon):
+  config = tiny_config(adversarial_epsilon=epsilon, num_words=12,
+                       embed_dim=6, hidden_dim=5, seq_len=8)
+  model = models.model_from_config(config)
+  state = train.create_train_state(model, config, jax.random.key(0))
+  batch = {"tokens": TOKENS, "labels": jnp.array([1.0, 0.0, 1.0, 0.0]),
+           "weights": jnp.ones(4)}
+  return state, batch
+
+
+def test_adversarial_step_raises_the_loss_it_trains_on():
+  state, batch = _state_and_batch(0.0)
+
+  def loss(r):
+    logits = state.apply_fn({"params": state.params}, batch["tokens"],
+                            perturbation=r)
+    return train._metric_sums(logits, batch)[0]  # pylint: disable=protected-access
+  zeros = jnp.zeros((8, 4, 6))
+  r = train.adversarial_perturbation(jax.grad(loss)(zeros), 0.5)
+  assert float(loss(r)) > float(loss(zeros))
+  assert float(loss(r)) > float(loss(-r))  # the gradient's side, not any
+
+
+def test_adversarial_training_changes_the_step_and_keeps_clean_metrics():
+  plain, batch = _state_and_batch(0.0)
+  adversarial, _ = _state_and_batch(1.0)
+  assert adversarial.adversarial_epsilon == 1.0
+  new_plain, plain_sums = jax.jit(train.train_step)(plain, batch)
+  new_adv, adv_sums = jax.jit(train.train_step)(adversarial, batch)
+  for k in plain_sums:  # metrics are those of the clean batch
+    np.testing.assert_allclose(plain_sums[k], adv_sums[k], rtol=1e-6)
+  assert not np.allclose(new_plain.params["dense"]["kernel"],
+                         new_adv.params["dense"]["kernel"])
