@@ -22,6 +22,10 @@ jax.config.update("jax_default_matmul_precision", "highest")
 # the user's FLAX_SENTIMENT_CACHE.
 TEST_CACHE = tempfile.mkdtemp(prefix="flax_sentiment_test_cache_")
 os.environ["FLAX_SENTIMENT_CACHE"] = TEST_CACHE
+# In-process tests load executables they compiled before (as run.py does).
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(TEST_CACHE, "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def pytest_sessionfinish(session, exitstatus):
