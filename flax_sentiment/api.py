@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from flax_sentiment import data, feeding, metrics, models, parallel, predict
 from flax_sentiment import train
