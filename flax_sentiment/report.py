@@ -10,7 +10,6 @@ else the last epoch). Reads only `metrics.jsonl` (and `config.json`).
 """
 
 import argparse
-import json
 import pathlib
 import re
 import sys

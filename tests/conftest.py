@@ -84,3 +84,33 @@ def real_data_dir():
     pytest.skip(f"real IMDB data not found at {path}; set TFDS_DATA_DIR to a "
                 f"folder holding imdb_reviews/ (e.g. ../shared/tensorflow_datasets)")
   return REAL_DATA_DIR
+
+
+def run_py(*args, timeout=120, env=None):
+  """run.py in a subprocess (a CompletedProcess)."""
+  return subprocess.run([sys.executable, "run.py", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=env)
+
+
+def predict_cli(*args, stdin=None):
+  """python -m flax_sentiment.predict in a subprocess, on the CPU."""
+  return subprocess.run([sys.executable, "-m", "flax_sentiment.predict",
+                         *args], cwd=REPO, capture_output=True, text=True,
+                        timeout=120, input=stdin,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+def one_error_line(proc) -> str:
+  """The single `error:` line a failed command printed (asserted)."""
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  assert lines[0].startswith("error: ")
+  return lines[0]
+
+
+def snapshot(path):
+  """(name, size, mtime) of everything below `path`."""
+  return sorted((str(p.relative_to(path)), p.stat().st_size,
+                 p.stat().st_mtime_ns) for p in path.rglob("*"))

@@ -2,22 +2,13 @@
 says so, nothing falls back silently, no library traceback is shown."""
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_fake, tiny_flags
+from tests.conftest import predict_cli, run_fake, tiny_flags
 
 TEXTS = ("great wonderful superb film", "awful boring dull movie")
-
-
-def predict_cli(*args):
-  return subprocess.run([sys.executable, "-m", "flax_sentiment.predict",
-                         *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=120, env={**__import__("os").environ,
-                                          "JAX_PLATFORMS": "cpu"})
 
 
 @pytest.fixture(scope="module")

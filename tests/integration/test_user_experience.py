@@ -1,114 +1,16 @@
-"""What a user meets: --help, one-line errors with nothing written, progress
-lines, TensorBoard, validation-based selection, a finished run re-run,
-predict's warnings and inputs, and the report."""
+"""What a user meets in a real run (a fake-data run.py in a subprocess):
+startup and progress lines, TensorBoard, validation-based selection, a
+finished run re-run, predict's warnings and inputs, and the report."""
 
-import errno
 import json
-import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 from configs import default
 from flax_sentiment import progress, report, rundir
 from flax_sentiment.rundir import RunDir
-from flax_sentiment.config_checks import FIELD_HELP
-from flax_sentiment.errors import UserError
-from tests.conftest import REPO, run_fake, tiny_flags
-
-
-def run_py(*args, timeout=120):
-  return subprocess.run([sys.executable, "run.py", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=timeout)
-
-
-def predict_cli(*args, stdin=None):
-  return subprocess.run([sys.executable, "-m", "flax_sentiment.predict",
-                         *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=120, input=stdin)
-
-
-def one_error_line(proc) -> str:
-  assert proc.returncode != 0
-  lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1, proc.stderr
-  assert lines[0].startswith("error: ")
-  return lines[0]
-
-
-def snapshot(path):
-  return sorted((str(p.relative_to(path)), p.stat().st_size,
-                 p.stat().st_mtime_ns) for p in path.rglob("*"))
-
-
-@pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_lists_every_field_with_its_default_and_meaning(flag):
-  proc = run_py("--config", "configs/rnn.py", flag)
-  assert proc.returncode == 0, proc.stderr
-  config = default.get_config()
-  for field in config.keys():
-    line = next(l for l in proc.stdout.splitlines()
-                if l.strip().startswith(f"--config.{field} "))
-    assert FIELD_HELP[field] in line
-  assert "--config.cell" in proc.stdout and "'rnn'" in proc.stdout
-
-
-def test_every_field_has_help():
-  assert set(default.get_config().keys()) == set(FIELD_HELP)
-
-
-def test_stray_positional_argument_is_one_line():
-  line = one_error_line(run_py("configs/rnn.py"))  # --config forgotten
-  assert "'configs/rnn.py'" in line and "--config configs/rnn.py" in line
-
-
-def test_missing_config_file_is_one_line():
-  line = one_error_line(run_py("--config", "configs/nope.py"))
-  assert "configs/nope.py not found" in line and "configs/lstm.py" in line
-
-
-@pytest.mark.parametrize("where", ["file", "below_file"])
-def test_workdir_that_is_or_lies_below_a_file(where, tmp_path):
-  blocker = tmp_path / "taken"
-  blocker.write_text("keep me")
-  workdir = blocker if where == "file" else blocker / "run"
-  line = one_error_line(run_py("--config", "configs/lstm.py",
-                               f"--workdir={workdir}",
-                               f"--config.cache_dir={tmp_path / 'cache'}"))
-  assert str(workdir) in line and "--workdir" in line
-  assert blocker.read_text() == "keep me"
-  assert not (tmp_path / "cache").exists()
-
-
-def test_missing_data_is_one_line_without_library_logs(tmp_path):
-  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "nodata"),
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run(
-      [sys.executable, "run.py", "--config", "configs/lstm.py",
-       f"--workdir={tmp_path / 'run'}", "--config.download=False",
-       f"--config.cache_dir={tmp_path / 'cache'}"], cwd=REPO, env=env,
-      capture_output=True, text=True, timeout=120)
-  line = one_error_line(proc)  # no tfds "dataset_info.json" line before it
-  assert "IMDB data not found" in line and str(tmp_path / "nodata") in line
-  assert not (tmp_path / "run").exists()
-
-
-def test_read_only_directory_is_refused_naming_it(tmp_path, monkeypatch):
-  """(As root, permissions do not stop writes; a read-only file system is
-  simulated where the check probes it.)"""
-  def read_only(*args, **kwargs):
-    raise OSError(errno.EROFS, "Read-only file system")
-  monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
-  with pytest.raises(UserError, match=r"cache directory .* read-only .* "
-                     r"--config.cache_dir"):
-    rundir.check_writable_dir(tmp_path / "cache", "cache directory",
-                               "--config.cache_dir")
-  assert not (tmp_path / "cache").exists()
-
-
-# ------------------------------------------------- one trained workdir
+from tests.conftest import (one_error_line, predict_cli, run_fake, snapshot,
+                            tiny_flags)
 
 
 @pytest.fixture(scope="module")
@@ -227,24 +129,3 @@ def test_report_table_and_plot_group_seeds(trained, tmp_path):
   assert (tmp_path / "report.png").stat().st_size > 10_000
   with pytest.raises(SystemExit, match="no metrics.jsonl"):
     report.main([str(tmp_path / "nothing")])
-
-
-def test_plain_progress_when_not_a_terminal_and_bar_on_one():
-  from flax_sentiment import monitor  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
-
-  class Terminal(io.StringIO):
-    def isatty(self):
-      return True
-  for stream, bar in ((io.StringIO(), False), (Terminal(), True)):
-    console = monitor.Console(progress=True, every_seconds=0.0, stream=stream)
-    epoch = console.epoch(0, 2, total=100)
-    assert (epoch.bar is not None) == bar
-    epoch.update(40, loss=20.0, correct=30.0, count=40.0)
-    console.say("a line")
-    epoch.close()
-    text = stream.getvalue()
-    assert "a line" in text
-    assert ("40/100" in text) and ("loss 0.5000" in text or "loss=0.5000" in text)
-  off = monitor.Console(progress=False, every_seconds=0.0, stream=Terminal())
-  assert off.epoch(0, 1, total=10).bar is None
