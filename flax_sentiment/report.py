@@ -117,10 +117,15 @@ def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=10)
+  # One legend for both panels, below them, clear of the curves.
+  handles, labels = axes[0].get_legend_handles_labels()
+  columns = min(4, max(1, len(labels)))
+  legend_rows = -(-len(labels) // columns)
+  fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=11,
+             frameon=False)
   fig.suptitle("test solid, validation dotted, train dashed; bands: min-max "
                "over seeds", fontsize=12)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0.06 * legend_rows + 0.02, 1, 1))
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
