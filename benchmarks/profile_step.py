@@ -4,8 +4,11 @@ gather. Best of 5 after a warm-up; run from the repository root:
 
   python benchmarks/profile_step.py
 """
+import pathlib
+import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax
 import jax.numpy as jnp
 import numpy as np
