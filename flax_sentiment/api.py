@@ -26,7 +26,8 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from flax_sentiment import data, feeding, metrics, models, parallel, predict
+from flax_sentiment import (data, feeding, loop, metrics, models, parallel,
+                            predict)
 from flax_sentiment import train
 from flax_sentiment.config_checks import validate_config
 
@@ -100,10 +101,7 @@ def evaluate(state: train.TrainState, feeds: feeding.Feeds
              ) -> dict[str, float]:
   """Loss and accuracy on every evaluated split: {test_loss,
   test_accuracy} (and validation_* with a validation split)."""
-  evaluated = {}
-  for eval_set in feeds.eval_sets:
-    evaluated.update(eval_set.evaluate(state))
-  return evaluated
+  return loop.evaluate(state, feeds.eval_sets)
 
 
 def predict_texts(state: train.TrainState, config,

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs, fake and real data."""
 
+import hashlib
 import os
 import pathlib
 import shutil
@@ -110,7 +111,9 @@ def one_error_line(proc) -> str:
   return lines[0]
 
 
-def snapshot(path):
-  """(name, size, mtime) of everything below `path`."""
-  return sorted((str(p.relative_to(path)), p.stat().st_size,
-                 p.stat().st_mtime_ns) for p in path.rglob("*"))
+def snapshot(path) -> dict:
+  """{name: (sha256, mtime)} of every file below `path` (directories by
+  name): equal snapshots mean nothing was written, moved or created."""
+  return {str(p.relative_to(path)): (
+      (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+      if p.is_file() else "dir") for p in sorted(path.rglob("*"))}

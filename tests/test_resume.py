@@ -1,7 +1,6 @@
 """What may change when a run continues in its workdir: every config field,
 changed one at a time between two tiny runs."""
 
-import hashlib
 import json
 import pathlib
 import shutil
@@ -14,7 +13,7 @@ from configs import default
 from flax_sentiment import loop, predict, rundir, train
 from flax_sentiment.checkpoints import CheckpointMismatchError
 from flax_sentiment.errors import UserError
-from tests.conftest import tiny_config
+from tests.conftest import snapshot, tiny_config
 
 TIMING_KEYS = {"epoch_seconds", "train_examples_per_second", "compile_seconds",
                "eval_seconds"}
@@ -42,13 +41,6 @@ CHANGED = {
     "coordinator_address": "localhost:12345", "num_processes": 1,
     "process_id": 0,
 }
-
-
-def snapshot(workdir: pathlib.Path) -> dict:
-  """sha256 and mtime of every file below `workdir`."""
-  return {str(p.relative_to(workdir)): (hashlib.sha256(p.read_bytes())
-                                        .hexdigest(), p.stat().st_mtime_ns)
-          for p in sorted(workdir.rglob("*")) if p.is_file()}
 
 
 def outcome(workdir: pathlib.Path):
