@@ -82,6 +82,10 @@ def bench_flax(cell, seq_len, steps, **overrides):
   from flax_sentiment import batching, models, train
   config = default.get_config()
   config.update(dict(cell=cell, seq_len=seq_len), **overrides)
+  if config.implementation == "pallas":
+    from flax_sentiment import pallas_recurrence
+    if reason := pallas_recurrence.unavailable_reason():
+      raise RuntimeError(f"implementation='pallas' {reason}")
   model = models.model_from_config(config)
   state = jax.jit(functools.partial(train.create_train_state, model, config))(
       jax.random.key(0))
@@ -193,6 +197,8 @@ FRAMEWORKS = {
     "flax_unroll16": functools.partial(bench_flax, unroll=16),
     "flax_stock": functools.partial(bench_flax, implementation="stock"),
     "flax_bf16": functools.partial(bench_flax, dtype="bfloat16"),
+    # The Mosaic GPU kernels (Hopper GPUs; flax_sentiment/pallas_recurrence.py).
+    "flax_pallas": functools.partial(bench_flax, implementation="pallas"),
     # Ablation, not run by default: every token (or the whole vocabulary)
     # projected, as before `project_distinct_words`.
     "flax_all_rows": functools.partial(bench_flax,

@@ -3,6 +3,9 @@ any data is read or anything compiled."""
 
 import math
 
+import jax
+
+from flax_sentiment import pallas_recurrence
 from flax_sentiment.data import NUM_RESERVED_IDS, PADDING_SIDES
 from flax_sentiment.errors import ConfigError
 from flax_sentiment.models import CELLS, IMPLEMENTATIONS, POOLINGS
@@ -82,7 +85,8 @@ FIELD_HELP = {
                        "`seed` varies, so seeds share it)",
     "early_stopping_patience": ">0: stop when validation accuracy has not "
                                "improved for this many epochs",
-    "implementation": "recurrence: hoisted (fast) | stock (nn.RNN)",
+    "implementation": "recurrence: hoisted (fast XLA loop) | stock (nn.RNN) "
+                      "| pallas (Mosaic GPU kernels, Hopper GPUs, opt-in)",
     "unroll": "time steps per loop iteration (unmasked hoisted loops); "
               "0: by backend (8 on GPU, 1 elsewhere)",
     "project_distinct_words": "project only the words each batch uses "
@@ -204,6 +208,11 @@ def _check_data_options(config) -> None:
         "config.implementation='stock' (nn.RNN seq_lengths) masks padding only "
         "at the end; with mask_padding=True use --config.padding=post or "
         "--config.implementation=hoisted")
+  if config.implementation == "pallas" and config.unroll > 1:
+    raise ConfigError(
+        f"config.unroll={config.unroll} applies to the XLA loop; "
+        f"implementation='pallas' runs the whole loop in one kernel; use "
+        f"--config.unroll=0")
   if (config.mask_padding and config.implementation == "hoisted"
       and config.unroll > 1):
     raise ConfigError(
@@ -222,6 +231,23 @@ def _check_processes(config) -> None:
     if not 0 <= config.process_id < config.num_processes:
       raise ConfigError(f"config.process_id={config.process_id} must be in "
                         f"[0, {config.num_processes})")
+
+
+def check_implementation_runs(config, device: jax.Device) -> None:
+  """implementation='pallas' only where its kernels can run: a Hopper (or
+  newer) NVIDIA GPU, hidden sizes whose weights fit in shared memory."""
+  if config.implementation != "pallas":
+    return
+  reason = pallas_recurrence.unavailable_reason(device)
+  if reason:
+    raise ConfigError(f"config.implementation='pallas' {reason}; use "
+                      f"--config.implementation=hoisted")
+  try:
+    pallas_recurrence.plan_for(config.cell, config.hidden_dim,
+                               config.batch_size, config.seq_len,
+                               config.mask_padding)
+  except pallas_recurrence.PallasUnavailableError as error:
+    raise ConfigError(str(error)) from None
 
 
 def check_batch_divides(config, num_devices: int) -> None:

@@ -21,7 +21,9 @@ import numpy as np
 from flax_sentiment import (checkpoints, data, feeding, metrics, models,
                             monitor, parallel, pretrain, train)
 from flax_sentiment import progress as progress_lib
-from flax_sentiment.config_checks import check_batch_divides, validate_config
+from flax_sentiment.config_checks import (check_batch_divides,
+                                         check_implementation_runs,
+                                         validate_config)
 from flax_sentiment.errors import UserError
 from flax_sentiment.progress import Progress
 from flax_sentiment.rundir import RunDir, check_writable_dir
@@ -118,6 +120,7 @@ def check_before_writing(config, rundir: RunDir) -> None:
   rundir.check_resumable(config)
   parallel.initialize_distributed(config)
   check_batch_divides(config, jax.device_count())
+  check_implementation_runs(config, jax.devices()[0])
 
 
 def initial_state(config, imdb: data.ImdbData, feeds: feeding.Feeds,

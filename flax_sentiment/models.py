@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax_sentiment import embedding, recurrence
 
 CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
-IMPLEMENTATIONS = ("hoisted", "stock")
+IMPLEMENTATIONS = ("hoisted", "stock", "pallas")
 
 
 POOLINGS = ("last", "max", "mean")
@@ -215,7 +215,8 @@ class SentimentClassifier(nn.Module):
                                     self.dtype) + weights.b_i
     out = recurrence.run_projected(
         self.cell, weights, projected, mask, unroll=self.unroll,
-        dtype=self.dtype, reverse=backward, with_states=with_states)
+        dtype=self.dtype, reverse=backward, with_states=with_states,
+        pallas=self.implementation == "pallas")
     return out if isinstance(out, tuple) else (out, None)
 
 

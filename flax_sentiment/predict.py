@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flax_sentiment import checkpoints, data, models, train
+from flax_sentiment import pallas_recurrence, checkpoints, data, models, train
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 
@@ -69,6 +69,13 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
                     f"pass the --workdir of a run.py run")
   config = ml_collections.ConfigDict(rundir.saved_config())
+  if config.get("implementation") == "pallas":
+    reason = pallas_recurrence.unavailable_reason()
+    if reason:  # same parameters; the XLA loop computes the same function
+      config.implementation = "hoisted"
+      say(f"warning: {workdir} was trained with implementation='pallas', "
+          f"whose kernels cannot run here ({reason}); predicting with the "
+          f"XLA loop (the same model, float32 recurrent matmuls)")
   directory = checkpoint_dir(rundir)
   if not directory.is_dir() or not any(p.name.isdigit()
                                        for p in directory.iterdir()):

@@ -196,9 +196,25 @@ _run.defvjp(_run_fwd, _run_bwd)
 
 
 
+def _run_pallas(cell: str, weights: Weights, projected: Array,
+                mask: Array | None, with_states: bool, reverse: bool):
+  """run_projected's result from the Mosaic GPU kernels; states of steps
+  that are padding in every row are zeroed, as the XLA loops leave them."""
+  from flax_sentiment import pallas_recurrence  # pylint: disable=g-import-not-at-top
+  final, states = pallas_recurrence.run(
+      cell, projected, weights.w_h.astype(jnp.float32),
+      weights.b_h.astype(jnp.float32), mask, with_states)
+  if not with_states:
+    return final[-1]
+  if mask is not None:
+    states = states * jnp.any(mask > 0, axis=1)[:, None, None]
+  return final[-1], (states[::-1] if reverse else states)
+
+
 def run_projected(cell: str, weights: Weights, projected: Array,
                   mask: Array | None = None, *, unroll: int = 1, dtype=None,
-                  with_states: bool = False, reverse: bool = False):
+                  with_states: bool = False, reverse: bool = False,
+                  pallas: bool = False):
   """Runs `cell` over projected inputs [seq_len, batch, G] (x_t @ w_i + b_i
   for every step) with optional mask [seq_len, batch] (0 = padding: the
   state is left untouched). Returns the last hidden state [batch, hidden],
@@ -207,7 +223,9 @@ def run_projected(cell: str, weights: Weights, projected: Array,
   stay zero). `reverse`: from the last step to the first (the backward
   direction of a bidirectional layer; with a mask it starts at each row's
   last real step); states are returned in the original order. `dtype`: of
-  the recurrent matmul operands (None: the weights' own)."""
+  the recurrent matmul operands (None: the weights' own). `pallas`: the
+  loops run as Mosaic GPU kernels (`pallas_recurrence`; Hopper GPUs; bf16
+  recurrent matmuls whatever `dtype`; `unroll` does not apply)."""
   spec = CELLS[cell]
   projected = projected.astype(jnp.float32)
   if reverse:
@@ -216,6 +234,8 @@ def run_projected(cell: str, weights: Weights, projected: Array,
   zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]), jnp.float32)
   if mask is not None:
     mask = mask.astype(jnp.float32)
+  if pallas:
+    return _run_pallas(cell, weights, projected, mask, with_states, reverse)
   out = _run(spec, (zeros,) * spec.num_carries, projected,
              weights.w_h.astype(jnp.float32),
              weights.b_h.astype(jnp.float32), mask, unroll,

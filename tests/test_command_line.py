@@ -55,6 +55,20 @@ def test_workdir_that_is_or_lies_below_a_file(where, tmp_path):
   assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["--config.implementation=pallas"], "Hopper"),
+    (["--config.implementation=pallas", "--config.unroll=8"], "unroll=8"),
+])
+def test_pallas_where_it_cannot_run_is_one_line(flags, says, tmp_path):
+  """On a CPU (or TPU, or an older GPU) the Mosaic GPU kernels cannot run:
+  one line before anything is read or written."""
+  line = one_error_line(run_py("--config", "configs/lstm.py", *flags,
+                               f"--workdir={tmp_path / 'run'}",
+                               f"--config.cache_dir={tmp_path / 'cache'}"))
+  assert says in line and "implementation" in line
+  assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
 def test_missing_data_is_one_line_without_library_logs(tmp_path):
   env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "nodata"),
              JAX_PLATFORMS="cpu")

@@ -54,7 +54,7 @@ BAD_FIELDS = [
     ("padding", "middle", "pre, post"),
     ("truncating", "both", "pre, post"),
     ("dtype", "float16", "float32, bfloat16"),
-    ("implementation", "cuda", "hoisted, stock"),
+    ("implementation", "cuda", "hoisted, stock, pallas"),
     ("seq_len", 0, "positive integer"),
     ("embed_dim", -4, "positive integer"),
     ("hidden_dim", 0, "positive integer"),

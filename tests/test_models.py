@@ -35,7 +35,8 @@ def test_parameter_counts_follow_the_sizes(cell, cell_params):
 
 
 @pytest.mark.parametrize("cell", list(models.CELLS))
-@pytest.mark.parametrize("implementation", models.IMPLEMENTATIONS)
+# (pallas: GPU kernels, tests/test_pallas_recurrence.py)
+@pytest.mark.parametrize("implementation", ["hoisted", "stock"])
 def test_output_is_one_logit_per_review(cell, implementation):
   model = models.SentimentClassifier(cell=cell, num_words=100, embed_dim=8,
                                      hidden_dim=4,

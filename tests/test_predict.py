@@ -1,6 +1,7 @@
 """Prediction from a workdir whose newest checkpoint is damaged: one line
 says so, nothing falls back silently, no library traceback is shown."""
 
+import json
 import shutil
 
 import numpy as np
@@ -86,3 +87,22 @@ def test_missing_workdir_is_named(tmp_path):
   assert proc.stderr.strip() == (f"error: workdir {tmp_path / 'nope'} does "
                                  f"not exist; pass the --workdir of a run.py "
                                  f"run")
+
+
+def test_pallas_workdir_predicts_with_the_xla_loop_and_says_so(finished,
+                                                               tmp_path):
+  """A run trained with implementation='pallas' (on a Hopper GPU) predicts
+  on a CPU with the XLA loop: the same parameters, one warning line."""
+  workdir = tmp_path / "run"
+  shutil.copytree(finished, workdir)
+  config_file = workdir / "config.json"
+  config = json.loads(config_file.read_text())
+  config["implementation"] = "pallas"
+  config_file.write_text(json.dumps(config))
+  want = predict_cli(f"--workdir={finished}", *TEXTS)
+  got = predict_cli(f"--workdir={workdir}", *TEXTS)
+  assert got.returncode == 0, got.stderr
+  lines = got.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("warning: "), lines
+  assert "implementation='pallas'" in lines[0] and "XLA loop" in lines[0]
+  assert got.stdout == want.stdout
