@@ -229,15 +229,16 @@ def _forward_kernel(plan: Plan, save: bool):
               else None)
 
     def step(t, carry):
+      # The loads that do not depend on h first, so they overlap the WGMMA.
+      x = [_load(x_ref.at[t, pl.ds(j * H, H), rows], layout)
+           for j in range(k)]
+      keep = None if mask_ref is None else _mask_at(mask_ref, t, rows) > 0
       gates = _matmul((k * H, bB), w_smem, h_smem)
       hh = [gates[j * H:(j + 1) * H] for j in range(k)]
       if bias_n is not None:
         hh[2] = hh[2] + bias_n
-      x = [_load(x_ref.at[t, pl.ds(j * H, H), rows], layout)
-           for j in range(k)]
       new, residuals = step_math(carry, x, hh)
-      if mask_ref is not None:
-        keep = _mask_at(mask_ref, t, rows) > 0
+      if keep is not None:
         new = tuple(jnp.where(keep, n, o) for n, o in zip(new, carry))
       states_ref[t, :, rows] = new[-1]
       for ref, value in zip(residual_refs, residuals):
