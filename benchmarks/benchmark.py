@@ -257,6 +257,7 @@ def machine_facts() -> dict:
           "flax": version("flax"), "optax": version("optax"),
           "torch": version("torch"), "tensorflow": version("tensorflow") or
           version("tensorflow-cpu"), "python": platform.python_version(),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "date": time.strftime("%Y-%m-%d")}
 
 
