@@ -23,6 +23,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Sets this package's default XLA CPU flags in XLA_FLAGS (flax_sentiment/
+# xla_cpu.py) before jax starts, so every row and the recorded flags see them.
+import flax_sentiment  # pylint: disable=g-import-not-at-top,unused-import
+
 EPOCH_EXAMPLES = 25_000
 NUM_WORDS, EMBED, HIDDEN, BATCH = 10_000, 256, 128, 32
 CONFIGS = {f"{cell}{n}": (cell, n) for cell in ("rnn", "lstm")

@@ -11,7 +11,12 @@ the user sees), `rundir` (the workdir's files, what may change on resume),
 `checkpoints` (orbax, verified), `parallel` (devices and processes),
 `predict` (your own text), `ensemble` (several runs' mean), `api`
 (the steps as functions), `report` (tables and plots), `config_checks` and
-`errors`.
+`errors`; `xla_cpu` (XLA CPU flags set by default, before jax starts) and
+`pallas_recurrence` (the recurrence as Mosaic GPU kernels).
 """
+
+from flax_sentiment import xla_cpu as _xla_cpu
+
+_xla_cpu.apply()
 
 __version__ = "0.3.0"
