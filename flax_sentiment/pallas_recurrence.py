@@ -98,17 +98,16 @@ class Plan:
     return 2 * self.gates * self.hidden + 2 * self.gates * self.block
 
 
-def batch_block(batch: int) -> int:
-  """bB: 16 rows per CTA (more CTAs for small batches; 32 would need more
-  registers per thread than a warpgroup has without spilling, by estimate)."""
-  del batch
-  return 16
+# bB: batch rows per CTA. 16 gives more CTAs for small batches; 32 would keep
+# ~13 * 32 float32 values live per thread (by estimate) and spill; 8 has no
+# valid swizzle for its 16-byte operand rows (lowering rejects it).
+BATCH_BLOCK = 16
 
 
 def plan_for(cell: str, hidden: int, batch: int, length: int,
              masked: bool) -> Plan:
   """The kernel plan, or PallasUnavailableError naming what does not fit."""
-  block = batch_block(batch)
+  block = BATCH_BLOCK
   plan = Plan(cell, hidden, -(-batch // block) * block, block, length, masked)
   if hidden % 64:
     raise PallasUnavailableError(
