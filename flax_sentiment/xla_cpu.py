@@ -10,12 +10,29 @@ unaffected; the elementwise results are the same up to float rounding
 
 XLA reads XLA_FLAGS when its CPU backend starts, so `apply` must run before
 the first jax computation; importing `flax_sentiment` does it. A value the
-user set in XLA_FLAGS is kept.
+user set in XLA_FLAGS is kept. XLA aborts the process on a flag it does not
+know, so the default is set only for the jaxlib versions it was checked on.
 """
 
+import importlib.metadata
 import os
 
 VECTOR_WIDTH = "--xla_cpu_prefer_vector_width"
+# jaxlib (major, minor) versions whose XLA knows the flag (checked: 0.10.2,
+# 0.11.2).
+CHECKED_JAXLIB = {(0, 10), (0, 11)}
+
+
+def _jaxlib_checked() -> bool:
+  try:
+    version = importlib.metadata.version("jaxlib")
+  except importlib.metadata.PackageNotFoundError:
+    return False
+  parts = version.split(".")
+  try:
+    return (int(parts[0]), int(parts[1])) in CHECKED_JAXLIB
+  except (IndexError, ValueError):
+    return False
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
@@ -38,5 +55,7 @@ def with_defaults(xla_flags: str, flags: set[str]) -> str:
 
 
 def apply() -> None:
+  if not _jaxlib_checked():
+    return
   os.environ["XLA_FLAGS"] = with_defaults(os.environ.get("XLA_FLAGS", ""),
                                           cpu_flags())
