@@ -22,7 +22,7 @@ per pass, forward and backward, under a custom VJP of the same form as
   elementwise and so works on transposed pieces unchanged), and needs one
   matmul per step, `dh^T [H, bB] = W_h [H, G] . dgates^T [G, bB]` (the same
   shared-memory W_h^T read transposed). dW_h, the input-projection and bias
-  gradients stay large matmuls outside (`recurrence.weight_gradients`);
+  gradients stay large matmuls outside (`_run_bwd` below);
 * masks: a row whose mask is 0 at a step keeps its carry (as in
   `recurrence.py`); the kernel runs every step, the states of steps that are
   padding in every row are zeroed outside (as `recurrence.py` leaves them).

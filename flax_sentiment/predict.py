@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flax_sentiment import pallas_recurrence, checkpoints, data, models, train
+from flax_sentiment import checkpoints, data, models, pallas_recurrence, train
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 

@@ -231,11 +231,11 @@ def run_projected(cell: str, weights: Weights, projected: Array,
   if reverse:
     projected = projected[::-1]
     mask = None if mask is None else mask[::-1]
-  zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]), jnp.float32)
   if mask is not None:
     mask = mask.astype(jnp.float32)
   if pallas:
     return _run_pallas(cell, weights, projected, mask, with_states, reverse)
+  zeros = jnp.zeros((projected.shape[1], weights.w_h.shape[0]), jnp.float32)
   out = _run(spec, (zeros,) * spec.num_carries, projected,
              weights.w_h.astype(jnp.float32),
              weights.b_h.astype(jnp.float32), mask, unroll,
