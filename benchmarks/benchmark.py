@@ -91,7 +91,7 @@ def bench_flax(cell, seq_len, steps, **overrides):
     from flax_sentiment import pallas_recurrence
     if reason := pallas_recurrence.unavailable_reason():
       raise RuntimeError(f"implementation='pallas' {reason}")
-  model = models.model_from_config(config)
+  model = models.model_from_config(config)  # "auto": what a run would pick
   state = jax.jit(functools.partial(train.create_train_state, model, config))(
       jax.random.key(0))
   chunk_steps = config.steps_per_call
@@ -113,7 +113,7 @@ def bench_flax(cell, seq_len, steps, **overrides):
     state, m = compiled(state, chunk)
   jax.block_until_ready(m)
   seconds = time.perf_counter() - start
-  return compile_s, calls * chunk_steps * BATCH / seconds
+  return compile_s, calls * chunk_steps * BATCH / seconds, model.implementation
 
 
 # ------------------------------------------------------------------ keras
@@ -197,13 +197,17 @@ def bench_torch(cell, seq_len, steps, flush_denormal):
 FRAMEWORKS = {
     "flax": bench_flax,
     # The implementations and precisions, for GPU rows (and ablations).
-    "flax_unroll1": functools.partial(bench_flax, unroll=1),
-    "flax_unroll4": functools.partial(bench_flax, unroll=4),
-    "flax_unroll16": functools.partial(bench_flax, unroll=16),
+    "flax_unroll1": functools.partial(bench_flax, implementation="hoisted",
+                                     unroll=1),
+    "flax_unroll4": functools.partial(bench_flax, implementation="hoisted",
+                                     unroll=4),
+    "flax_unroll16": functools.partial(bench_flax, implementation="hoisted",
+                                     unroll=16),
     "flax_stock": functools.partial(bench_flax, implementation="stock"),
     "flax_bf16": functools.partial(bench_flax, dtype="bfloat16"),
     # The Mosaic GPU kernels (Hopper GPUs; flax_sentiment/pallas_recurrence.py).
     "flax_pallas": functools.partial(bench_flax, implementation="pallas"),
+    "flax_hoisted": functools.partial(bench_flax, implementation="hoisted"),
     # Ablation, not run by default: every token (or the whole vocabulary)
     # projected, as before `project_distinct_words`.
     "flax_all_rows": functools.partial(bench_flax,
@@ -301,9 +305,12 @@ def main():
                  f" {', '.join(CONFIGS)}; frameworks: {', '.join(FRAMEWORKS)})")
   if args.one:
     name, fw = args.one
-    compile_s, ex_per_s = FRAMEWORKS[fw](*CONFIGS[name], args.steps)
+    compile_s, ex_per_s, *implementation = FRAMEWORKS[fw](*CONFIGS[name],
+                                                          args.steps)
     print(json.dumps({"compile_seconds": compile_s,
-                      "examples_per_second": ex_per_s}), flush=True)
+                      "examples_per_second": ex_per_s,
+                      **dict(zip(["implementation"], implementation))}),
+          flush=True)
     return
 
   import importlib.util

@@ -51,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.validation_seed = 0      # which ones (fixed across seeds)
   config.early_stopping_patience = 0  # >0: stop after N epochs w/o val gain
   # Speed knobs (results do not depend on them beyond float rounding).
-  config.implementation = "hoisted"  # hoisted | stock (nn.RNN) | pallas (Hopper GPUs)
+  config.implementation = "auto"  # pallas on one Hopper GPU, else hoisted | hoisted | stock | pallas
   config.unroll = 0                # 0: by backend (GPU 8, else 1)
   config.project_distinct_words = True  # project only each batch's words
   # What a run shows.

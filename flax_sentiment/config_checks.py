@@ -85,8 +85,9 @@ FIELD_HELP = {
                        "`seed` varies, so seeds share it)",
     "early_stopping_patience": ">0: stop when validation accuracy has not "
                                "improved for this many epochs",
-    "implementation": "recurrence: hoisted (fast XLA loop) | stock (nn.RNN) "
-                      "| pallas (Mosaic GPU kernels, Hopper GPUs, opt-in)",
+    "implementation": "recurrence: auto (pallas on one Hopper GPU, else "
+                      "hoisted) | hoisted (fast XLA loop) | stock (nn.RNN) "
+                      "| pallas (Mosaic GPU kernels, Hopper GPUs)",
     "unroll": "time steps per loop iteration (unmasked hoisted loops); "
               "0: by backend (8 on GPU, 1 elsewhere)",
     "project_distinct_words": "project only the words each batch uses "
@@ -213,7 +214,7 @@ def _check_data_options(config) -> None:
         f"config.unroll={config.unroll} applies to the XLA loop; "
         f"implementation='pallas' runs the whole loop in one kernel; use "
         f"--config.unroll=0")
-  if (config.mask_padding and config.implementation == "hoisted"
+  if (config.mask_padding and config.implementation in ("auto", "hoisted")
       and config.unroll > 1):
     raise ConfigError(
         f"config.unroll={config.unroll} applies only without masking: with "
@@ -234,8 +235,8 @@ def _check_processes(config) -> None:
 
 
 def check_implementation_runs(config, device: jax.Device) -> None:
-  """implementation='pallas' only where its kernels can run: a Hopper (or
-  newer) NVIDIA GPU, hidden sizes whose weights fit in shared memory."""
+  """implementation='pallas' only where its kernels can run: an NVIDIA
+  Hopper GPU, hidden sizes whose weights fit in shared memory."""
   if config.implementation != "pallas":
     return
   reason = pallas_recurrence.unavailable_reason(device)

@@ -140,7 +140,7 @@ def plan_run(config, imdb: data.ImdbData,
       batching.epoch_rng(config.seed, epoch), lengths=sort_by(imdb.train))
            for epoch in range(config.num_epochs)]
   project = (config.project_distinct_words
-             and config.implementation in ("hoisted", "pallas"))
+             and config.implementation != "stock")
   capacities = functools.partial(batching.id_capacities,
                                  num_words=config.num_words, enabled=project)
   on_compile = lambda key: say(compile_line(key))

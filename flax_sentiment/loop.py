@@ -134,6 +134,7 @@ def initial_state(config, imdb: data.ImdbData, feeds: feeding.Feeds,
                  out_shardings=parallel.replicated(parallel.data_mesh()))
   state = init(jax.random.key(config.seed))
   console.say(models.summary(model, state.params, config.seq_len))
+  console.say(models.implementation_line(config))
   had_checkpoints = bool(ckpts.steps())
   restored = ckpts.restore_latest(state, say=console.say)
   if restored is not None:

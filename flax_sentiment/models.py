@@ -7,10 +7,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flax_sentiment import embedding, recurrence
+from flax_sentiment import embedding, pallas_recurrence, recurrence
 
 CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
-IMPLEMENTATIONS = ("hoisted", "stock", "pallas")
+IMPLEMENTATIONS = ("auto", "hoisted", "stock", "pallas")
 
 
 POOLINGS = ("last", "max", "mean")
@@ -238,11 +238,40 @@ def resolve_unroll(unroll: int, mask_padding: bool,
   return AUTO_UNROLL.get(backend or jax.default_backend(), 1)
 
 
+def resolve_implementation(config, device: jax.Device | None = None) -> str:
+  """`config.implementation`, or for "auto" the fastest that runs here: the
+  Pallas kernels on a single Hopper GPU where they fit (2.3-3.8x
+  the XLA loop on an H200, docs/performance.md), else the hoisted XLA loop
+  (CPU, TPU, older GPUs, several devices, an explicit unroll > 1)."""
+  if config.implementation != "auto":
+    return config.implementation
+  if config.unroll > 1 or jax.device_count() > 1:
+    return "hoisted"
+  if pallas_recurrence.unavailable_reason(device):
+    return "hoisted"
+  try:
+    pallas_recurrence.plan_for(config.cell, config.hidden_dim,
+                               config.batch_size, config.seq_len,
+                               config.mask_padding)
+  except pallas_recurrence.PallasUnavailableError:
+    return "hoisted"
+  return "pallas"
+
+
+def implementation_line(config) -> str:
+  """What the recurrence runs as, e.g. 'Recurrence: pallas (auto: ...)'."""
+  resolved = resolve_implementation(config)
+  what = {"pallas": "Mosaic GPU kernels, bf16 recurrent matmuls",
+          "hoisted": "XLA loop", "stock": "flax nn.RNN"}[resolved]
+  how = "auto" if config.implementation == "auto" else "config"
+  return f"Recurrence: {resolved} ({what}; {how})"
+
+
 def model_from_config(config) -> SentimentClassifier:
   return SentimentClassifier(
       cell=config.cell, num_words=config.num_words, embed_dim=config.embed_dim,
       hidden_dim=config.hidden_dim, mask_padding=config.mask_padding,
-      implementation=config.implementation,
+      implementation=resolve_implementation(config),
       unroll=resolve_unroll(config.unroll, config.mask_padding),
       dtype=jnp.dtype(config.dtype),
       bidirectional=config.get("bidirectional", False),

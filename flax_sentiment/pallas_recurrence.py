@@ -384,18 +384,19 @@ class interpreted:  # pylint: disable=invalid-name
 
 def unavailable_reason(device: jax.Device | None = None) -> str | None:
   """Why the kernels cannot run on `device` (default: the first), or None.
-  They need an NVIDIA GPU of compute capability 9.0 (Hopper) or newer and a
-  jax with Mosaic GPU (or the interpreter, `interpreted`)."""
+  They need an NVIDIA Hopper GPU (compute capability 9.x: H100, H200; WGMMA
+  exists on no other) and a jax with Mosaic GPU (or the interpreter,
+  `interpreted`)."""
   if _interpret is not None:
     return None
   device = device or jax.devices()[0]
   capability = getattr(device, "compute_capability", None)
   if device.platform != "gpu" or capability is None:
-    return (f"needs an NVIDIA Hopper (or newer) GPU, and this run has "
+    return (f"needs an NVIDIA Hopper GPU (H100/H200), and this run has "
             f"{device.platform.upper()} devices ({device.device_kind})")
-  if float(capability) < 9.0:
-    return (f"needs an NVIDIA GPU of compute capability 9.0 (Hopper) or "
-            f"newer, and {device.device_kind} is {capability}")
+  if not 9.0 <= float(capability) < 10.0:
+    return (f"needs an NVIDIA Hopper GPU (compute capability 9.x: its "
+            f"WGMMA instructions), and {device.device_kind} is {capability}")
   try:
     _plgpu()
   except ImportError as error:

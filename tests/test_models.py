@@ -5,6 +5,7 @@ import pytest
 
 from tests.equivalence import assert_outputs_and_grads_close
 from flax_sentiment import models
+from flax_sentiment.api import load_config
 
 
 def init_params(model, seq_len=64, batch=2):
@@ -60,6 +61,42 @@ def test_unroll_zero_picks_the_backend_default():
   assert models.resolve_unroll(0, True, "gpu") == 1  # masked: dynamic bounds
   assert models.resolve_unroll(0, False, "cpu") == 1
   assert models.resolve_unroll(3, False, "cpu") == 3
+
+
+class FakeDevice:
+  """What `pallas_recurrence.unavailable_reason` reads of a jax device."""
+
+  def __init__(self, platform, capability=None, kind="NVIDIA H200"):
+    self.platform, self.device_kind = platform, kind
+    if capability:
+      self.compute_capability = capability
+
+
+@pytest.mark.parametrize("device,overrides,expected", [
+    (FakeDevice("gpu", "9.0"), {}, "pallas"),
+    (FakeDevice("gpu", "10.0", "NVIDIA B200"), {}, "hoisted"),  # no WGMMA
+    (FakeDevice("gpu", "9.0"), {"cell": "rnn", "mask_padding": True}, "pallas"),
+    (FakeDevice("gpu", "8.0", "NVIDIA A100"), {}, "hoisted"),
+    (FakeDevice("cpu", kind="cpu"), {}, "hoisted"),
+    (FakeDevice("gpu", "9.0"), {"hidden_dim": 96}, "hoisted"),  # not 64k
+    (FakeDevice("gpu", "9.0"), {"unroll": 4}, "hoisted"),  # asks for the loop
+    (FakeDevice("gpu", "9.0"), {"implementation": "stock"}, "stock"),
+    (FakeDevice("cpu", kind="cpu"), {"implementation": "pallas"}, "pallas"),
+])
+def test_auto_implementation_picks_the_kernels_only_where_they_run(
+    device, overrides, expected):
+  config = load_config("lstm", **overrides)
+  assert models.resolve_implementation(config, device) == expected
+
+
+def test_auto_implementation_on_this_machine_builds_a_runnable_model():
+  config = load_config("lstm")
+  assert config.implementation == "auto"
+  model = models.model_from_config(config)
+  if jax.default_backend() == "cpu":
+    assert model.implementation == "hoisted"
+  assert models.implementation_line(config).startswith(
+      f"Recurrence: {model.implementation} (")
 
 
 @pytest.mark.parametrize("cell", list(models.CELLS))

@@ -1,10 +1,10 @@
 """The Mosaic GPU recurrence kernels (`implementation="pallas"`), checked
-without a GPU:
+without a GPU (and natively on a Hopper GPU: benchmarks/gpu_check.sh):
 
 * run in jax's Mosaic GPU interpreter (jax >= 0.11; the Python 3.12 lane of
   .ci/run) with its race detector: outputs and gradients equal the XLA loop
-  with the same mixed precision (bf16 recurrent matmuls), and the stock
-  float32 Flax cells within bf16 rounding; masked and unmasked, every cell;
+  with the same mixed precision (bf16 recurrent matmuls), and stay within
+  bf16 rounding of the float32 XLA loop; masked and unmasked, every cell;
 * lowered for CUDA (`jax.export`) at the production shapes of the six
   notebook configs and best_cpu, forward and backward (both jax versions):
   this catches shared-memory overflow and WGMMA/swizzle shape errors.
@@ -83,11 +83,15 @@ def interpreter(capfd):
   assert "RACE DETECTED" not in capfd.readouterr().out
 
 
+@pytest.mark.skipif(NATIVE, reason="on a GPU WGMMA accumulates in another "
+                    "order than XLA's dot: the bf16-rounding test below holds")
 @needs_interpreter
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("masked", [False, True])
 def test_kernels_equal_the_xla_loop_in_the_same_precision(cell, masked,
                                                           capfd):
+  """The interpreter does the XLA loop's arithmetic in the XLA loop's order,
+  so the two agree far inside bf16 rounding."""
   params = cell_params(cell)
   inputs, mask = inputs_and_mask(masked)
   with interpreter(capfd):
@@ -114,16 +118,36 @@ def test_states_and_reverse_direction_equal_the_xla_loop(cell, capfd):
         (params, inputs, mask), argnums=1, atol=2e-3, rtol=2e-3)
 
 
+def outputs_and_grads(f, args):
+  """f(*args) and the gradients of sum(sin(f)) with respect to params and
+  inputs, as a flat list of arrays."""
+  grads = jax.grad(lambda *a: jnp.sum(jnp.sin(f(*a))), argnums=(0, 1))(*args)
+  return [f(*args)] + jax.tree.leaves(grads)
+
+
 @needs_interpreter
 @pytest.mark.parametrize("cell", CELLS)
-def test_kernels_equal_float32_cells_within_bf16_rounding(cell, capfd):
+@pytest.mark.parametrize("masked", [False, True])
+def test_kernels_are_within_bf16_rounding_of_float32(cell, masked, capfd):
+  """Outputs and every gradient (parameters and inputs) are as close to the
+  float32 XLA loop as bf16 recurrent matmuls bring the XLA loop itself:
+  max |pallas - float32| <= 2 * max |xla bf16 - float32| (+1e-3), per array.
+  bf16 rounding, not a fixed tolerance, is the yardstick: an unmasked
+  SimpleRNN amplifies a rounding difference over time (natively, WGMMA's
+  accumulation order differs from XLA's), while a wrong gate, step or mask
+  moves results far past it."""
   params = cell_params(cell, seed=2)
-  inputs, mask = inputs_and_mask(True)
+  args = (params, *inputs_and_mask(masked))
+  float32 = outputs_and_grads(last_hidden(cell, pallas=False,
+                                          dtype=jnp.float32), args)
+  bf16 = outputs_and_grads(last_hidden(cell, pallas=False,
+                                       dtype=jnp.bfloat16), args)
   with interpreter(capfd):
-    assert_outputs_and_grads_close(
-        last_hidden(cell, pallas=True),
-        last_hidden(cell, pallas=False, dtype=jnp.float32),
-        (params, inputs, mask), argnums=(0, 1), atol=3e-2, rtol=3e-2)
+    kernels = outputs_and_grads(last_hidden(cell, pallas=True), args)
+  for got, reference, rounded in zip(kernels, float32, bf16):
+    bf16_rounding = float(jnp.max(jnp.abs(rounded - reference)))
+    assert float(jnp.max(jnp.abs(got - reference))) <= (
+        2 * bf16_rounding + 1e-3)
 
 
 @needs_interpreter
