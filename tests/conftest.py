@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs, fake and real data."""
 
+import gc
 import hashlib
 import os
 import pathlib
@@ -27,6 +28,17 @@ os.environ["FLAX_SENTIMENT_CACHE"] = TEST_CACHE
 jax.config.update("jax_compilation_cache_dir",
                   os.path.join(TEST_CACHE, "jax"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def _young_garbage_only():
+  """Each test starts with the objects of the tests before it frozen out of
+  the garbage collector: the project's full `gc.collect()` after library
+  calls (`monitor.quiet_library`) then scans only what this test made,
+  instead of ~0.25 s over the whole suite's heap each time."""
+  gc.collect()
+  gc.freeze()
+  yield
 
 
 def pytest_sessionfinish(session, exitstatus):
