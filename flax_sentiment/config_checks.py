@@ -239,16 +239,11 @@ def check_implementation_runs(config, device: jax.Device) -> None:
   Hopper GPU, hidden sizes whose weights fit in shared memory."""
   if config.implementation != "pallas":
     return
-  reason = pallas_recurrence.unavailable_reason(device)
+  reason = pallas_recurrence.cannot_run(
+      config.cell, config.hidden_dim, config.batch_size, config.seq_len,
+      config.mask_padding, device)
   if reason:
-    raise ConfigError(f"config.implementation='pallas' {reason}; use "
-                      f"--config.implementation=hoisted")
-  try:
-    pallas_recurrence.plan_for(config.cell, config.hidden_dim,
-                               config.batch_size, config.seq_len,
-                               config.mask_padding)
-  except pallas_recurrence.PallasUnavailableError as error:
-    raise ConfigError(str(error)) from None
+    raise ConfigError(reason)
 
 
 def check_batch_divides(config, num_devices: int) -> None:

@@ -240,26 +240,22 @@ def resolve_unroll(unroll: int, mask_padding: bool,
 
 def resolve_implementation(config, device: jax.Device | None = None) -> str:
   """`config.implementation`, or for "auto" the fastest that runs here: the
-  Pallas kernels on a single Hopper GPU where they fit (2.3-3.8x
-  the XLA loop on an H200, docs/performance.md), else the hoisted XLA loop
-  (CPU, TPU, older GPUs, several devices, an explicit unroll > 1)."""
+  Pallas kernels on a single Hopper GPU where they fit (2.4-3.7x the XLA
+  loop on an H200, docs/performance.md), else the hoisted XLA loop (CPU,
+  TPU, other GPUs, several devices, an explicit unroll > 1)."""
   if config.implementation != "auto":
     return config.implementation
   if config.unroll > 1 or jax.device_count() > 1:
     return "hoisted"
-  if pallas_recurrence.unavailable_reason(device):
-    return "hoisted"
-  try:
-    pallas_recurrence.plan_for(config.cell, config.hidden_dim,
-                               config.batch_size, config.seq_len,
-                               config.mask_padding)
-  except pallas_recurrence.PallasUnavailableError:
-    return "hoisted"
-  return "pallas"
+  reason = pallas_recurrence.cannot_run(
+      config.cell, config.hidden_dim, config.batch_size, config.seq_len,
+      config.mask_padding, device)
+  return "hoisted" if reason else "pallas"
 
 
 def implementation_line(config) -> str:
-  """What the recurrence runs as, e.g. 'Recurrence: pallas (auto: ...)'."""
+  """What the recurrence runs as, e.g. 'Recurrence: pallas (Mosaic GPU
+  kernels, bf16 recurrent matmuls; auto)'."""
   resolved = resolve_implementation(config)
   what = {"pallas": "Mosaic GPU kernels, bf16 recurrent matmuls",
           "hoisted": "XLA loop", "stock": "flax nn.RNN"}[resolved]

@@ -123,6 +123,21 @@ def plan_for(cell: str, hidden: int, batch: int, length: int,
   return plan
 
 
+def cannot_run(cell: str, hidden: int, batch: int, length: int,
+               masked: bool, device: jax.Device | None = None) -> str | None:
+  """Why implementation='pallas' cannot run this recurrence on `device`
+  (default: the first), as the one line a user reads, or None."""
+  reason = unavailable_reason(device)
+  if reason:
+    return (f"config.implementation='pallas' {reason}; use "
+            f"--config.implementation=hoisted")
+  try:
+    plan_for(cell, hidden, batch, length, masked)
+  except PallasUnavailableError as error:
+    return str(error)
+  return None
+
+
 def _load(ref, layout):
   """A whole global-memory ref into registers in `layout` (jax 0.10 wants
   an index, 0.11 deprecates it; "optimized" transfers exist only from
