@@ -257,7 +257,9 @@ def machine_facts() -> dict:
       return metadata.version(package)
     except metadata.PackageNotFoundError:
       return None
-  return {"machine": platform.node(), "cpus": os.cpu_count(),
+  cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+          else os.cpu_count())  # those this process may use (taskset)
+  return {"machine": platform.node(), "cpus": cpus,
           "cpu_model": cpu_model(), "cpu_flags": cpu_flags(),
           "platform": jax.default_backend(),
           "device": jax.devices()[0].device_kind,

@@ -7,11 +7,19 @@
 #   2. ptxas register use and spills of the LSTM and SimpleRNN kernels;
 #   3. the six-config benchmark: flax (the default, implementation=auto),
 #      flax_hoisted (the XLA loop), PyTorch cuDNN;
-#   4. 5-epoch LSTM-512 runs, one per implementation in $IMPLEMENTATIONS
+#   4. the kernels alone, us per step, with and without the TMA prefetch
+#      (benchmarks/kernel_timing.py; KERNEL_TIMING= skips it);
+#   5. optionally (CPU_CONFIGS=lstm64,...) CPU rows on the host pinned to
+#      CPU_CORES (default 0,1), CPU_ROUNDS times: another machine kind;
+#   6. 5-epoch LSTM-512 runs, one per implementation in $IMPLEMENTATIONS
 #      (default: auto, which is pallas on a Hopper GPU).
+# pytest runs with -n 0: the suite's pytest-xdist workers would each take
+# most of the GPU's memory (seen: cuBLAS handles failing to allocate).
 # Environment variables narrow each part (KERNEL_LENGTHS, PTXAS_CONFIGS,
-# CONFIGS, FRAMEWORKS, IMPLEMENTATIONS, RUN_ARGS; *_S: timeouts).
-# At most 7 files under $OUT (a device call returns 8); each part has its own
+# CONFIGS, FRAMEWORKS, KERNEL_TIMING_ARGS, CPU_*, IMPLEMENTATIONS, RUN_ARGS;
+# *_S: timeouts).
+# At most 7 files under $OUT (a device call returns 8: with all parts on,
+# set IMPLEMENTATIONS= to stay within); each part has its own
 # timeout, so a hang in one still leaves the others' logs, and a summary goes
 # to stdout at the end.
 #   bash ../shared/device/prepare.sh --data      # here, once: .whl/ and .imdb/
@@ -32,7 +40,7 @@ for length in ${KERNEL_LENGTHS-64 1024}; do
   select=(); [ "$length" != 64 ] && select=(-k "equal or rounding")
   echo "=== T = $length" >> "$kernels"
   FLAX_SENTIMENT_KERNEL_TEST_LENGTH=$length timeout "${KERNEL_TEST_S:-110}" \
-    python3 -m pytest -q -p no:cacheprovider tests/test_pallas_recurrence.py \
+    python3 -m pytest -q -n 0 -p no:cacheprovider tests/test_pallas_recurrence.py \
     "${select[@]}" >> "$kernels" 2>&1
   echo "pytest rc=$? ${SECONDS}s" >> "$kernels"
 done
@@ -52,6 +60,25 @@ timeout "${BENCH_S:-150}" python3 benchmarks/benchmark.py \
   --frameworks "${FRAMEWORKS:-flax,flax_hoisted,torch}" --steps 64 \
   --out "$OUT/benchmark.jsonl" > "$OUT/benchmark.txt" 2>&1
 echo "benchmark rc=$? ${SECONDS}s" >> "$OUT/benchmark.txt"
+# The kernels alone, us per step, with and without the TMA prefetch.
+if [ -n "${KERNEL_TIMING-yes}" ]; then
+  timeout "${KERNEL_TIMING_S:-150}" python3 benchmarks/kernel_timing.py \
+    ${KERNEL_TIMING_ARGS:-} > "$OUT/kernel_timing.jsonl" 2>&1
+  echo "kernel_timing rc=$? ${SECONDS}s" >> "$OUT/kernel_timing.jsonl"
+fi
+# The host's CPU as another machine kind (issue #19): CPU rows pinned to
+# $CPU_CORES (default two, as the 2-core VMs), one thread per core.
+if [ -n "${CPU_CONFIGS:-}" ]; then
+  cores=${CPU_CORES:-0,1}; n=$(( $(echo "$cores" | tr -cd , | wc -c) + 1 ))
+  for round in $(seq "${CPU_ROUNDS:-1}"); do
+    JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=$n \
+      timeout "${CPU_BENCH_S:-150}" taskset -c "$cores" python3 \
+      benchmarks/benchmark.py --configs "$CPU_CONFIGS" \
+      --frameworks "${CPU_FRAMEWORKS:-flax,torch_flush,torch}" --steps 128 \
+      --out "$OUT/cpu_benchmark.jsonl" >> "$OUT/benchmark.txt" 2>&1
+    echo "cpu benchmark round $round rc=$? ${SECONDS}s" >> "$OUT/benchmark.txt"
+  done
+fi
 for implementation in ${IMPLEMENTATIONS-auto}; do
   log="$OUT/run_$implementation.txt"
   timeout "${RUN_S:-130}" python3 run.py --config configs/lstm.py \
@@ -62,7 +89,7 @@ for implementation in ${IMPLEMENTATIONS-auto}; do
   cat "/tmp/lstm512_$implementation/metrics.jsonl" >> "$log" 2>/dev/null
 done
 if [ -n "${TESTS:-}" ]; then  # more of the suite, if asked (and time is left)
-  timeout "${TEST_S:-60}" python3 -m pytest -q -x -p no:cacheprovider $TESTS \
+  timeout "${TEST_S:-60}" python3 -m pytest -q -x -n 0 -p no:cacheprovider $TESTS \
     > "$OUT/pytest_gpu.txt" 2>&1
   echo "pytest rc=$? ${SECONDS}s" >> "$OUT/pytest_gpu.txt"
 fi
@@ -80,4 +107,17 @@ for line in open(sys.argv[1]):
         f" ex/s {r['epoch_seconds']:6.2f} s/epoch")
 PY
 tail -1 "$OUT/benchmark.txt"
+[ -f "$OUT/kernel_timing.jsonl" ] && python3 - "$OUT/kernel_timing.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+  if line.startswith("{"):
+    r = json.loads(line)
+    print(f"kernel {r['cell']:<5}T={r['length']:<5}masked={r['masked']!s:<6}"
+          f"prefetch={r['prefetch']!s:<6}forward {r['forward_us_per_step']:6.2f}"
+          f" (no residuals {r['forward_no_residuals_us_per_step']:6.2f})"
+          f" us/step, backward {r['backward_us_per_step']:6.2f} us/step")
+  else:
+    print(line.rstrip())
+PY
+grep -E "^(lstm|rnn|gru)[0-9]+ |round" "$OUT/benchmark.txt" | tail -30
 for f in "$OUT"/run_*.txt; do echo "--- $f"; grep -v '^{' "$f" | tail -12; done

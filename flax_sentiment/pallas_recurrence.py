@@ -23,6 +23,10 @@ per pass, forward and backward, under a custom VJP of the same form as
   matmul per step, `dh^T [H, bB] = W_h [H, G] . dgates^T [G, bB]` (the same
   shared-memory W_h^T read transposed). dW_h, the input-projection and bias
   gradients stay large matmuls outside (`_run_bwd` below);
+* SimpleRNN and GRU kernels read each step's inputs (projected input,
+  residuals, mask) from shared memory, copied there by TMA during the step
+  before (`_StepInputs`, `PREFETCH_CELLS`); the LSTM's load them from global
+  memory inside the step (with the prefetch its kernels spill registers);
 * masks: a row whose mask is 0 at a step keeps its carry (as in
   `recurrence.py`); the kernel runs every step, the states of steps that are
   padding in every row are zeroed outside (as `recurrence.py` leaves them).
@@ -77,6 +81,7 @@ class Plan:
   block: int          # bB: batch rows per CTA (WGMMA's N)
   length: int
   masked: bool
+  prefetch: bool = False  # per-step inputs copied ahead by TMA (_StepInputs)
 
   @property
   def gates(self) -> int:
@@ -93,10 +98,31 @@ class Plan:
     return (plgpu.TilingTransform((8, self.swizzle // 2)),
             plgpu.SwizzleTransform(self.swizzle))
 
-  def shared_memory_bytes(self) -> int:
-    """W_h^T plus the right-operand buffer, both bf16."""
-    return 2 * self.gates * self.hidden + 2 * self.gates * self.block
+  def prefetched_pieces(self, backward: bool) -> int:
+    """[H, bB] float32 pieces a step reads from global memory: the
+    projected input per gate (forward) or the residuals and the state
+    gradient (backward), and the mask."""
+    pieces = NUM_RESIDUALS[self.cell] + 1 if backward else GATES[self.cell]
+    return pieces + int(self.masked)
 
+  def shared_memory_bytes(self, prefetch: bool | None = None) -> int:
+    """W_h^T plus the right-operand buffer, both bf16, and (with
+    `prefetch`) one float32 buffer per piece a step reads (the larger of
+    forward and backward)."""
+    prefetch = self.prefetch if prefetch is None else prefetch
+    pieces = max(self.prefetched_pieces(False), self.prefetched_pieces(True))
+    return (2 * self.gates * self.hidden + 2 * self.gates * self.block
+            + (4 * pieces * self.hidden * self.block if prefetch else 0))
+
+
+# Cells whose kernels read each step's inputs through shared memory, copied
+# one step ahead by TMA (`_StepInputs`), where that fits. Measured on an H200
+# (benchmarks/kernel_timing.py, T = 512, us per step forward + backward,
+# without -> with, unmasked / masked): SimpleRNN 1.99 -> 1.92 / 2.73 ->
+# 2.30, GRU 7.79 -> 6.56 / 8.62 -> 7.25; LSTM 7.25 -> 8.22 / 8.09 -> 9.47:
+# its kernels then run out of registers (255, spilling 360 bytes), so the
+# LSTM keeps plain global loads (docs/performance.md).
+PREFETCH_CELLS = ("rnn", "gru")
 
 # bB: batch rows per CTA. 16 gives more CTAs for small batches; 32 would keep
 # ~13 * 32 float32 values live per thread (by estimate) and spill; 8 has no
@@ -108,15 +134,19 @@ def plan_for(cell: str, hidden: int, batch: int, length: int,
              masked: bool) -> Plan:
   """The kernel plan, or PallasUnavailableError naming what does not fit."""
   block = BATCH_BLOCK
-  plan = Plan(cell, hidden, -(-batch // block) * block, block, length, masked)
+  plan = Plan(cell, hidden, -(-batch // block) * block, block, length, masked,
+              prefetch=cell in PREFETCH_CELLS)
+  if plan.shared_memory_bytes() > SHARED_MEMORY_BYTES:  # no room to prefetch
+    plan = dataclasses.replace(plan, prefetch=False)
   if hidden % 64:
     raise PallasUnavailableError(
         f"implementation='pallas' needs hidden_dim a multiple of 64 (WGMMA "
         f"rows), got {hidden}; use --config.implementation=hoisted")
-  if plan.shared_memory_bytes() > SHARED_MEMORY_BYTES:
+  needed = plan.shared_memory_bytes(prefetch=False)
+  if needed > SHARED_MEMORY_BYTES:
     raise PallasUnavailableError(
         f"implementation='pallas': a {cell.upper()} of hidden_dim {hidden} "
-        f"needs {plan.shared_memory_bytes() // 1024} KiB of shared memory for "
+        f"needs {needed // 1024} KiB of shared memory for "
         f"its recurrent weights (bf16), over the "
         f"{SHARED_MEMORY_BYTES // 1024} KiB of a Hopper SM; use "
         f"--config.implementation=hoisted")
@@ -198,6 +228,48 @@ def _num_chunks(plan: Plan) -> int:
   return -(-plan.gates // MAX_TMA_ROWS)
 
 
+class _StepInputs:
+  """A step's [H, bB] float32 input pieces, `sources[n](t)` being slices
+  of global arrays at step t.
+
+  With `buffer` and `barriers` (shared memory, `Plan.prefetch`) they are
+  read through shared memory: `start(t)` issues their TMA copies,
+  `take(t)` waits for them and loads them into registers; the loops issue
+  step t+1's copies right after taking step t's, so the copies' latency
+  hides behind a step's work. Without, `take(t)` loads them from global
+  memory (and `start` does nothing)."""
+
+  def __init__(self, sources, buffer=None, barriers=None):
+    self.sources, self.buffer, self.barriers = sources, buffer, barriers
+
+  def start(self, t):
+    if self.buffer is None:
+      return
+    for n, source in enumerate(self.sources):
+      _plgpu().copy_gmem_to_smem(source(t), self.buffer.at[n],
+                                 self.barriers.at[n])
+
+  def take(self, t, next_t=None):
+    """Step t's pieces; then starts the copies of step `next_t` (a traced
+    index, or None for no next step) if it is >= 0 and < the length."""
+    plgpu, pl = _plgpu(), _pl()
+    layout = plgpu.Layout.WGMMA
+    if self.buffer is None:
+      return [_load(source(t), layout) for source in self.sources]
+    for n, _ in enumerate(self.sources):
+      plgpu.barrier_wait(self.barriers.at[n])
+    values = [_load(self.buffer.at[n], layout)
+              for n, _ in enumerate(self.sources)]
+    plgpu.commit_smem()  # every thread has read before the next copies land
+    if next_t is not None:
+      index, length = next_t
+
+      @pl.when(jnp.logical_and(index >= 0, index < length))
+      def _():
+        self.start(index)
+    return values
+
+
 def _matmul(acc_shape, a, b):
   """acc [M, N] f32 = a [M, K] . b [K, N] (shared-memory refs, WGMMA)."""
   plgpu, pl = _plgpu(), _pl()
@@ -208,11 +280,11 @@ def _matmul(acc_shape, a, b):
   return pl.run_scoped(scope, plgpu.ACC(acc_shape, jnp.float32))
 
 
-def _mask_at(mask_ref, t, rows):
-  """The mask of step t for this block [H, bB] (1.0 / 0.0). The mask comes
-  broadcast over H: jax 0.10 cannot load a [bB] row from global memory in
-  the layout that broadcasts over WGMMA rows."""
-  return _load(mask_ref.at[t, :, rows], _plgpu().Layout.WGMMA)
+def _piece(ref, rows, start: int, size: int, t):
+  """ref[t, start:start + size, rows]: a step's [H, bB] piece of a [T, F,
+  Bp] global array. (Masks come broadcast over H, [T, H, Bp]: jax 0.10
+  cannot load a [bB] row in the layout that broadcasts over WGMMA rows.)"""
+  return ref.at[t, _pl().ds(start, size), rows]
 
 
 def _forward_kernel(plan: Plan, save: bool):
@@ -232,8 +304,14 @@ def _forward_kernel(plan: Plan, save: bool):
     states_ref = refs.pop(0)
     residual_refs = ([refs.pop(0) for _ in range(NUM_RESIDUALS[plan.cell])]
                      if save else [])
-    w_smem, h_smem, barriers = refs
+    w_smem, h_smem, barriers, *prefetch = refs
     rows = pl.ds(jax.lax.axis_index("block") * bB, bB)
+    sources = [functools.partial(_piece, x_ref, rows, j * H, H)
+               for j in range(k)]
+    if mask_ref is not None:
+      sources.append(functools.partial(_piece, mask_ref, rows, 0, H))
+    inputs = _StepInputs(sources, *prefetch)
+    inputs.start(0)  # overlaps the weights' copy
 
     _copy_weights(plan, w_ref, w_smem, barriers)
     zeros = plgpu.layout_cast(jnp.zeros((H, bB), jnp.float32), layout)
@@ -243,10 +321,11 @@ def _forward_kernel(plan: Plan, save: bool):
               else None)
 
     def step(t, carry):
-      # The loads that do not depend on h first, so they overlap the WGMMA.
-      x = [_load(x_ref.at[t, pl.ds(j * H, H), rows], layout)
-           for j in range(k)]
-      keep = None if mask_ref is None else _mask_at(mask_ref, t, rows) > 0
+      # The inputs that do not depend on h first (without prefetch, their
+      # global loads overlap the WGMMA).
+      pieces = inputs.take(t, (t + 1, plan.length))
+      x = pieces[:k]
+      keep = None if mask_ref is None else pieces[k] > 0
       gates = _matmul((k * H, bB), w_smem, h_smem)
       hh = [gates[j * H:(j + 1) * H] for j in range(k)]
       if bias_n is not None:
@@ -283,21 +362,27 @@ def _backward_kernel(plan: Plan, with_states: bool):
     d_x_ref = refs.pop(0)
     d_hh_ref = refs.pop(0) if plan.cell == "gru" else None
     d_carry0_refs = [refs.pop(0) for _ in range(cell.num_carries)]
-    w_smem, dg_smem, barriers = refs
+    w_smem, dg_smem, barriers, *prefetch = refs
     rows = pl.ds(jax.lax.axis_index("block") * bB, bB)
+    per_step = residual_refs + [r for r in (d_states_ref, mask_ref)
+                                if r is not None]
+    inputs = _StepInputs([functools.partial(_piece, r, rows, 0, H)
+                          for r in per_step], *prefetch)
+    inputs.start(plan.length - 1)  # overlaps the weights' copy
     _copy_weights(plan, w_ref, w_smem, barriers)
     d_final = tuple(_load(r.at[:, rows], layout) for r in d_final_refs)
 
     def step(i, d_carry):
       t = plan.length - 1 - i
+      pieces = inputs.take(t, (t - 1, plan.length))
+      residuals = tuple(pieces[:len(residual_refs)])
+      rest = pieces[len(residual_refs):]
       if d_states_ref is not None:
-        d_carry = d_carry[:-1] + (
-            d_carry[-1] + _load(d_states_ref.at[t, :, rows], layout),)
+        d_carry = d_carry[:-1] + (d_carry[-1] + rest.pop(0),)
       d_new = d_carry
       if mask_ref is not None:
-        keep = (_mask_at(mask_ref, t, rows) > 0).astype(jnp.float32)
+        keep = (rest.pop(0) > 0).astype(jnp.float32)
         d_new = tuple(d * keep for d in d_carry)
-      residuals = tuple(_load(r.at[t, :, rows], layout) for r in residual_refs)
       d_prev, d_x, d_hh = cell.backward(residuals, d_new)
       d_hh = d_x if d_hh is None else d_hh
       for j in range(k):
@@ -318,13 +403,19 @@ def _backward_kernel(plan: Plan, with_states: bool):
   return body
 
 
-def _scratch(plan: Plan, operand_rows: int):
+def _scratch(plan: Plan, operand_rows: int, pieces: int):
+  """W_h^T, the matmul's right operand, the weight copies' barriers, and
+  with prefetch the `pieces` per-step input buffers and their barriers."""
   plgpu = _plgpu()
-  return [plgpu.SMEM((plan.gates, plan.hidden), jnp.bfloat16,
-                     transforms=plan.transforms()),
-          plgpu.SMEM((operand_rows, plan.block), jnp.bfloat16,
-                     transforms=plan.transforms()),
-          plgpu.Barrier(num_barriers=_num_chunks(plan))]
+  scratch = [plgpu.SMEM((plan.gates, plan.hidden), jnp.bfloat16,
+                        transforms=plan.transforms()),
+             plgpu.SMEM((operand_rows, plan.block), jnp.bfloat16,
+                        transforms=plan.transforms()),
+             plgpu.Barrier(num_barriers=_num_chunks(plan))]
+  if plan.prefetch:
+    scratch += [plgpu.SMEM((pieces, plan.hidden, plan.block), jnp.float32),
+                plgpu.Barrier(num_barriers=pieces)]
+  return scratch
 
 
 def _call(body, plan: Plan, out_shape, scratch, interpret):
@@ -350,7 +441,8 @@ def forward(plan: Plan, x_t: Array, w_h_t: Array, bias_n: Array | None,
   inputs = [x_t, w_h_t] + ([bias_n] if plan.cell == "gru" else []) + (
       [mask] if plan.masked else [])
   out = _call(_forward_kernel(plan, save), plan, out_shape,
-              _scratch(plan, plan.hidden), interpret)(*inputs)
+              _scratch(plan, plan.hidden, plan.prefetched_pieces(False)),
+              interpret)(*inputs)
   return (out[:num_carries], out[num_carries],
           out[num_carries + 1:] if save else None)
 
@@ -368,7 +460,8 @@ def backward(plan: Plan, w_h_t: Array, residuals, mask: Array | None,
   inputs = ([w_h_t, *residuals] + ([mask] if plan.masked else [])
             + list(d_final) + ([d_states] if d_states is not None else []))
   out = _call(_backward_kernel(plan, d_states is not None), plan, out_shape,
-              _scratch(plan, plan.gates), interpret)(*inputs)
+              _scratch(plan, plan.gates, len(residuals) + int(plan.masked)
+                       + int(d_states is not None)), interpret)(*inputs)
   d_x = out[0]
   d_hh = out[1] if gru else d_x
   return d_x, d_hh, out[2 if gru else 1:]

@@ -118,6 +118,29 @@ def test_states_and_reverse_direction_equal_the_xla_loop(cell, capfd):
         (params, inputs, mask), argnums=1, atol=2e-3, rtol=2e-3)
 
 
+@needs_interpreter
+@pytest.mark.parametrize("cell", CELLS)
+def test_prefetched_inputs_give_the_same_numbers(cell, capfd, monkeypatch):
+  """Each step's inputs read through shared memory, copied one step ahead
+  (`PREFETCH_CELLS`), or loaded from global memory: the same arithmetic on
+  the same values, so the same outputs and gradients (both directions,
+  states, mask); in the interpreter the race detector also checks the
+  copies against the reads."""
+  params = cell_params(cell, seed=3)
+  inputs, mask = inputs_and_mask(True, padding="post")
+  results = []
+  for prefetch_cells in [(), (cell,)]:
+    monkeypatch.setattr(pallas_recurrence, "PREFETCH_CELLS", prefetch_cells)
+    plan = pallas_recurrence.plan_for(cell, HIDDEN, BATCH, LENGTH, True)
+    assert plan.prefetch == bool(prefetch_cells)
+    with interpreter(capfd):
+      results.append(outputs_and_grads(
+          last_hidden(cell, pallas=True, with_states=True, reverse=True),
+          (params, inputs, mask)))
+  for without, with_prefetch in zip(*results):
+    assert jnp.array_equal(without, with_prefetch)
+
+
 def outputs_and_grads(f, args):
   """f(*args) and the gradients of sum(sin(f)) with respect to params and
   inputs, as a flat list of arrays."""
