@@ -212,6 +212,17 @@ def test_shapes_that_cannot_run_are_refused_with_the_reason(cell, hidden):
     pallas_recurrence.plan_for(cell, hidden, 32, 64, masked=False)
 
 
+@pytest.mark.parametrize("cell,hidden,prefetch", [
+    ("rnn", 128, True), ("gru", 128, True), ("lstm", 128, False),
+    ("rnn", 320, False)])  # 320: the weights fit, the prefetch buffers not
+def test_prefetch_only_for_its_cells_and_where_it_fits(cell, hidden,
+                                                       prefetch):
+  plan = pallas_recurrence.plan_for(cell, hidden, 32, 64, masked=True)
+  assert plan.prefetch == prefetch
+  assert (plan.shared_memory_bytes()
+          <= pallas_recurrence.SHARED_MEMORY_BYTES)
+
+
 # The notebook's six configs and best_cpu at the shapes they train and
 # evaluate at (best_cpu's longest length bucket).
 PRODUCTION = {f"{cell}{length}": (cell, {"seq_len": length})
