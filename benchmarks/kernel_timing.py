@@ -1,7 +1,7 @@
 """Microseconds per time step of the Mosaic GPU recurrence kernels alone
 (`flax_sentiment/pallas_recurrence.py`), forward (storing residuals, and
-without: inference) and backward, with and without the TMA prefetch of each step's inputs; batch 32,
-hidden 128, as the notebook configs. Needs a Hopper GPU; run from the
+without: inference) and backward, with and without the TMA prefetch of each
+step's inputs; batch 32, hidden 128, as the notebook configs. Needs a Hopper GPU; run from the
 repository root:
 
   python benchmarks/kernel_timing.py [--cells lstm,rnn] [--lengths 512,1024]
