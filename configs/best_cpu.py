@@ -16,7 +16,7 @@ Results: docs/results/beyond_notebook.md.
   python run.py --config configs/best_cpu.py
 """
 
-from configs import default
+from flax_sentiment.configs import default
 
 
 def get_config():

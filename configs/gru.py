@@ -1,6 +1,6 @@
 """Beyond the notebook: a GRU(128) in the same model."""
 
-from configs import default
+from flax_sentiment.configs import default
 
 
 def get_config():

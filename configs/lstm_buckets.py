@@ -5,7 +5,7 @@ batch is cut to its bucket's length and the padding is masked, so the model
 reads each review's last real state.
 """
 
-from configs import default
+from flax_sentiment.configs import default
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """The notebook's SimpleRNN(128) experiment; seq_len 64 (also 512, 1024)."""
 
-from configs import default
+from flax_sentiment.configs import default
 
 
 def get_config():

@@ -15,8 +15,16 @@ the user sees), `rundir` (the workdir's files, what may change on resume),
 `pallas_recurrence` (the recurrence as Mosaic GPU kernels).
 """
 
+import os as _os
+
 from flax_sentiment import xla_cpu as _xla_cpu
 
 _xla_cpu.apply()
+# A relative TFDS_DATA_DIR (e.g. ../shared/tensorflow_datasets) names a
+# folder relative to where the user started: made absolute once, here, so
+# tfds, later folder changes and subprocesses all see that folder.
+if _os.environ.get("TFDS_DATA_DIR"):
+  _os.environ["TFDS_DATA_DIR"] = _os.path.abspath(
+      _os.path.expanduser(_os.environ["TFDS_DATA_DIR"]))
 
 __version__ = "0.3.0"

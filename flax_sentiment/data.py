@@ -1,4 +1,5 @@
-"""IMDB reviews: reading (tfds), tokenizing, vocabulary, padding, caching.
+"""Reviews: reading (IMDB via tfds, or your own files via `sources`),
+tokenizing, vocabulary, padding, caching.
 
 Token ids: 0 = padding, 1 = out-of-vocabulary, 2 .. num_words - 1 = the
 num_words - 2 most frequent words of the *train* split (ties broken
@@ -97,10 +98,12 @@ def balanced_subset(labels: np.ndarray, size: int | None,
 @dataclasses.dataclass(frozen=True)
 class Split:
   """One split, padded: tokens [examples, seq_len] int32, labels [examples]
-  int32, lengths [examples] (real tokens kept after truncation)."""
+  int32, lengths [examples] (real tokens kept after truncation),
+  true_lengths [examples] (words of each review before truncation)."""
   tokens: np.ndarray
   labels: np.ndarray
   lengths: np.ndarray
+  true_lengths: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -201,26 +204,93 @@ def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
   return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
+def uses_unlabeled_text(config) -> bool:
+  """Whether the run reads unlabeled reviews (vocabulary or word2vec)."""
+  return (config.vocabulary_splits != "train"
+          or config.pretrained_embeddings != "none")
+
+
+def held_out(labels: np.ndarray, fraction: float, seed: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+  """(kept, held) sorted indices: a seeded, label-balanced `fraction` of
+  the reviews held out (at least one review on each side)."""
+  size = min(max(1, round(len(labels) * fraction)), len(labels) - 1)
+  held = balanced_subset(labels, size, seed)
+  return np.setdiff1d(np.arange(len(labels)), held), held
+
+
+def read_raw(config, say=lambda message: None
+             ) -> dict[str, tuple[list[bytes], np.ndarray]]:
+  """{split: (texts, labels)}: "train" and "test", and "unsupervised"
+  (labels -1) when the config uses unlabeled text and has some: IMDB's
+  splits (`dataset="imdb_reviews"`, via tfds) or your own files
+  (`sources`), a test file or a held-out share of the dataset."""
+  from flax_sentiment import sources  # pylint: disable=g-import-not-at-top
+  raw = {}
+  if config.dataset == DATASET:
+    builder = _data_source(config)
+    say(f"Reading IMDB from {builder.data_dir} ...")
+    wanted = ["train"] + ([] if config.test_dataset else ["test"])
+    if uses_unlabeled_text(config) and not config.unlabeled_dataset:
+      wanted.append("unsupervised")
+    raw = {split: read_split(builder, split) for split in wanted}
+  else:
+    say(f"Reading reviews from {config.dataset} ...")
+    raw["train"] = sources.read_labeled(config.dataset, config.text_field,
+                                        config.label_field)
+    if not config.test_dataset:
+      texts, labels = raw["train"]
+      kept, held = held_out(labels, config.test_fraction,
+                            config.validation_seed + 1)
+      raw["train"] = ([texts[i] for i in kept], labels[kept])
+      raw["test"] = ([texts[i] for i in held], labels[held])
+  if config.test_dataset:
+    raw["test"] = sources.read_labeled(config.test_dataset, config.text_field,
+                                       config.label_field, "test_dataset")
+  if config.unlabeled_dataset and uses_unlabeled_text(config):
+    texts = sources.read_unlabeled(config.unlabeled_dataset,
+                                   config.text_field)
+    raw["unsupervised"] = (texts, np.full(len(texts), -1, np.int32))
+  if "unsupervised" not in raw and config.vocabulary_splits != "train":
+    raise ConfigError(
+        f"config.vocabulary_splits={config.vocabulary_splits!r} needs "
+        f"unlabeled reviews: pass --config.unlabeled_dataset=FILE, or use "
+        f"--config.vocabulary_splits=train")
+  return raw
+
+
+def check_enough_reviews(raw: dict, config) -> None:
+  """At least one batch of train reviews, and some test reviews (your own
+  data; IMDB has 25,000 of each)."""
+  where = {"train": config.dataset,
+           "test": config.test_dataset or config.dataset}
+  if len(raw["train"][0]) < config.batch_size:
+    raise ConfigError(
+        f"{where['train']} gives {len(raw['train'][0])} train reviews, fewer "
+        f"than one batch (config.batch_size={config.batch_size}); give more "
+        f"reviews or a smaller --config.batch_size")
+  if not len(raw["test"][0]):
+    raise ConfigError(f"{where['test']} gives no test reviews")
+
+
 def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
-  """Token ids per review, both splits, cached on disk.
+  """Token ids per review of every split `read_raw` gives, cached on disk.
 
   Returns ({"train": (ids, labels), "test": (ids, labels)}, vocabulary), ids
   being a list of int32 arrays; also "unsupervised" (labels -1) when the
-  config uses the unlabeled reviews. The vocabulary comes from train text
+  config uses unlabeled reviews. The vocabulary comes from train text
   (plus unlabeled text with vocabulary_splits="train+unsupervised"), never
   test text. The cache key covers the tokenizer version, num_words, the
-  vocabulary's splits and a fingerprint of every text and label, so any
-  change to those re-tokenizes, and nothing else does.
+  vocabulary's splits and a fingerprint of every text and label — the data's
+  content, wherever it was read from — so any change to those re-tokenizes,
+  and nothing else does.
   """
   start = time.perf_counter()
-  builder = _data_source(config)
-  say(f"Reading IMDB from {builder.data_dir} ...")
-  vocabulary_splits = config.get("vocabulary_splits", "train").split("+")
-  splits = ["train", "test"]
-  if (len(vocabulary_splits) > 1
-      or config.get("pretrained_embeddings", "none") != "none"):
-    splits.append("unsupervised")
-  raw = {split: read_split(builder, split) for split in splits}
+  vocabulary_splits = config.vocabulary_splits.split("+")
+  raw = read_raw(config, say)
+  if config.dataset != DATASET:
+    check_enough_reviews(raw, config)
+  splits = list(raw)
   key = hashlib.sha256(json.dumps([
       TOKENIZER_VERSION, config.num_words]
       + ([] if vocabulary_splits == ["train"] else [vocabulary_splits])
@@ -258,7 +328,8 @@ def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
                                     config.truncating),
                labels=labels[keep],
                lengths=np.array([min(len(s), config.seq_len) for s in seqs],
-                                np.int32))
+                                np.int32),
+               true_lengths=np.array([len(s) for s in seqs], np.int32))
 
 
 def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
@@ -269,7 +340,7 @@ def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
   fixed `validation_seed`, runs of several seeds share one validation split
   (and so one set of pretrained word vectors)."""
   train = balanced_subset(labels, config.max_train_examples, config.seed)
-  size = config.get("validation_examples", 0) or 0
+  size = config.validation_examples
   if not size:
     return train, np.zeros(0, np.int64)
   if size >= len(train):
@@ -278,8 +349,26 @@ def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
         f"({len(train):,} train reviews); use fewer, e.g. "
         f"--config.validation_examples={max(1, len(train) // 10)}")
   held = train[balanced_subset(labels[train], size,
-                              config.get("validation_seed", 0) + 2)]
+                              config.validation_seed + 2)]
   return np.setdiff1d(train, held), held
+
+
+# Below this share of known train words a model learns little (the
+# notebook's 10,000 words cover ~95% of IMDB's train words).
+MIN_KNOWN_SHARE = 0.5
+
+
+def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
+  """A warning line if the vocabulary leaves most train words unknown."""
+  total = sum(len(ids) for ids in train_ids)
+  unknown = sum(int(np.sum(ids == OOV_ID)) for ids in train_ids)
+  if not total or (total - unknown) / total >= MIN_KNOWN_SHARE:
+    return None
+  return (f"warning: config.num_words={config.num_words} keeps "
+          f"{config.num_words - NUM_RESERVED_IDS:,} words, which cover only "
+          f"{(total - unknown) / total:.0%} of the train words; the model "
+          f"sees mostly unknown words and will learn little. Use more, e.g. "
+          f"--config.num_words=10000")
 
 
 def load_imdb(config, say=lambda message: None) -> ImdbData:
@@ -291,10 +380,13 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   train_keep, held = split_train(train_labels, config)
   test_keep = balanced_subset(test_labels, config.max_test_examples,
                               config.seed + 1)
+  warning = vocabulary_warning([train_ids[i] for i in train_keep], config)
+  if warning:
+    say(warning)
   pretraining = None
-  if "unsupervised" in tokenized:
+  if uses_unlabeled_text(config):
     pretraining = ([train_ids[i] for i in train_keep]
-                   + list(tokenized["unsupervised"][0]))
+                   + list(tokenized.get("unsupervised", ([],))[0]))
   return ImdbData(
       train=_padded(train_ids, train_labels, train_keep, config),
       test=_padded(test_ids, test_labels, test_keep, config),

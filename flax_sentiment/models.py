@@ -270,11 +270,9 @@ def model_from_config(config) -> SentimentClassifier:
       implementation=resolve_implementation(config),
       unroll=resolve_unroll(config.unroll, config.mask_padding),
       dtype=jnp.dtype(config.dtype),
-      bidirectional=config.get("bidirectional", False),
-      num_layers=config.get("num_layers", 1),
-      pooling=config.get("pooling", "last"),
-      embed_dropout=config.get("embed_dropout", 0.0),
-      dropout=config.get("dropout", 0.0))
+      bidirectional=config.bidirectional, num_layers=config.num_layers,
+      pooling=config.pooling, embed_dropout=config.embed_dropout,
+      dropout=config.dropout)
 
 
 def count_params(tree) -> int:

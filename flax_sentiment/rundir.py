@@ -9,44 +9,26 @@ may continue in it.
   <workdir>/best_checkpoint/      the validation-best state (with validation)
   <workdir>/corrupt_checkpoints/  unreadable checkpoints, moved aside
   <workdir>/tensorboard/          TensorBoard event files
+  <workdir>/.lock                 held (flock) while a training runs here
 
 `RunDir` is the one place that names them. A workdir with checkpoints only
-continues a run whose config agrees on every field except those in
-`MAY_CHANGE_ON_RESUME`; the check runs before anything is written. Files are
-written atomically and only when their content changes, so a re-run of a
+continues a run whose config agrees on every field except those whose
+declaration in `fields` says why they may change; the check runs before
+anything is written. Files are written atomically and only when their content changes, so a re-run of a
 finished run writes nothing.
 """
 
+import contextlib
 import dataclasses
 import errno
+import fcntl
 import json
 import os
 import pathlib
 import tempfile
 
-from flax_sentiment import data, parallel
+from flax_sentiment import data, fields, parallel
 from flax_sentiment.errors import ConfigError, UserError
-
-# Fields that may differ between a workdir's checkpoints and the config that
-# continues them, and why that is safe. Every other field must match: it
-# fixes the parameters, the optimizer, the data or its order.
-MAY_CHANGE_ON_RESUME = {
-    "num_epochs": "train on, or stop sooner (constant learning rate only: a "
-                  "schedule's length depends on it)",
-    "early_stopping_patience": "applied to the epochs recorded so far",
-    "progress": "display only",
-    "progress_every_seconds": "display only",
-    "checkpoint_every_steps": "when checkpoints are written",
-    "keep_checkpoints": "how many are kept",
-    "eval_batch_size": "evaluation metrics are sums over every review",
-    "cache_dir": "token and compilation caches",
-    "data_dir": "where IMDB is read from (its vocabulary is checked)",
-    "download": "whether tfds may download",
-    "coordinator_address": "where the processes meet",
-    "num_processes": "how many processes share the devices",
-    "process_id": "differs per process by definition",
-}
-
 
 def check_writable_dir(path: pathlib.Path, what: str, flag: str) -> None:
   """Raises UserError if `path` cannot be (or become) a writable directory:
@@ -95,9 +77,7 @@ def resume_differences(saved: dict, config) -> list[str]:
   for field in sorted(config.keys()):
     if field not in saved or saved[field] == config[field]:
       continue
-    may_change = field in MAY_CHANGE_ON_RESUME and not (
-        field == "num_epochs" and config.get("lr_schedule") != "constant")
-    if not may_change:
+    if not fields.may_change_on_resume(field, config):
       diffs.append(f"{field}: {saved[field]!r} in the workdir, "
                    f"{config[field]!r} now")
   return diffs
@@ -124,6 +104,7 @@ class RunDir:
   corrupt_checkpoints = property(
       lambda self: self.path / "corrupt_checkpoints")
   tensorboard = property(lambda self: self.path / "tensorboard")
+  lock_file = property(lambda self: self.path / ".lock")
 
   # --- Checks (write nothing) ---
 
@@ -141,7 +122,7 @@ class RunDir:
 
   def check_resumable(self, config) -> None:
     """Refuses to continue checkpoints written with a config that differs
-    in a field outside `MAY_CHANGE_ON_RESUME`."""
+    in a field that must not change on resume (`fields.FIELDS`)."""
     saved = self.saved_config()
     if saved is None or not self.has_checkpoints():
       return
@@ -149,7 +130,8 @@ class RunDir:
     if diffs:
       raise ConfigError(
           f"{self.path} holds checkpoints of a run with other settings "
-          f"({'; '.join(diffs)}); only {', '.join(MAY_CHANGE_ON_RESUME)} may "
+          f"({'; '.join(diffs)}); only {', '.join(fields.resume_rules())} "
+          f"may "
           f"change on resume. Use another --workdir, or pass the workdir's "
           f"values (see {self.config_file})")
 
@@ -160,6 +142,29 @@ class RunDir:
             f"{self.path} holds checkpoints trained with another vocabulary "
             f"(the data or tokenizer changed). Use another --workdir, or "
             f"delete {self.checkpoints} to start fresh.")
+
+  @contextlib.contextmanager
+  def locked(self):
+    """Holds the workdir for one training (process 0 of a run takes it):
+    another training on it gets a UserError instead of racing on saves and
+    pruning. An flock: the system drops it when the process dies, so a
+    killed run leaves nothing stuck."""
+    if not parallel.is_primary():
+      yield
+      return
+    self.path.mkdir(parents=True, exist_ok=True)
+    with open(self.lock_file, "a", encoding="utf-8") as handle:  # no write
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        raise UserError(
+            f"{self.path} is in use by another training (it holds "
+            f"{self.lock_file.name}); wait for it to finish, or pass another "
+            f"--workdir") from None
+      try:
+        yield
+      finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
   # --- Writes (process 0 only; each skipped when the content is the same) ---
 

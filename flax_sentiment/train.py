@@ -34,7 +34,7 @@ def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
   """Constant (the notebook), or linear warmup then cosine/linear decay to
   zero after `total_steps` (the train steps the run's plans execute:
   `feeding.Feeds.total_steps`)."""
-  if config.get("lr_schedule", "constant") == "constant":
+  if config.lr_schedule == "constant":
     return optax.constant_schedule(config.learning_rate)
   total = max(1, total_steps)
   warmup = min(int(config.warmup_steps), total - 1)
@@ -52,10 +52,10 @@ def make_optimizer(config, total_steps: int = 1
   """Adam with Keras's epsilon (1e-7), as in the notebook; optionally
   gradient clipping by global norm, a schedule, and AdamW weight decay."""
   rate = learning_rate_schedule(config, total_steps)
-  decay = config.get("weight_decay", 0.0)
+  decay = config.weight_decay
   adam = (optax.adamw(rate, eps=1e-7, weight_decay=decay) if decay
           else optax.adam(rate, eps=1e-7))
-  clip = config.get("clip_grad_norm", 0.0)
+  clip = config.clip_grad_norm
   return optax.chain(optax.clip_by_global_norm(clip), adam) if clip else adam
 
 
@@ -69,7 +69,7 @@ def create_train_state(model: models.SentimentClassifier, config,
       apply_fn=model.apply, params=params,
       tx=make_optimizer(config, total_steps),
       dropout_key=jax.random.key_data(jax.random.fold_in(rng, 1)),
-      adversarial_epsilon=float(config.get("adversarial_epsilon", 0.0)))
+      adversarial_epsilon=float(config.adversarial_epsilon))
 
 
 def _metric_sums(logits: jax.Array, batch: Batch) -> tuple[jax.Array, Metrics]:

@@ -12,7 +12,9 @@ import tempfile
 import jax
 import pytest
 
-from configs import default
+import flax_sentiment  # noqa: F401  (makes a relative TFDS_DATA_DIR absolute)
+
+from flax_sentiment.configs import default
 
 # Equivalence tests compare float32 results at ~1e-5. On GPUs JAX's default
 # float32 matmul precision is TF32 (~1e-3 relative), so pin full precision

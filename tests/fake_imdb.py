@@ -1,7 +1,7 @@
 """Synthetic IMDB served through `tfds.testing.mock_data` (no download).
 
 Positive reviews lean on positive words, negative ones on negative words, so a
-model can learn them. As a script it runs `run.py` on that data:
+model can learn them. As a script it runs `flax-sentiment train` on that data:
 
   FAKE_IMDB_TRAIN=256 FAKE_IMDB_TEST=128 python tests/fake_imdb.py --config ...
 """
@@ -54,8 +54,7 @@ def mock_imdb(num_train: int = 256, num_test: int = 128):
 
 if __name__ == "__main__":
   sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
-  from absl import app  # pylint: disable=g-import-not-at-top
-  import run  # pylint: disable=g-import-not-at-top
+  from flax_sentiment import cli  # pylint: disable=g-import-not-at-top
   with mock_imdb(int(os.environ.get("FAKE_IMDB_TRAIN", 256)),
                  int(os.environ.get("FAKE_IMDB_TEST", 128))):
-    app.run(run.main)
+    cli.main(["train", *sys.argv[1:]])

@@ -1,5 +1,6 @@
 """Training that survives: kills, signals, corrupt checkpoints, NaNs."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import loop, predict, rundir
+from flax_sentiment import fields, loop, predict, rundir
 from flax_sentiment.errors import ConfigError
 from tests.conftest import run_fake, tiny_config, tiny_flags
 
@@ -173,7 +174,8 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(
     fake_imdb, tmp_path, monkeypatch):
   # Continue the run with an absurd learning rate (not a resume a user may
   # make: allowed here only to reach a NaN after a good checkpoint).
-  monkeypatch.setitem(rundir.MAY_CHANGE_ON_RESUME, "learning_rate", "test")
+  monkeypatch.setitem(fields.FIELDS, "learning_rate", dataclasses.replace(
+      fields.FIELDS["learning_rate"], on_resume="test"))
   config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
   loop.train_and_evaluate(config, tmp_path / "run")
   _, _, good_state, _ = predict.load_trained_state(tmp_path / "run")

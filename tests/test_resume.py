@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
-from flax_sentiment import loop, predict, rundir, train
+from flax_sentiment import fields, loop, predict, rundir, train
+from flax_sentiment.configs import default
 from flax_sentiment.checkpoints import CheckpointMismatchError
 from flax_sentiment.errors import UserError
 from tests.conftest import snapshot, tiny_config
@@ -39,7 +39,9 @@ CHANGED = {
     "progress": False, "progress_every_seconds": 5.0,
     "checkpoint_every_steps": 4, "keep_checkpoints": 3,
     "coordinator_address": "localhost:12345", "num_processes": 1,
-    "process_id": 0,
+    "process_id": 0, "dataset": "OTHER_DIR", "test_dataset": "OTHER_DIR",
+    "test_fraction": 0.3, "unlabeled_dataset": "OTHER_DIR",
+    "text_field": "review", "label_field": "sentiment",
 }
 
 
@@ -92,7 +94,7 @@ def one_epoch(tmp_path_factory):
 
 def test_every_field_has_a_changed_value():
   assert set(CHANGED) == set(default.get_config().keys())
-  assert set(rundir.MAY_CHANGE_ON_RESUME) <= set(CHANGED)
+  assert set(fields.resume_rules()) <= set(CHANGED)
 
 
 @pytest.mark.parametrize("field", sorted(CHANGED))
@@ -108,7 +110,7 @@ def test_changing_a_field_resumes_exactly_or_refuses_untouched(
   if field != "num_epochs":
     changes["num_epochs"] = 2  # and train on
   config = config_with(one_epoch, **changes)
-  if field in rundir.MAY_CHANGE_ON_RESUME:
+  if fields.may_change_on_resume(field, config):
     loop.train_and_evaluate(config, workdir)
     params, records = outcome(workdir)
     want_params, want_records = reference_outcome(one_epoch, field, changes,

@@ -78,7 +78,7 @@ def test_every_config_runs_a_few_steps_on_eight_devices(tmp_path):
       results = {{}}
       with mock_imdb(320, 160):
         for name in {CONFIGS!r}:
-          config = importlib.import_module("configs." + name).get_config()
+          config = importlib.import_module("flax_sentiment.configs." + name).get_config()
           config.update(dict(max_train_examples=320, num_epochs=1,
                              steps_per_call=4, progress=False,
                              cache_dir={str(tmp_path / "cache")!r}))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from configs import default
+from flax_sentiment.configs import default
 from flax_sentiment import progress, report, rundir
 from flax_sentiment.rundir import RunDir
 from tests.conftest import (one_error_line, predict_cli, run_fake, snapshot,

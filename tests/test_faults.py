@@ -1,0 +1,59 @@
+"""Faults a user meets around a run: a workdir in use, a run that diverged
+before its first checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from flax_sentiment import loop
+from flax_sentiment.errors import UserError
+from flax_sentiment.rundir import RunDir
+from tests.conftest import (REPO, one_error_line, run_fake, snapshot,
+                            tiny_config, tiny_flags)
+
+
+def test_a_second_training_on_a_held_workdir_is_one_line(tmp_path):
+  workdir = tmp_path / "run"
+  with RunDir(workdir).locked():
+    before = snapshot(workdir)
+    proc = run_fake(tiny_flags(workdir, tmp_path / "cache"))
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 1
+    lines = [l for l in out.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "is in use by another training" in lines[0]
+    assert str(workdir) in lines[0]
+    assert snapshot(workdir) == before  # nothing written, moved or created
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+  workdir = tmp_path / "run"
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; "
+       "from flax_sentiment.rundir import RunDir; "
+       f"lock = RunDir({str(workdir)!r}).locked(); lock.__enter__(); "
+       "print('held', flush=True); time.sleep(60)"],
+      cwd=REPO, stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == "held"
+  with pytest.raises(UserError, match="in use by another training"):
+    with RunDir(workdir).locked():
+      pass
+  holder.send_signal(signal.SIGKILL)
+  holder.wait(timeout=30)
+  with RunDir(workdir).locked():  # the system dropped the dead one's lock
+    pass
+
+
+def test_divergence_before_any_checkpoint_says_none_was_written(
+    fake_imdb, tmp_path):
+  config = tiny_config(cache_dir=str(tmp_path / "cache"), learning_rate=1e38,
+                       checkpoint_every_steps=1000)
+  with pytest.raises(loop.NonFiniteLossError) as error:
+    loop.train_and_evaluate(config, tmp_path / "run")
+  message = str(error.value)
+  assert "No checkpoint was written before it" in message
+  assert "step None" not in message
+  assert not os.path.isdir(tmp_path / "run" / "checkpoints") or not any(
+      p.name.isdigit() for p in (tmp_path / "run" / "checkpoints").iterdir())

@@ -1,0 +1,175 @@
+"""Your own reviews as data: CSV/TSV/JSONL/folders read right, bad files
+refused in one line naming file and line, and a whole run on a CSV from
+another folder (train, predict, report)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flax_sentiment import data, sources
+from flax_sentiment.sources import DataError
+from tests.conftest import REPO, one_error_line, tiny_config
+from tests.fake_imdb import fake_records
+
+
+def write(path: pathlib.Path, content: bytes | str) -> pathlib.Path:
+  path.write_bytes(content if isinstance(content, bytes)
+                   else content.encode())
+  return path
+
+
+def test_csv_with_bom_crlf_quoted_newlines_and_label_words(tmp_path):
+  path = write(tmp_path / "r.csv", b"\xef\xbb\xbftext,label\r\n"
+               b'"Great, really ""great""\r\nfilm.",pos\r\n'
+               b"Dull.,negative\r\n\r\nFine.,TRUE\r\nBad.,0\r\n")
+  texts, labels = sources.read_labeled(path)
+  assert texts == [b'Great, really "great"\r\nfilm.', b"Dull.", b"Fine.",
+                   b"Bad."]
+  assert labels.tolist() == [1, 0, 1, 0] and labels.dtype == np.int32
+
+
+def test_tsv_jsonl_and_folder_with_own_field_names(tmp_path):
+  tsv = write(tmp_path / "r.tsv", "review\tstars\nGood one\t1\nAwful\t0\n")
+  assert sources.read_labeled(tsv, "review", "stars")[1].tolist() == [1, 0]
+  jsonl = write(tmp_path / "r.jsonl", '{"text": "Loved it", "label": true}\n'
+                '\n{"text": "Hated it", "label": 0}\n')
+  texts, labels = sources.read_labeled(jsonl)
+  assert texts == [b"Loved it", b"Hated it"] and labels.tolist() == [1, 0]
+  for name, label in (("pos", 1), ("neg", 0)):
+    (tmp_path / "acl" / name).mkdir(parents=True)
+    for i in range(2):
+      write(tmp_path / "acl" / name / f"{i}_7.txt", f"{name} review {i}")
+  texts, labels = sources.read_labeled(tmp_path / "acl")
+  assert texts[0] == b"neg review 0" and labels.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("name,content,says", [
+    ("r.csv", "body,label\nGood,1\n", r"r.csv:2: no 'text' column \(found: "
+     r"body, label\); .*--config.text_field"),
+    ("r.csv", "text,label\nGood,1\nOkay,neutral\n",
+     r"r.csv:3: label 'neutral' in 'label' is not one of 0/1, neg/pos"),
+    ("r.csv", 'text,label\nGood,1\n"multi\nline",1\n   ,0\n',
+     r"r.csv:5: empty text"),
+    ("r.csv", b"text,label\nGood,1\nBad \xff\xfe,0\n",
+     r"r.csv:3: bytes that are not UTF-8"),
+    ("r.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n',
+     r"r.jsonl:2: label 2 in 'label'"),
+    ("r.jsonl", '{"text": "a", "label": 1}\n{"text": "b"\n',
+     r"r.jsonl:2: not a JSON object"),
+    ("r.jsonl", '{"label": 1}\n', r"r.jsonl:1: no 'text' key"),
+    ("r.csv", "text,label\nGood,1,extra\n", r"r.csv:2: 3 fields where"),
+    ("r.xlsx", "whatever", r"unknown format '.xlsx'"),
+    ("r.csv", "", r"r.csv is empty"),
+])
+def test_bad_file_is_one_line_with_file_and_line(tmp_path, name, content,
+                                                 says):
+  path = write(tmp_path / name, content)
+  with pytest.raises(DataError, match=says) as error:
+    sources.read_labeled(path)
+  assert "\n" not in str(error.value)
+
+
+def test_missing_path_and_folder_without_pos_neg(tmp_path):
+  with pytest.raises(DataError, match=r"dataset=.*nope.csv not found"):
+    sources.read_labeled(tmp_path / "nope.csv")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(DataError, match=r"without pos/ and neg/"):
+    sources.read_labeled(tmp_path / "empty")
+
+
+def write_reviews_csv(path: pathlib.Path, num: int, seed: int,
+                      extra_word: str | None = None) -> pathlib.Path:
+  rows = ["text,label"]
+  for i, record in enumerate(fake_records(num, seed)):
+    text = record["text"].decode()
+    if extra_word and i == 0:
+      text += " " + extra_word
+    rows.append(f'"{text}",{"pos" if record["label"] else "neg"}')
+  return write(path, "\r\n".join(rows) + "\r\n")
+
+
+def test_vocabulary_from_the_train_part_only_and_cache_keyed_by_content(
+    tmp_path):
+  train = write_reviews_csv(tmp_path / "train.csv", 64, 0)
+  test = write_reviews_csv(tmp_path / "test.csv", 16, 1, "zyzzyva")
+  config = tiny_config(dataset=str(train), test_dataset=str(test),
+                       cache_dir=str(tmp_path / "cache"), num_words=1000)
+  reviews = data.load_imdb(config)
+  assert "zyzzyva" not in reviews.vocabulary and len(reviews.test) == 16
+  assert len(reviews.train) == 64 and reviews.train.tokens.shape == (64, 16)
+  caches = set((tmp_path / "cache").glob("imdb_tokens_*.npz"))
+  data.load_imdb(config)  # same content: the cache is used, not rebuilt
+  assert set((tmp_path / "cache").glob("imdb_tokens_*.npz")) == caches
+  write_reviews_csv(train, 64, 0, "zyzzyva")  # same path, other content
+  assert "zyzzyva" in data.load_imdb(config).vocabulary
+  assert len(set((tmp_path / "cache").glob("imdb_tokens_*.npz"))) == 2
+
+
+def test_held_out_test_share_is_balanced_and_disjoint(tmp_path):
+  train = write_reviews_csv(tmp_path / "all.csv", 100, 0)
+  config = tiny_config(dataset=str(train), test_fraction=0.2,
+                       cache_dir=str(tmp_path / "cache"))
+  raw = data.read_raw(config)
+  assert len(raw["test"][0]) == 20 and len(raw["train"][0]) == 80
+  assert raw["test"][1].sum() == 10
+  assert not set(raw["test"][0]) & set(raw["train"][0]) - {b""}
+
+
+def test_fewer_reviews_than_a_batch_is_refused(tmp_path):
+  train = write_reviews_csv(tmp_path / "few.csv", 10, 0)
+  config = tiny_config(dataset=str(train), batch_size=32,
+                       cache_dir=str(tmp_path / "cache"))
+  with pytest.raises(data.ConfigError, match=r"few.csv gives 8 train "
+                     r"reviews, fewer than one batch"):
+    data.load_imdb(config)
+
+
+def cli(*args, cwd, timeout=240):
+  return subprocess.run([sys.executable, "-m", "flax_sentiment.cli", *args],
+                        cwd=cwd, capture_output=True, text=True,
+                        timeout=timeout,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu",
+                                 PYTHONPATH=str(REPO)))
+
+
+def test_a_run_on_a_csv_from_another_folder(tmp_path):
+  """flax-sentiment train/predict/report on a CSV with relative paths, run
+  from a folder that is not the repository."""
+  write_reviews_csv(tmp_path / "reviews.csv", 160, 0)
+  sizes = ["--config.num_words=64", "--config.embed_dim=8",
+           "--config.hidden_dim=8", "--config.seq_len=16",
+           "--config.batch_size=8", "--config.num_epochs=3",
+           "--config.learning_rate=0.01",
+           "--config.steps_per_call=4", "--config.cache_dir=cache"]
+  proc = cli("train", "--config", "lstm", "--config.dataset=reviews.csv",
+             "--workdir=run", *sizes, cwd=tmp_path)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert saved["dataset"] == str(tmp_path / "reviews.csv")  # absolute
+  assert saved["cache_dir"] == str(tmp_path / "cache")
+  assert "Training on 128 reviews, testing on 32" in proc.stdout
+  result = json.loads((tmp_path / "run" / "result.json").read_text())
+  assert result["test_accuracy"] > 0.5
+  proc = cli("predict", "--workdir", "run", "--json", "great wonderful",
+             "awful boring", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  scores = [json.loads(l)["probability_positive"]
+            for l in proc.stdout.splitlines()]
+  assert len(scores) == 2 and scores[0] > scores[1]
+  proc = cli("report", "run", "--out", "report", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  assert (tmp_path / "report.md").is_file()
+
+
+def test_bad_dataset_on_the_command_line_is_one_line(tmp_path):
+  write(tmp_path / "bad.csv", "text,label\nGood,1\nMeh,3\n")
+  proc = cli("train", "--config", "lstm", "--config.dataset=bad.csv",
+             "--workdir=run", "--config.cache_dir=cache", cwd=tmp_path)
+  line = one_error_line(proc)
+  assert f"{tmp_path / 'bad.csv'}:3: label '3'" in line
+  assert not (tmp_path / "run").exists()
