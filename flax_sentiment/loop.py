@@ -72,6 +72,14 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = data.load_imdb(config, say=console.say)
   rundir.check_vocabulary(imdb.vocabulary)
+  with rundir.locked():
+    return _train_locked(config, rundir, console, imdb)
+
+
+def _train_locked(config, rundir: RunDir, console: monitor.Console,
+                  imdb: data.ImdbData) -> list[dict]:
+  """The run once the workdir is held: plan, restore or initialize, train,
+  report."""
   feeds = feeding.plan_run(config, imdb, console.say)
   ckpts = checkpoints.Checkpoints(rundir.checkpoints, config.keep_checkpoints)
   state, progress = initial_state(config, imdb, feeds, ckpts, console)
@@ -201,17 +209,23 @@ def check_finite(losses: np.ndarray, real_steps: np.ndarray,
   bad_step = progress.step + int(real_steps[:bad + 1].sum())
   raise NonFiniteLossError(
       f"the training loss became {losses[bad]} at epoch {progress.epoch + 1}"
-      f", step {bad_step}; stopped without saving. The last good checkpoint "
-      f"(step {run.last_saved}) is kept in {run.ckpts.directory}. Try a "
+      f", step {bad_step}; stopped without saving. "
+      + (f"The last good checkpoint (step {run.last_saved}) is kept in "
+         f"{run.ckpts.directory}. " if run.last_saved is not None else
+         "No checkpoint was written before it. ")
+      + f"Try a "
       f"smaller --config.learning_rate (now {run.config.learning_rate}) or "
       f"--config.clip_grad_norm=1.0.")
 
 
-def evaluate(state, eval_sets: list[feeding.EvalSet]) -> dict[str, float]:
-  """Loss and accuracy on every evaluated split (validation, test)."""
+def evaluate(state, eval_sets: list[feeding.EvalSet],
+             details: bool = False) -> dict:
+  """Loss and accuracy on every evaluated split (validation, test); with
+  `details` also AUC, F1, precision, recall, confusion counts and accuracy
+  by review length (`feeding.EvalSet.evaluate`)."""
   evaluated = {}
   for eval_set in eval_sets:
-    evaluated.update(eval_set.evaluate(state))
+    evaluated.update(eval_set.evaluate(state, details))
   return evaluated
 
 
@@ -220,7 +234,7 @@ def end_epoch(state, progress: Progress, run: Run) -> Progress:
   and says whether early stopping ends the run."""
   config = run.config
   eval_start = time.perf_counter()
-  evaluated = evaluate(state, run.feeds.eval_sets)
+  evaluated = evaluate(state, run.feeds.eval_sets, details=True)
   record = metrics.epoch_record(
       progress.epoch, progress.sums, evaluated, progress.step,
       progress.sums["seconds"], progress.sums["compile_seconds"],

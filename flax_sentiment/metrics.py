@@ -5,6 +5,13 @@ A batch's metrics are weighted sums (`loss`, `correct`, `count`; filler rows
 have weight 0), so sums over batches, chunks, devices and epochs add up
 exactly and the rates come last: loss = loss / count, accuracy = correct /
 count. A new metric is a new key here.
+
+Metrics that do not add up over batches (ROC-AUC, precision, recall, F1,
+accuracy by review length) come from every review's logit, collected on the
+host (`feeding.EvalSet`), by the numpy functions at the end of this file.
+A rate whose denominator is zero (AUC with one class only, precision
+without a positive prediction, ...) is None (`null` in JSON): undefined,
+not 0 and not NaN.
 """
 
 import jax
@@ -49,7 +56,7 @@ def rates(totals: dict[str, float], split: str) -> dict[str, float]:
 
 
 def epoch_record(epoch: int, train_totals: dict[str, float],
-                 evaluated: dict[str, float], steps: int, seconds: float,
+                 evaluated: dict, steps: int, seconds: float,
                  compile_seconds: float, eval_seconds: float) -> dict:
   """One line of metrics.jsonl for the (0-based) `epoch`."""
   return {
@@ -63,3 +70,129 @@ def epoch_record(epoch: int, train_totals: dict[str, float],
       "eval_seconds": eval_seconds,
       "steps": steps,
   }
+
+
+# --- Metrics of a whole split, on the host, from every review's logit ---
+
+# Lower edges (in words, before truncation) of the review-length buckets:
+# [0, 64), [64, 128), ... [512, 1024), [1024, inf). The notebook's question
+# is 64 vs 512 vs 1024 tokens.
+LENGTH_EDGES = (0, 64, 128, 256, 512, 1024)
+
+
+def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+  return (np.ones(n) if weights is None
+          else np.asarray(weights, np.float64).reshape(n))
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+  return float(numerator / denominator) if denominator > 0 else None
+
+
+def _count(total: float) -> int | float:
+  """A weighted count: an int when the weights were 0/1 (evaluation)."""
+  return int(total) if float(total).is_integer() else float(total)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray,
+            weights: np.ndarray | None = None) -> float | None:
+  """Area under the ROC curve: the chance that a positive review scores
+  above a negative one, a tie counting one half (the Mann-Whitney U over
+  n_pos * n_neg; weighted: each pair counts w_pos * w_neg).
+
+  scores [n] (logits or probabilities: any strictly increasing function of
+  one gives the same area), labels [n] (1 positive, 0 negative), weights
+  [n] (default 1; 0 leaves a row out). None when the weighted rows hold
+  only one class: the area is undefined then.
+  """
+  scores = np.asarray(scores, np.float64).reshape(-1)
+  n = len(scores)
+  weights = _as_weights(weights, n)
+  positive = np.asarray(labels).reshape(n) > 0.5
+  order = np.argsort(scores, kind="stable")
+  ordered = scores[order]
+  pos = np.where(positive, weights, 0.0)[order]
+  neg = np.where(positive, 0.0, weights)[order]
+  if n == 0 or pos.sum() <= 0 or neg.sum() <= 0:
+    return None
+  # Tied scores form one group; its positives beat the negatives of lower
+  # groups and tie with its own.
+  starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+  pos_group = np.add.reduceat(pos, starts)
+  neg_group = np.add.reduceat(neg, starts)
+  neg_below = np.cumsum(neg_group) - neg_group
+  wins = np.sum(pos_group * (neg_below + 0.5 * neg_group))
+  return float(wins / (pos.sum() * neg.sum()))
+
+
+def confusion(predicted: np.ndarray, labels: np.ndarray,
+              weights: np.ndarray | None = None) -> dict[str, float]:
+  """predicted [n] bool (positive), labels [n] (1 positive), weights [n]
+  (default 1) -> {tp, fp, tn, fn}: weighted counts of true/false
+  positives and negatives (weight-0 rows count in none)."""
+  predicted = np.asarray(predicted, bool).reshape(-1)
+  n = len(predicted)
+  weights = _as_weights(weights, n)
+  positive = np.asarray(labels).reshape(n) > 0.5
+  return {"tp": float(np.sum(weights[predicted & positive])),
+          "fp": float(np.sum(weights[predicted & ~positive])),
+          "tn": float(np.sum(weights[~predicted & ~positive])),
+          "fn": float(np.sum(weights[~predicted & positive]))}
+
+
+def precision_recall_f1(counts: dict[str, float]
+                        ) -> dict[str, float | None]:
+  """{precision, recall, f1} of the positive class from `confusion`'s
+  counts: tp / (tp + fp), tp / (tp + fn), 2 tp / (2 tp + fp + fn). Each is
+  None where its denominator is 0 (precision without a positive
+  prediction; recall without a positive review; F1 with neither)."""
+  tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
+  return {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+          "f1": _ratio(2 * tp, 2 * tp + fp + fn)}
+
+
+def accuracy_by_length(correct: np.ndarray, lengths: np.ndarray,
+                       weights: np.ndarray | None = None,
+                       edges=LENGTH_EDGES) -> dict[str, list]:
+  """Accuracy per review-length bucket.
+
+  correct [n] bool, lengths [n] (words before truncation), weights [n]
+  (default 1). `edges` are the buckets' lower bounds, increasing, the first
+  0: bucket i holds edges[i] <= length < edges[i + 1], the last one every
+  longer review. Returns {"edges": [...], "accuracy": [...] (None for an
+  empty bucket), "count": [...]}, one value per bucket.
+  """
+  correct = np.asarray(correct, bool).reshape(-1)
+  n = len(correct)
+  weights = _as_weights(weights, n)
+  which = np.searchsorted(np.asarray(edges), np.asarray(lengths).reshape(n),
+                          side="right") - 1
+  counts = np.bincount(which, weights, minlength=len(edges))
+  hits = np.bincount(which, weights * correct, minlength=len(edges))
+  return {"edges": [int(e) for e in edges],
+          "accuracy": [_ratio(h, c) for h, c in zip(hits, counts)],
+          "count": [_count(c) for c in counts]}
+
+
+def split_rates(logits: np.ndarray, labels: np.ndarray, split: str,
+                lengths: np.ndarray | None = None,
+                weights: np.ndarray | None = None) -> dict:
+  """The whole-split metrics of a `metrics.jsonl` record: {split}_auc,
+  _f1, _precision, _recall (float or None), _confusion {tp, fp, tn, fn}
+  and, given the reviews' true `lengths` (words before truncation),
+  _accuracy_by_length (`accuracy_by_length`).
+
+  logits [n] (P(positive) = sigmoid(logit); predicted positive: logit > 0,
+  as in `batch_sums`), labels [n], weights [n] (default 1, 0 for filler).
+  """
+  logits = np.asarray(logits).reshape(-1)
+  predicted = logits > 0
+  counts = confusion(predicted, labels, weights)
+  values = {"auc": roc_auc(logits, labels, weights),
+            **precision_recall_f1(counts),
+            "confusion": {k: _count(v) for k, v in counts.items()}}
+  if lengths is not None:
+    correct = predicted == (np.asarray(labels).reshape(-1) > 0.5)
+    values["accuracy_by_length"] = accuracy_by_length(correct, lengths,
+                                                      weights)
+  return {f"{split}_{k}": v for k, v in values.items()}

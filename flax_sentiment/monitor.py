@@ -174,10 +174,32 @@ class TensorBoard:
       self.writer.add_scalar(name, value, step)
 
   def epoch(self, record: dict) -> None:
-    """An epoch's train/validation/test metrics, e.g. `test/accuracy`."""
-    self.scalars(record["steps"], {
-        k.replace("_", "/", 1): v for k, v in record.items()
-        if k.startswith(("train_", "validation_", "test_"))})
+    """An epoch's train/validation/test metrics (`epoch_scalars`)."""
+    self.scalars(record["steps"], self.epoch_scalars(record))
+
+  @staticmethod
+  def epoch_scalars(record: dict) -> dict[str, float]:
+    """A metrics.jsonl record's scalars by TensorBoard name, e.g.
+    `test/accuracy`, `test/auc`, `test/confusion/tp`,
+    `test/accuracy_by_length/64-128` (words; the last bucket `1024-inf`).
+    Undefined values (None) and empty buckets are left out."""
+    scalars = {}
+    for key, value in record.items():
+      if not key.startswith(("train_", "validation_", "test_")):
+        continue
+      name = key.replace("_", "/", 1)
+      if isinstance(value, dict) and "edges" in value:
+        highs = value["edges"][1:] + ["inf"]
+        for low, high, accuracy in zip(value["edges"], highs,
+                                       value["accuracy"]):
+          if accuracy is not None:
+            scalars[f"{name}/{low}-{high}"] = accuracy
+      elif isinstance(value, dict):
+        scalars.update({f"{name}/{k}": v for k, v in value.items()
+                        if v is not None})
+      elif value is not None:
+        scalars[name] = value
+    return scalars
 
   def close(self) -> None:
     if self.writer is not None:
