@@ -16,19 +16,17 @@ of, without its checkpoints, resume, signals and files: use that for a full,
 resumable run, and `predict.load_predictor(workdir)` for a trained workdir.
 """
 
-import importlib
 import time
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from flax_sentiment import (data, feeding, loop, metrics, models, parallel,
-                            predict)
-from flax_sentiment import train
+from flax_sentiment import (config_files, data, feeding, loop, metrics,
+                            models, parallel, predict)
+from flax_sentiment import scoring, train
 from flax_sentiment.config_checks import validate_config
 
 __all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
@@ -36,10 +34,13 @@ __all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
 
 
 def load_config(name: str = "lstm", **overrides) -> ml_collections.ConfigDict:
-  """`configs/<name>.py`'s config with `overrides` (e.g. seq_len=512),
-  checked like `run.py` checks it. Run from the repository's root."""
-  config = importlib.import_module(f"configs.{name}").get_config()
+  """A config by name (`lstm`, `rnn`, `best_cpu`, ...: the configs the
+  package ships) or path (`path/to/mine.py`), with `overrides` (e.g.
+  seq_len=512), its relative paths made absolute, checked like `flax-sentiment
+  train` checks it. Works from any folder."""
+  config = config_files.load(name)
   config.update(overrides)
+  config_files.resolve_paths(config)
   validate_config(config)
   return config
 
@@ -109,7 +110,5 @@ def predict_texts(state: train.TrainState, config,
                   ) -> np.ndarray:
   """P(positive) [len(texts)] for raw texts, tokenized and padded as in
   training."""
-  model = build_model(config)
-  tokens = predict.encode_texts(texts, vocabulary, config)
-  logits = model.apply({"params": state.params}, jnp.asarray(tokens))
-  return np.asarray(jax.nn.sigmoid(logits))
+  scorer = scoring.Scorer(build_model(config), state.params)
+  return scorer(predict.encode_texts(texts, vocabulary, config))

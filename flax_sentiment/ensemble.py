@@ -15,11 +15,9 @@ import pathlib
 import sys
 from typing import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from flax_sentiment import data, models, predict
+from flax_sentiment import data, models, predict, scoring
 from flax_sentiment.errors import UserError
 
 
@@ -33,12 +31,14 @@ def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
   reviews = getattr(imdb, split)
   if reviews is None:
     raise UserError(f"{workdir} has no {split} split; use --split test")
-  model = models.model_from_config(config)
-  apply = jax.jit(lambda tokens: jax.nn.sigmoid(
-      model.apply({"params": state.params}, tokens)))
-  probabilities = np.concatenate([
-      np.asarray(apply(jnp.asarray(reviews.tokens[i:i + batch_size])))
-      for i in range(0, len(reviews), batch_size)])
+  scorer = scoring.Scorer(models.model_from_config(config), state.params,
+                          batch_size)
+  try:
+    probabilities = scorer(reviews.tokens)
+  except scoring.NonFiniteScoreError as e:
+    raise UserError(f"{workdir} scores NaN or infinite logits ({e}); the "
+                    f"run diverged: retrain it with a smaller "
+                    f"--config.learning_rate") from e
   return probabilities, np.asarray(reviews.labels)
 
 

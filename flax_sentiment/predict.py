@@ -3,24 +3,42 @@
   python -m flax_sentiment.predict --workdir runs/lstm64 "A wonderful film." "Dull."
   python -m flax_sentiment.predict --workdir runs/lstm64 --file reviews.txt --json
   cat reviews.txt | python -m flax_sentiment.predict --workdir runs/lstm64 --file -
+  python -m flax_sentiment.predict --workdir runs/lstm64 --explain "Great, not dull."
+
+Texts are read, scored and printed `--batch-size` (256) at a time, output
+flushed after each batch: a `--file` of any length runs in the memory of one
+batch. `--file` must be UTF-8 text, one review per line (blank lines are
+skipped); a NUL byte (a binary file), bytes that are not UTF-8 or a line
+over 1 MiB stop it with one `error:` line naming the file and line (batches
+before it were printed). A NaN or infinite score is never printed: one
+`error:` line says the weights are not finite. `--explain` adds each word's
+contribution to the logit (integrated gradients, `flax_sentiment.explain`).
+
+In Python: `load_predictor(workdir)(texts)` -> P(positive) [len(texts)];
+`load_predictor(workdir).explain(texts, steps=64)` -> `explain.Explanation`s.
 """
 
 import argparse
+import contextlib
+import itertools
 import json
+import os
 import pathlib
 import sys
-from typing import Callable, Sequence
+import unicodedata
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from flax_sentiment import checkpoints, data, models, pallas_recurrence, train
+from flax_sentiment import (checkpoints, data, explain, fields, models,
+                            pallas_recurrence, scoring, train)
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 
 ECHO_CHARS = 60  # echoed text is cut to this many characters
+MAX_LINE_BYTES = 1 << 20  # a longer --file line is refused (no review is)
+T = TypeVar("T")
 
 
 def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
@@ -31,10 +49,12 @@ def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
                             config.truncating)
 
 
-def word_counts(texts: Sequence[str], vocabulary: Sequence[str]
+def word_counts(texts: Sequence[str], vocabulary: Iterable[str]
                 ) -> list[tuple[int, int]]:
-  """(words, unknown words) per text, over the whole text."""
-  known = set(vocabulary)
+  """(words, unknown words) per text, over the whole text; `vocabulary` a
+  sequence of words or, faster, a set or dict of them."""
+  known = (vocabulary if isinstance(vocabulary, (set, frozenset, dict))
+           else set(vocabulary))
   counts = []
   for text in texts:
     words = data.tokenize(text)
@@ -68,8 +88,8 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   if not rundir.config_file.is_file():
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
                     f"pass the --workdir of a run.py run")
-  config = ml_collections.ConfigDict(rundir.saved_config())
-  if config.get("implementation") == "pallas":
+  config = fields.complete(rundir.saved_config())
+  if config.implementation == "pallas":
     reason = pallas_recurrence.unavailable_reason()
     if reason:  # same parameters; the XLA loop computes the same function
       config.implementation = "hoisted"
@@ -99,63 +119,248 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   return config, vocabulary, restored[0], restored[1]
 
 
-def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False
-                   ) -> Callable[[Sequence[str]], np.ndarray]:
-  """A function from texts to P(positive) [len(texts)], using the workdir's
-  config, vocabulary and newest (or validation-best) checkpoint; see
-  `load_trained_state` for `fall_back`."""
-  config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
-  model = models.model_from_config(config)
-  apply = jax.jit(lambda tokens: jax.nn.sigmoid(
-      model.apply({"params": state.params}, tokens)))
-
-  def predict(texts: Sequence[str]) -> np.ndarray:
-    return np.asarray(apply(jnp.asarray(encode_texts(texts, vocabulary,
-                                                     config))))
-  predict.vocabulary, predict.config = vocabulary, config
-  return predict
+def first_non_finite(params) -> str | None:
+  """The name of the first parameter holding a NaN or inf (e.g.
+  'rnn/cell/ii/kernel'), or None."""
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    if not np.all(np.isfinite(np.asarray(leaf))):
+      return "/".join(str(getattr(k, "key", k)) for k in path)
+  return None
 
 
-def load_ensemble(workdirs: Sequence[str | pathlib.Path],
-                  fall_back: bool = False
-                  ) -> Callable[[Sequence[str]], np.ndarray]:
-  """A function from texts to P(positive) [len(texts)], the mean of the
-  predictors of several workdirs (e.g. one run per seed); each reads the
-  texts with its own config and vocabulary. One workdir: its predictor."""
-  members = [load_predictor(w, fall_back) for w in workdirs]
-  if len(members) == 1:
-    return members[0]
-
-  def predict(texts: Sequence[str]) -> np.ndarray:
-    return np.mean([member(texts) for member in members], axis=0)
-  # Unknown words and lengths are reported for the first member.
-  predict.vocabulary = members[0].vocabulary
-  predict.config = members[0].config
-  predict.members = len(members)
-  return predict
+def _retrain_hint(config) -> str:
+  rate = config.get("learning_rate")
+  return (f"retrain it with a smaller --config.learning_rate (it was {rate}"
+          f", e.g. --config.learning_rate={rate / 10:g}) or with "
+          f"--config.clip_grad_norm=1.0" if isinstance(rate, (int, float))
+          else "retrain it with a smaller --config.learning_rate")
 
 
 def _short(text: str) -> str:
+  """`text` on one line, cut to ECHO_CHARS, with no character a terminal
+  would act on (`printable`)."""
   text = " ".join(text.split())
-  return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 1] + "…"
+  return printable(text if len(text) <= ECHO_CHARS
+                   else text[:ECHO_CHARS - 1] + "…")
 
 
-def _read_texts(args) -> list[str]:
-  texts = list(args.texts)
-  if args.file is not None:
+def printable(text: str) -> str:
+  """`text` with control characters (escape sequences, bells, carriage
+  returns, ...) and invisible format characters (bidirectional overrides)
+  replaced by U+FFFD; joiners (U+200C, U+200D) kept."""
+  return "".join(
+      "\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Cs")
+      and c not in "\u200c\u200d" else c for c in text)
+
+
+class Predictor:
+  """P(positive) of texts with one trained workdir's config, vocabulary and
+  parameters: `predictor(texts)` -> [len(texts)], scored by
+  `scoring.Scorer` in batches of `batch_size`; `.explain(texts)` gives
+  each word's contribution (`flax_sentiment.explain`). A NaN or infinite
+  score raises UserError (naming the workdir) instead of being returned."""
+
+  def __init__(self, workdir: str | pathlib.Path, config,
+               vocabulary: Sequence[str], params,
+               batch_size: int = scoring.DEFAULT_BATCH_SIZE):
+    self.workdir = pathlib.Path(workdir)
+    self.config, self.vocabulary, self.params = config, vocabulary, params
+    self.batch_size = batch_size
+    self.model = models.model_from_config(config)
+    self.scorer = scoring.Scorer(self.model, params, batch_size)
+    self.word_ids = explain.word_ids(vocabulary)
+    self._explainers = {}
+
+  def encode(self, texts: Sequence[str]) -> np.ndarray:
+    """Raw texts -> token ids [len(texts), seq_len], as in training."""
+    ids = [np.array([self.word_ids.get(w, data.OOV_ID)
+                     for w in data.tokenize(t)], np.int32) for t in texts]
+    return data.pad_sequences(ids, self.config.seq_len, self.config.padding,
+                              self.config.truncating)
+
+  def logits(self, texts: Sequence[str]) -> np.ndarray:
+    """Raw texts -> logits [len(texts)]."""
+    with self._finite(texts):
+      return self.scorer.logits(self.encode(texts))
+
+  def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    """Raw texts -> P(positive) [len(texts)]."""
+    with self._finite(texts):
+      return self.scorer(self.encode(texts))
+
+  def explain(self, texts: Sequence[str], steps: int = explain.DEFAULT_STEPS,
+              baseline: str = "zero", rule: str = "midpoint"
+              ) -> list[explain.Explanation]:
+    """Integrated gradients of each text's logit over its words (see
+    `flax_sentiment.explain`); compiled once per (steps, baseline, rule)."""
+    key = (steps, baseline, rule)
+    if key not in self._explainers:
+      self._explainers[key] = explain.Explainer(
+          self.model, self.params, steps, baseline, rule, self.batch_size)
+    with self._finite(texts):
+      return explain.explain_words(self._explainers[key], texts,
+                                   self.word_ids, self.config)
+
+  @contextlib.contextmanager
+  def _finite(self, texts: Sequence[str]) -> Iterator[None]:
+    """scoring.NonFiniteScoreError as a UserError naming the workdir, the
+    first such text and the fix."""
     try:
-      stream = (sys.stdin if args.file == "-"
-                else open(args.file, encoding="utf-8", errors="replace"))
-    except OSError as e:
-      raise UserError(f"cannot read --file {args.file} ({e.strerror}); pass "
-                      f"a text file with one review per line, or - for "
-                      f"stdin") from e
-    with stream:
-      texts += [line.rstrip("\n") for line in stream if line.strip()]
-  if not texts:
-    raise UserError("no texts given; pass them as arguments, or --file PATH "
-                    "(one review per line; - reads stdin)")
-  return texts
+      yield
+    except scoring.NonFiniteScoreError as e:
+      raise UserError(
+          f"the model in {self.workdir} scores a NaN or infinite logit for "
+          f"{len(e.rows)} of {e.total} texts (the first: "
+          f"{_short(texts[e.rows[0]])!r}): its weights are not finite or "
+          f"far too large, e.g. the run diverged; "
+          f"{_retrain_hint(self.config)}") from e
+
+
+class Ensemble:
+  """P(positive) of texts, the mean of several workdirs' predictors (e.g.
+  one run per seed); each reads the texts with its own config and
+  vocabulary. Unknown words and lengths are reported for the first."""
+
+  def __init__(self, members: Sequence[Predictor]):
+    self.members = list(members)
+    self.vocabulary = self.members[0].vocabulary
+    self.word_ids = self.members[0].word_ids
+    self.config = self.members[0].config
+
+  def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    return np.mean([member(texts) for member in self.members], axis=0)
+
+
+def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
+                   batch_size: int = scoring.DEFAULT_BATCH_SIZE
+                   ) -> Predictor:
+  """The `Predictor` of a workdir (texts -> P(positive) [len(texts)]), with
+  its config, vocabulary and newest (or validation-best) checkpoint; see
+  `load_trained_state` for `fall_back`. UserError if its weights hold a NaN
+  or inf."""
+  config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
+  bad = first_non_finite(state.params)
+  if bad:
+    raise UserError(
+        f"the weights in {pathlib.Path(workdir)} (checkpoint step "
+        f"{int(state.step)}) are not finite (NaN or inf in {bad}): the run "
+        f"diverged; {_retrain_hint(config)}")
+  return Predictor(workdir, config, vocabulary, state.params, batch_size)
+
+
+def load_ensemble(workdirs: Sequence[str | pathlib.Path],
+                  fall_back: bool = False,
+                  batch_size: int = scoring.DEFAULT_BATCH_SIZE
+                  ) -> Predictor | Ensemble:
+  """texts -> P(positive) [len(texts)], the mean of the predictors of
+  several workdirs (an `Ensemble`). One workdir: its `Predictor`."""
+  members = [load_predictor(w, fall_back, batch_size) for w in workdirs]
+  return members[0] if len(members) == 1 else Ensemble(members)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+  """Lists of `size` consecutive items (the last may be shorter), taken
+  from `items` only as each list is asked for."""
+  items = iter(items)
+  while batch := list(itertools.islice(items, size)):
+    yield batch
+
+
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+  """The non-blank lines of a binary stream, decoded as UTF-8 (a leading
+  byte-order mark dropped), one at a time. UserError naming `name` and the
+  line number for a NUL byte (a binary or UTF-16 file), bytes that are not
+  UTF-8, or a line over MAX_LINE_BYTES."""
+  fix = "pass a UTF-8 text file with one review per line"
+  for number in itertools.count(1):
+    raw = stream.readline(MAX_LINE_BYTES + 1)
+    if not raw:
+      return
+    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+      raise UserError(f"{name} has a line longer than {MAX_LINE_BYTES:,} "
+                      f"bytes at line {number} (a binary file?); {fix}")
+    if b"\0" in raw:
+      raise UserError(f"{name} is not text: line {number} holds a NUL byte "
+                      f"(a binary or UTF-16 file?); {fix}")
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise UserError(
+          f"{name} is not UTF-8 text at line {number} (byte "
+          f"0x{raw[e.start]:02x} at column {e.start + 1}); {fix} (e.g. "
+          f"iconv -f latin1 -t utf-8 converts Latin-1)") from None
+    if number == 1:
+      line = line.removeprefix("\ufeff")
+    line = line.rstrip("\r\n")
+    if line.strip():
+      yield line
+
+
+def _open_input(path: str | None) -> tuple[BinaryIO | None, str]:
+  """The --file stream (binary) and its name in messages."""
+  if path is None:
+    return None, ""
+  if path == "-":
+    return sys.stdin.buffer, "stdin (--file -)"
+  try:
+    return open(path, "rb"), f"--file {path}"
+  except OSError as e:
+    raise UserError(f"cannot read --file {path} ({e.strerror}); pass a text "
+                    f"file with one review per line, or - for stdin") from e
+
+
+def _warn_if_meaningless(text: str, words: int, unknown: int) -> None:
+  if not words:
+    print(f"warning: {_short(text)!r} has no words; its score means "
+          f"nothing", file=sys.stderr)
+  elif words == unknown:
+    print(f"warning: none of the {words} word(s) of {_short(text)!r} is in "
+          f"the vocabulary; its score means nothing", file=sys.stderr)
+
+
+def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
+                 as_json: bool = False,
+                 explain_settings: tuple[int, str, str] | None = None,
+                 color: bool = False) -> list[str]:
+  """The output lines of a batch of texts (warnings go to stderr)."""
+  probabilities = predict(texts)
+  explanations = (predict.explain(texts, *explain_settings)
+                  if explain_settings else [None] * len(texts))
+  seq_len = predict.config.seq_len
+  lines = []
+  for text, p, (words, unknown), why in zip(
+      texts, probabilities, word_counts(texts, predict.word_ids),
+      explanations):
+    label = "positive" if p > 0.5 else "negative"
+    _warn_if_meaningless(text, words, unknown)
+    used = min(words, seq_len)
+    if as_json:
+      record = {"text": text, "probability_positive": float(p),
+                "label": label, "words": words, "unknown_words": unknown,
+                "words_used": used}
+      lines.append(json.dumps(dict(record, **why.as_json()) if why
+                              else record))
+      continue
+    notes = [f"{unknown}/{words} words unknown"] if unknown else []
+    if words > seq_len:
+      kept = "last" if predict.config.truncating == "pre" else "first"
+      notes.append(f"read its {kept} {seq_len} of {words:,} words")
+    lines.append(f"{p:.3f}  {label:<8}  {_short(text)}"
+                 + (f"  ({'; '.join(notes)})" if notes else ""))
+    if why:
+      lines.append(f"  {explain.render(why, color)}  (logit "
+                   f"{why.logit:+.2f}, baseline {why.baseline_logit:+.2f})")
+  return lines
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+  return value
 
 
 def main(argv: list[str]) -> None:
@@ -164,43 +369,67 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--workdir", required=True, action="append",
                       help="a run.py workdir; several: the mean of their "
                       "predictions (an ensemble, e.g. of seeds)")
-  parser.add_argument("--file", help="read texts from this file, one per "
-                      "line ('-': stdin)")
+  parser.add_argument("--file", help="read texts from this UTF-8 file, one "
+                      "per line ('-': stdin), batch by batch")
   parser.add_argument("--json", action="store_true",
                       help="one JSON object per text")
   parser.add_argument("--fallback", action="store_true",
                       help="if the newest checkpoint is unreadable, use the "
                       "previous readable one (said on stderr)")
+  parser.add_argument("--batch-size", type=_positive_int,
+                      default=scoring.DEFAULT_BATCH_SIZE,
+                      help="texts read, scored and printed at a time "
+                      "(default %(default)s)")
+  parser.add_argument("--explain", action="store_true",
+                      help="each word's contribution to the logit "
+                      "(integrated gradients; one workdir)")
+  parser.add_argument("--explain-steps", type=_positive_int, default=None,
+                      help=f"points on the integration path (default "
+                      f"{explain.DEFAULT_STEPS}; implies --explain)")
+  parser.add_argument("--explain-baseline", choices=explain.BASELINES,
+                      default=None, help="what words are compared with: "
+                      "zero embeddings (default) or the padding token's "
+                      "(implies --explain)")
+  parser.add_argument("--explain-rule", choices=explain.RULES, default=None,
+                      help="quadrature rule along the path (default "
+                      "midpoint; implies --explain)")
   parser.add_argument("texts", nargs="*", help="reviews to classify")
   args = parser.parse_args(argv)
+  explaining = args.explain or any(
+      v is not None for v in (args.explain_steps, args.explain_baseline,
+                              args.explain_rule))
+  settings = ((args.explain_steps or explain.DEFAULT_STEPS,
+               args.explain_baseline or "zero",
+               args.explain_rule or "midpoint") if explaining else None)
   try:
-    texts = _read_texts(args)
-    predict = load_ensemble(args.workdir, fall_back=args.fallback)
+    problem = settings and explain.settings_problem(*settings)
+    if problem:
+      raise UserError(f"--explain-steps: {problem}; pass more, or "
+                      f"another --explain-rule")
+    stream, name = _open_input(args.file)
+    texts = itertools.chain(args.texts,
+                            read_lines(stream, name) if stream else ())
+    first = next(texts, None)  # fails early on a binary or empty --file
+    if first is None:
+      raise UserError("no texts given; pass them as arguments, or --file "
+                      "PATH (one review per line; - reads stdin)")
+    predict = load_ensemble(args.workdir, fall_back=args.fallback,
+                            batch_size=args.batch_size)
+    if settings and isinstance(predict, Ensemble):
+      raise UserError(f"--explain explains one model, got "
+                      f"{len(args.workdir)} --workdir; pass one of them")
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for batch in batched(itertools.chain([first], texts), args.batch_size):
+      print("\n".join(batch_output(predict, batch, args.json, settings,
+                                   color)), flush=True)
   except UserError as e:
     sys.exit(f"error: {e}")
-  probabilities = predict(texts)
-  seq_len = predict.config.seq_len
-  for text, p, (words, unknown) in zip(texts, probabilities,
-                                       word_counts(texts, predict.vocabulary)):
-    label = "positive" if p > 0.5 else "negative"
-    if not words:
-      print(f"warning: {_short(text)!r} has no words; its score means "
-            f"nothing", file=sys.stderr)
-    elif words == unknown:
-      print(f"warning: none of the {words} word(s) of {_short(text)!r} is in "
-            f"the vocabulary; its score means nothing", file=sys.stderr)
-    used = min(words, seq_len)
-    if args.json:
-      print(json.dumps({"text": text, "probability_positive": float(p),
-                        "label": label, "words": words,
-                        "unknown_words": unknown, "words_used": used}))
-    else:
-      notes = [f"{unknown}/{words} words unknown"] if unknown else []
-      if words > seq_len:
-        kept = "last" if predict.config.truncating == "pre" else "first"
-        notes.append(f"read its {kept} {seq_len} of {words:,} words")
-      print(f"{p:.3f}  {label:<8}  {_short(text)}"
-            + (f"  ({'; '.join(notes)})" if notes else ""))
+  except BrokenPipeError:  # e.g. | head: stop quietly
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
+  except KeyboardInterrupt:
+    sys.exit(130)
+
 
 if __name__ == "__main__":
   main(sys.argv[1:])
