@@ -10,6 +10,7 @@
     state, train_metrics = api.train_epoch(state, feeds, epoch)
     print(train_metrics, api.evaluate(state, feeds))
   api.predict_texts(state, config, imdb.vocabulary, ["A wonderful film."])
+  api.explain_texts(state, config, imdb.vocabulary, ["Not bad at all."])
 
 These are the pieces `loop.train_and_evaluate` (what `run.py` runs) is made
 of, without its checkpoints, resume, signals and files: use that for a full,
@@ -24,13 +25,13 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from flax_sentiment import (config_files, data, feeding, loop, metrics,
-                            models, parallel, predict)
+from flax_sentiment import (config_files, data, explain, feeding, loop,
+                            metrics, models, parallel, predict)
 from flax_sentiment import scoring, train
 from flax_sentiment.config_checks import validate_config
 
 __all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
-           "train_epoch", "evaluate", "predict_texts"]
+           "train_epoch", "evaluate", "predict_texts", "explain_texts"]
 
 
 def load_config(name: str = "lstm", **overrides) -> ml_collections.ConfigDict:
@@ -112,3 +113,15 @@ def predict_texts(state: train.TrainState, config,
   training."""
   scorer = scoring.Scorer(build_model(config), state.params)
   return scorer(predict.encode_texts(texts, vocabulary, config))
+
+
+def explain_texts(state: train.TrainState, config,
+                  vocabulary: Sequence[str], texts: Sequence[str],
+                  steps: int = explain.DEFAULT_STEPS
+                  ) -> list[explain.Explanation]:
+  """Each word's contribution to each text's logit (integrated gradients on
+  the embeddings, `steps` points from a zero-embedding baseline): a list of
+  `explain.Explanation` (`.probability`, `.words`); `explain.render(e)`
+  shows one as `good[+0.83] film[-0.02]`."""
+  return explain.explain_texts(build_model(config), state.params, config,
+                               vocabulary, texts, steps=steps)

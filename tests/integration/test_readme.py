@@ -1,6 +1,7 @@
 """Every README command a user would copy works as written (with the data
-cut small): run.py, report, predict and the Python API, in a fresh folder
-that has only the repository's run.py and configs/."""
+cut small): run.py, the flax-sentiment subcommands and the Python API, in a
+fresh folder that has only the repository's run.py and configs/; and every
+file the README and docs/ name is tracked by git."""
 
 import os
 import pathlib
@@ -22,8 +23,11 @@ NOT_RUN = {
     "pip install": "installs packages",
     "python -m pytest": "is this test suite",
     "tensorboard": "starts a server",
-    "configs/best_cpu.py": "trains word2vec on 50,000 reviews first (minutes)",
+    "best_cpu": "trains word2vec on 50,000 reviews first (minutes)",
     "six_experiments.sh": "runs for hours",
+    "export TFDS_DATA_DIR": "the test passes the data folder itself",
+    "flax-sentiment serve": "starts a server (tests/test_serve.py)",
+    "jupyter": "starts a server",
 }
 
 
@@ -42,13 +46,28 @@ def shell_commands() -> list[str]:
   return commands
 
 
-def test_the_readme_names_only_configs_and_files_that_exist():
-  for name in re.findall(r"configs/\w+\.py", README):
-    assert (REPO / name).is_file(), name
-  for name in re.findall(r"(?:docs|notebooks|benchmarks)/[\w/.-]+\.\w+",
-                         README):
-    if "{" not in name:
-      assert (REPO / name).exists(), name
+def tracked_files() -> set[str]:
+  proc = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True,
+                        text=True, check=True)
+  return set(proc.stdout.splitlines())
+
+
+def named_paths(text: str) -> set[str]:
+  """Repository paths a text names (files and folders, without globs)."""
+  found = re.findall(r"(?<![\w/.-])((?:docs|notebooks|benchmarks|configs|"
+                     r"flax_sentiment|tests)/[\w/.-]*[\w/])([*{<]?)", text)
+  return {path for path, glob in found if not glob}
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git clone")
+def test_every_path_the_readme_and_docs_name_is_tracked_by_git():
+  tracked = tracked_files()
+  for doc in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+    for path in named_paths(doc.read_text()):
+      path = path.rstrip("/.")
+      assert any(t.startswith(path) for t in tracked), (  # a file, folder
+          # or output prefix (--out docs/results/x -> x.md)
+          f"{doc.relative_to(REPO)} names {path}, which git does not track")
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +75,22 @@ def folder(tmp_path_factory, real_data_dir):
   root = tmp_path_factory.mktemp("readme")
   shutil.copy(REPO / "run.py", root)
   shutil.copytree(REPO / "configs", root / "configs")
+  (csv,) = readme_blocks("csv")  # the README's own-reviews example
+  (root / "reviews.csv").write_text(csv)
   return root
+
+
+def is_training(command: str) -> bool:
+  return "run.py" in command or command.startswith("flax-sentiment train")
 
 
 def run(command: str, folder: pathlib.Path, real_data_dir: str):
   env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
              TFDS_DATA_DIR=real_data_dir)
+  command = command.replace("flax-sentiment ",
+                            "python -m flax_sentiment.cli ", 1)
   args = shlex.split(command.replace("python ", f"{sys.executable} ", 1))
-  if "run.py" in command:
+  if "run.py" in command or "flax_sentiment.cli train" in command:
     args += SMALL
   return subprocess.run(args, cwd=folder, env=env, capture_output=True,
                         text=True, timeout=600)
@@ -81,11 +108,12 @@ def test_readme_commands_work_as_written(folder, real_data_dir):
     assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, command
     ran.append(command)
-  assert sum("run.py" in c for c in ran) >= 3
-  assert any("flax_sentiment.report" in c for c in ran)
-  assert sum("flax_sentiment.predict" in c for c in ran) >= 2
-  assert (folder / "runs" / "lstm64" / "result.json").is_file()
-  assert (folder / "runs" / "rnn512" / "result.json").is_file()
+  assert sum(map(is_training, ran)) >= 4
+  for command in ("report", "predict", "export"):
+    assert any(c.startswith(f"flax-sentiment {command}") for c in ran)
+  assert any("exported.py" in c for c in ran)
+  for run_name in ("lstm64", "rnn512", "mine"):
+    assert (folder / "runs" / run_name / "result.json").is_file()
   assert (folder / "runs" / "report.png").is_file()
 
 
