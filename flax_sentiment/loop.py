@@ -99,11 +99,11 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
         console.say(line)
     try:
       while not progress_lib.is_finished(progress, config):
-        state, progress = train_epoch(state, progress, run)
-        if progress.chunk < len(feeds.plans[progress.epoch]):
-          break  # stopped by a signal mid-epoch, checkpoint written
+        state, progress, stopped = train_epoch(state, progress, run)
+        if stopped:
+          break  # by a signal mid-epoch, checkpoint written
         progress = end_epoch(state, progress, run)
-        if stop.arrived:
+        if stop.agreed(parallel.any_process):
           break
     finally:
       run.close()
@@ -163,9 +163,10 @@ def _with_embedding(params, table: np.ndarray):
 
 
 def train_epoch(state, progress: Progress, run: Run
-                ) -> tuple[train.TrainState, Progress]:
-  """Runs the rest of the current epoch's plan, chunk by chunk; returns
-  early (checkpoint written) if a signal arrives."""
+                ) -> tuple[train.TrainState, Progress, bool]:
+  """Runs the rest of the current epoch's plan, chunk by chunk. Returns
+  (state, progress, stopped): stopped is True if a signal (in any process)
+  ended the epoch early, its checkpoint written."""
   config, runner = run.config, run.feeds.train
   chunks = run.feeds.plans[progress.epoch]
   done = int(sum(c.weights.sum() for c in chunks[:progress.chunk]))
@@ -189,15 +190,17 @@ def train_epoch(state, progress: Progress, run: Run
       bar.update(int(chunk.weights.sum()), **chunk_totals)
       run.tensorboard.scalars(progress.step, {
           "train/chunk_loss": chunk_totals["loss"] / chunk_totals["count"]})
-      if progress.chunk < len(chunks) and (
-          run.stop.arrived or progress.step - (run.last_saved or 0)
-          >= config.checkpoint_every_steps):
+      if progress.chunk == len(chunks):
+        break  # the epoch is done; end_epoch checks for a stop
+      stopping = run.stop.agreed(parallel.any_process)
+      if stopping or (progress.step - (run.last_saved or 0)
+                      >= config.checkpoint_every_steps):
         run.save(state, progress)
-        if run.stop.arrived:
-          break
+      if stopping:
+        return state, progress, True
   finally:
     bar.close()
-  return state, progress
+  return state, progress, False
 
 
 def check_finite(losses: np.ndarray, real_steps: np.ndarray,

@@ -32,6 +32,16 @@ def initialize_distributed(config) -> None:
     jax.distributed.initialize()
 
 
+def any_process(flag: bool) -> bool:
+  """True if `flag` is True in any process (every process must call it at
+  the same point: a collective). One process: `flag` itself."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.any(multihost_utils.process_allgather(
+      np.array([flag], np.bool_))))
+
+
 def data_mesh() -> Mesh:
   """All devices (of all processes) on one `data` axis."""
   return jax.make_mesh((jax.device_count(),), ("data",),

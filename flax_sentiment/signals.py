@@ -1,7 +1,8 @@
 """SIGTERM/SIGINT during training: finish the compiled call, checkpoint, exit.
 
 `StopSignals` turns the signals into a flag the loop checks between compiled
-calls; `Interrupted` is raised once the checkpoint is written, and `run.py`
+calls — agreed over the processes of a multi-process run, so a preemption
+that reaches one host stops every host at the same step, with one save; `Interrupted` is raised once the checkpoint is written, and `run.py`
 exits with 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C).
 """
 
@@ -21,6 +22,7 @@ class StopSignals:
 
   def __init__(self):
     self.signum = None
+    self.from_peer = False  # another process of the run was signalled
     self._previous = {}
 
   def __enter__(self) -> "StopSignals":
@@ -35,10 +37,20 @@ class StopSignals:
   def arrived(self) -> bool:
     return self.signum is not None
 
+  def agreed(self, any_process) -> bool:
+    """Whether the run stops here, agreed over its processes (`any_process`
+    ORs a flag over them, a collective): a process that was not signalled
+    stops with its peers, as if it had received their SIGTERM."""
+    if any_process(self.arrived) and not self.arrived:
+      self.signum, self.from_peer = signal.SIGTERM, True
+    return self.arrived
+
   def interrupted(self, step: int, epoch: int, directory) -> Interrupted:
     name = signal.Signals(self.signum).name
+    cause = ("with another process of this run, which got a stop signal"
+             if self.from_peer else f"by {name}")
     return Interrupted(self.signum, (
-        f"Stopped by {name} at step {step} (epoch {epoch + 1}); checkpoint "
+        f"Stopped {cause} at step {step} (epoch {epoch + 1}); checkpoint "
         f"saved in {directory}. Run the same command again to resume."))
 
   def __exit__(self, *exc):

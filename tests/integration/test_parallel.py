@@ -2,7 +2,9 @@
 
 import json
 import re
+import signal
 import socket
+import time
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +107,53 @@ def test_bfloat16_compute_keeps_float32_params_and_learns():
     losses.append(float(metrics["loss"] / metrics["count"]))
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
   assert losses[-1] < 0.5 * losses[0]
+
+
+def start_two(tmp_path, port, num_train, **overrides):
+  return [run_fake(tiny_flags(tmp_path / "run", tmp_path / "cache",
+                              num_processes=2, process_id=i,
+                              coordinator_address=f"127.0.0.1:{port}",
+                              progress=False, **overrides),
+                   num_train=num_train)
+          for i in range(2)]
+
+
+def wait_for_line(proc, text: str, timeout: float = 180) -> list[str]:
+  """Lines of proc's output up to the first that holds `text`."""
+  lines, deadline = [], time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    line = proc.stdout.readline()
+    if not line:
+      break
+    lines.append(line)
+    if text in line:
+      return lines
+  raise AssertionError(f"no {text!r} in:\n{''.join(lines)}")
+
+
+@pytest.mark.parametrize("signalled", [0, 1])
+def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
+    tmp_path, signalled):
+  """A preemption reaches one host first: both processes agree to stop at
+  the same step, save once, exit 143 in bounded time, and the same two
+  commands resume and finish with one state."""
+  procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
+                    checkpoint_every_steps=100_000)
+  wait_for_line(procs[0], "Training on")
+  time.sleep(2)  # mid-epoch
+  procs[signalled].send_signal(signal.SIGTERM)
+  outs = [p.communicate(timeout=90)[0] for p in procs]
+  assert [p.returncode for p in procs] == [143, 143], outs
+  assert "Stopped by SIGTERM" in outs[signalled]
+  assert "Stopped with another process of this run" in outs[1 - signalled]
+  steps = [int(re.search(r"at step (\d+)", o).group(1)) for o in outs]
+  assert steps[0] == steps[1]
+  saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert saved == [str(steps[0])]  # one save, at that step
+  procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
+                    checkpoint_every_steps=100_000)
+  outs = [finished(p) for p in procs]
+  assert f"Resuming from the checkpoint at step {steps[0]}" in outs[0]
+  digests = [re.search(r"final state sha256 (\w+)", o).group(1) for o in outs]
+  assert digests[0] == digests[1]
