@@ -36,6 +36,12 @@ class NonFiniteLossError(UserError):
   """The loss became NaN or infinite."""
 
 
+class LostProcessError(UserError):
+  """Another process of a multi-process run died: a collective failed. The
+  caller should exit at once (`os._exit`): jax's shutdown would wait for the
+  lost process (~100 s) and then abort with a C++ stack."""
+
+
 @dataclasses.dataclass
 class Run:
   """What the epochs of one run share besides the state and progress."""
@@ -97,6 +103,7 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
                  monitor.data_line(imdb)):
       if line:
         console.say(line)
+    lost = None
     try:
       while not progress_lib.is_finished(progress, config):
         state, progress, stopped = train_epoch(state, progress, run)
@@ -105,8 +112,15 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
         progress = end_epoch(state, progress, run)
         if stop.agreed(parallel.any_process):
           break
+    except jax.errors.JaxRuntimeError as e:
+      if jax.process_count() == 1:
+        raise
+      lost = lost_process_error(e, run)
     finally:
-      run.close()
+      if lost is None:  # closing waits on the other processes
+        run.close()
+    if lost is not None:
+      raise lost
   if jax.process_count() > 1:
     print(f"[process {jax.process_index()}] final state sha256 "
           f"{checkpoints.state_digest(state)}", flush=True)
@@ -114,6 +128,20 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
     raise stop.interrupted(progress.step, progress.epoch, ckpts.directory)
   report_result(progress, rundir, console)
   return list(progress.history)
+
+
+def lost_process_error(error: Exception, run: Run) -> LostProcessError:
+  """The one line for a collective that failed because a peer is gone."""
+  count, me = jax.process_count(), jax.process_index()
+  peer = f"process {1 - me}" if count == 2 else "another process"
+  cause = " ".join(str(error).split())[:160]
+  kept = (f"the checkpoint at step {run.last_saved} is kept in "
+          f"{run.ckpts.directory}" if run.last_saved is not None
+          else "no checkpoint was written yet")
+  return LostProcessError(
+      f"process {me} of {count} lost contact with {peer} ({cause}); "
+      f"stopping. {kept.capitalize()}; start every process again with the "
+      f"same commands to resume.")
 
 
 def check_before_writing(config, rundir: RunDir) -> None:

@@ -6,6 +6,7 @@ in a clone).
   flax-sentiment train --config lstm --help     # every config field
 """
 
+import os
 import re
 import sys
 
@@ -101,6 +102,10 @@ def train(argv) -> None:
   try:
     feeding.use_compilation_cache(config)
     loop.train_and_evaluate(config, workdir)
+  except loop.LostProcessError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access (jax's shutdown would wait)
   except UserError as e:
     sys.exit(f"error: {e}")
   except loop.Interrupted as e:

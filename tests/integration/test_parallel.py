@@ -157,3 +157,19 @@ def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
   assert f"Resuming from the checkpoint at step {steps[0]}" in outs[0]
   digests = [re.search(r"final state sha256 (\w+)", o).group(1) for o in outs]
   assert digests[0] == digests[1]
+
+
+def test_a_killed_process_ends_the_other_with_one_line_in_bounded_time(
+    tmp_path):
+  procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
+                    checkpoint_every_steps=100_000)
+  wait_for_line(procs[0], "Training on")
+  time.sleep(2)
+  procs[1].kill()
+  start = time.monotonic()
+  out = procs[0].communicate(timeout=60)[0]
+  assert time.monotonic() - start < 30
+  assert procs[0].returncode == 1
+  ours = [l for l in out.splitlines() if l.startswith("error:")]
+  assert len(ours) == 1 and "lost contact with process 1" in ours[0]
+  assert "Traceback" not in out and "Check failure" not in out
