@@ -13,6 +13,7 @@ Library tracebacks and log lines of a failed restore are kept from the user
 """
 
 import hashlib
+import json
 import pathlib
 import shutil
 from typing import Any, Callable
@@ -33,6 +34,13 @@ class CheckpointMismatchError(UserError):
 
 class UnreadableCheckpointError(UserError):
   """The newest checkpoint is damaged and falling back was not allowed."""
+
+
+def meta_digest(meta: dict[str, Any]) -> str:
+  """sha256 of a checkpoint's meta (canonical JSON), without its own
+  `meta_sha256` key."""
+  body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def state_digest(state) -> str:
@@ -81,8 +89,9 @@ class Checkpoints:
   """Saves (state, meta) per train step under `directory`; keeps `keep`.
 
   `meta` is JSON: epoch, position in the epoch, running metric sums, the
-  metrics history and a digest of the state, so a restore is verified and
-  training continues exactly where it stopped.
+  metrics history, the config the state was trained with and its
+  vocabulary's digest, a digest of the state and one of the meta itself, so
+  a restore is verified and training continues exactly where it stopped.
   """
 
   def __init__(self, directory: pathlib.Path, keep: int,
@@ -112,6 +121,7 @@ class Checkpoints:
 
   def save(self, step: int, state, meta: dict[str, Any]) -> None:
     meta = dict(meta, state_sha256=state_digest(state))
+    meta["meta_sha256"] = meta_digest(meta)  # history, progress, config too
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
         force=True)
@@ -143,6 +153,10 @@ class Checkpoints:
     state, meta = restored["state"], restored["meta"]
     if meta.get("state_sha256") != state_digest(state):
       raise ValueError("state digest does not match the one saved")
+    # (Checkpoints of versions before the meta digest have none.)
+    if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):
+      raise ValueError("meta digest (progress, history, config) does not "
+                       "match the one saved")
     return state, meta
 
   def restore_latest(self, abstract_state, say: Callable[[str], None] = print,

@@ -403,5 +403,12 @@ def vocabulary_json(vocabulary: Sequence[str]) -> str:
                      "words": list(vocabulary)})
 
 
+def vocabulary_digest(vocabulary: Sequence[str]) -> str:
+  """sha256 of a vocabulary (as vocab.json holds it) and the tokenizer
+  version."""
+  return hashlib.sha256(json.dumps([TOKENIZER_VERSION, list(vocabulary)]
+                                   ).encode()).hexdigest()
+
+
 def load_vocabulary(path: pathlib.Path) -> list[str]:
   return json.loads(pathlib.Path(path).read_text())["words"]

@@ -21,6 +21,7 @@ import numpy as np
 from flax_sentiment import (checkpoints, data, feeding, metrics, models,
                             monitor, parallel, pretrain, train)
 from flax_sentiment import progress as progress_lib
+from flax_sentiment import rundir as rundir_lib
 from flax_sentiment.config_checks import (check_batch_divides,
                                          check_implementation_runs,
                                          validate_config)
@@ -55,9 +56,18 @@ class Run:
   stop: StopSignals
   last_saved: int | None = None
 
+  vocabulary_sha256: str = ""
+
+  def trained_with(self) -> dict:
+    """What a checkpoint records besides progress: the config and the
+    vocabulary's digest (the resume check needs no file beside it)."""
+    return {"config": rundir_lib.config_record(self.config),
+            "vocabulary_sha256": self.vocabulary_sha256}
+
   def save(self, state, progress: Progress) -> None:
     if self.last_saved != progress.step:
-      self.ckpts.save(progress.step, state, progress.to_meta())
+      self.ckpts.save(progress.step, state,
+                      {**progress.to_meta(), **self.trained_with()})
       self.last_saved = progress.step
 
   def close(self) -> None:
@@ -97,7 +107,8 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
   with StopSignals() as stop:
     run = Run(config, rundir, console, feeds, ckpts, best_ckpt,
               monitor.TensorBoard(rundir.tensorboard), stop,
-              last_saved=progress.step if progress.started else None)
+              last_saved=progress.step if progress.started else None,
+              vocabulary_sha256=data.vocabulary_digest(imdb.vocabulary))
     # Said once SIGTERM/SIGINT are handled: from here on they checkpoint.
     for line in (monitor.start_line(progress, config, ckpts.directory),
                  monitor.data_line(imdb)):
@@ -273,7 +284,8 @@ def end_epoch(state, progress: Progress, run: Run) -> Progress:
   progress = progress.after_epoch(record)
   if (run.best_ckpt is not None
       and progress_lib.best_epoch(progress.history) == record["epoch"]):
-    run.best_ckpt.save(progress.step, state, {"epoch": record["epoch"]})
+    run.best_ckpt.save(progress.step, state,
+                       {"epoch": record["epoch"], **run.trained_with()})
   run.save(state, progress)
   run.rundir.write_metrics(list(progress.history))
   run.tensorboard.epoch(record)

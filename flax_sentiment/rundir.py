@@ -87,6 +87,11 @@ def _to_json(value):
   return json.loads(json.dumps(value))
 
 
+def config_record(config) -> dict:
+  """The config as config.json and checkpoints record it (plain JSON)."""
+  return _to_json(config.to_dict())
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
   """The files of one workdir (see the module docstring)."""
@@ -120,28 +125,68 @@ class RunDir:
       return None
     return json.loads(self.config_file.read_text())
 
+  def newest_checkpoint_meta(self) -> dict | None:
+    """The meta (JSON) of the newest checkpoint whose meta reads, read as a
+    file (no orbax, nothing written); None if there is none."""
+    if not self.checkpoints.is_dir():
+      return None
+    steps = sorted((int(p.name) for p in self.checkpoints.iterdir()
+                    if p.name.isdigit()), reverse=True)
+    for step in steps:
+      try:
+        meta = json.loads((self.checkpoints / str(step) / "meta" /
+                           "metadata").read_text())
+      except (OSError, ValueError):
+        continue
+      if isinstance(meta, dict):
+        return meta
+    return None
+
+  def trained_config(self) -> dict | None:
+    """The config the workdir's checkpoints were trained with: as the
+    newest checkpoint records it (so deleting config.json changes
+    nothing), else (older checkpoints) config.json."""
+    meta = self.newest_checkpoint_meta() or {}
+    if isinstance(meta.get("config"), dict):
+      return meta["config"]
+    try:
+      return self.saved_config()
+    except (OSError, ValueError):
+      return None
+
   def check_resumable(self, config) -> None:
     """Refuses to continue checkpoints written with a config that differs
     in a field that must not change on resume (`fields.FIELDS`)."""
-    saved = self.saved_config()
-    if saved is None or not self.has_checkpoints():
+    if not self.has_checkpoints():
       return
-    diffs = resume_differences(saved, _to_json(config.to_dict()))
+    saved = self.trained_config()
+    if saved is None:
+      return
+    diffs = resume_differences(saved, config_record(config))
     if diffs:
       raise ConfigError(
           f"{self.path} holds checkpoints of a run with other settings "
           f"({'; '.join(diffs)}); only {', '.join(fields.resume_rules())} "
-          f"may "
-          f"change on resume. Use another --workdir, or pass the workdir's "
-          f"values (see {self.config_file})")
+          f"may change on resume. Use another --workdir, or pass the "
+          f"workdir's values (its newest checkpoint records them"
+          + (f"; see {self.config_file})" if self.config_file.is_file()
+             else ")"))
 
   def check_vocabulary(self, vocabulary: list[str]) -> None:
-    if self.has_checkpoints() and self.vocabulary_file.is_file():
-      if data.load_vocabulary(self.vocabulary_file) != list(vocabulary):
-        raise ConfigError(
-            f"{self.path} holds checkpoints trained with another vocabulary "
-            f"(the data or tokenizer changed). Use another --workdir, or "
-            f"delete {self.checkpoints} to start fresh.")
+    if not self.has_checkpoints():
+      return
+    recorded = (self.newest_checkpoint_meta() or {}).get("vocabulary_sha256")
+    if recorded:
+      changed = recorded != data.vocabulary_digest(vocabulary)
+    elif self.vocabulary_file.is_file():
+      changed = data.load_vocabulary(self.vocabulary_file) != list(vocabulary)
+    else:
+      changed = False
+    if changed:
+      raise ConfigError(
+          f"{self.path} holds checkpoints trained with another vocabulary "
+          f"(the data or tokenizer changed). Use another --workdir, or "
+          f"delete {self.checkpoints} to start fresh.")
 
   @contextlib.contextmanager
   def locked(self):

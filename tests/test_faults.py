@@ -1,6 +1,7 @@
 """Faults a user meets around a run: a workdir in use, a run that diverged
 before its first checkpoint."""
 
+import json
 import os
 import signal
 import subprocess
@@ -57,3 +58,39 @@ def test_divergence_before_any_checkpoint_says_none_was_written(
   assert "step None" not in message
   assert not os.path.isdir(tmp_path / "run" / "checkpoints") or not any(
       p.name.isdigit() for p in (tmp_path / "run" / "checkpoints").iterdir())
+
+
+@pytest.fixture
+def one_epoch_run(fake_imdb, tmp_path):
+  config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
+  loop.train_and_evaluate(config, tmp_path / "run")
+  return config, tmp_path / "run"
+
+
+def test_resume_check_holds_without_config_json(one_epoch_run):
+  """The checkpoint itself records its config: deleting config.json does
+  not let another learning rate continue it."""
+  config, workdir = one_epoch_run
+  (workdir / "config.json").unlink()
+  other = tiny_config(cache_dir=config.cache_dir, num_epochs=2,
+                      learning_rate=0.05)
+  before = snapshot(workdir)
+  with pytest.raises(UserError, match=r"learning_rate: 0.001 in the "
+                     r"workdir, 0.05 now"):
+    loop.train_and_evaluate(other, workdir)
+  assert snapshot(workdir) == before
+
+
+def test_a_changed_checkpoint_meta_is_refused_by_its_digest(one_epoch_run):
+  """orbax still reads the edited JSON; the meta digest refuses it."""
+  from flax_sentiment import checkpoints, predict  # pylint: disable=g-import-not-at-top
+  _, workdir = one_epoch_run
+  step = max((p for p in (workdir / "checkpoints").iterdir()
+              if p.name.isdigit()), key=lambda p: int(p.name))
+  meta_file = step / "meta" / "metadata"
+  meta = json.loads(meta_file.read_text())
+  meta["history"][0]["test_accuracy"] = 0.99  # a better-looking epoch
+  meta_file.write_text(json.dumps(meta))
+  with pytest.raises(checkpoints.UnreadableCheckpointError,
+                     match="meta digest"):
+    predict.load_trained_state(workdir)

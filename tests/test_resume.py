@@ -143,9 +143,15 @@ def test_num_epochs_may_not_change_under_a_schedule(fake_imdb, tmp_path):
 def test_checkpoint_of_another_shape_is_refused_not_moved(one_epoch,
                                                           fake_imdb, tmp_path):
   # config.json agrees with the new config, the checkpoints do not (e.g.
-  # written by another version): an error, nothing moved aside.
+  # written by a version that recorded no config in them): an error,
+  # nothing moved aside.
   workdir = tmp_path / "run"
   shutil.copytree(one_epoch / "run", workdir)
+  for meta_file in (workdir / "checkpoints").glob("*/meta/metadata"):
+    meta = json.loads(meta_file.read_text())
+    for key in ("config", "vocabulary_sha256", "meta_sha256"):
+      del meta[key]
+    meta_file.write_text(json.dumps(meta))
   saved = json.loads((workdir / "config.json").read_text())
   (workdir / "config.json").write_text(json.dumps(dict(saved, hidden_dim=12)))
   before = snapshot(workdir)
