@@ -411,4 +411,10 @@ def vocabulary_digest(vocabulary: Sequence[str]) -> str:
 
 
 def load_vocabulary(path: pathlib.Path) -> list[str]:
-  return json.loads(pathlib.Path(path).read_text())["words"]
+  """The words of a vocab.json (ValueError/KeyError/TypeError if it is not
+  one)."""
+  words = json.loads(pathlib.Path(path).read_bytes().decode("utf-8"))["words"]
+  if not isinstance(words, list) or not all(isinstance(w, str)
+                                            for w in words):
+    raise ValueError("its words are not a list of strings")
+  return words

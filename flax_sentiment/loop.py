@@ -99,9 +99,16 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
   feeds = feeding.plan_run(config, imdb, console.say)
   ckpts = checkpoints.Checkpoints(rundir.checkpoints, config.keep_checkpoints)
   state, progress = initial_state(config, imdb, feeds, ckpts, console)
-  if not progress_lib.is_finished(progress, config):  # a re-run writes nothing
+  if not progress_lib.is_finished(progress, config):
     rundir.write_run_files(config, imdb.vocabulary)
     rundir.write_metrics(list(progress.history))
+  else:  # a re-run writes nothing, unless a file was damaged
+    repaired = rundir.repair_run_files(config, imdb.vocabulary,
+                                       list(progress.history))
+    if repaired:
+      console.say(f"warning: {', '.join(repaired)} in {rundir.path} "
+                  f"{'was' if len(repaired) == 1 else 'were'} missing or "
+                  f"damaged; rebuilt from the checkpoint and the data")
   best_ckpt = (checkpoints.Checkpoints(rundir.best_checkpoint, 1)
                if imdb.validation is not None else None)
   with StopSignals() as stop:
@@ -303,9 +310,12 @@ def report_result(progress: Progress, rundir: RunDir,
   if not progress.history:
     return
   record, how = progress_lib.selected(progress.history)
-  rundir.write_result({
+  damaged = rundir.write_result({
       "selected_epoch": record["epoch"], "selected_by": how,
       "epochs_trained": len(progress.history),
       **{k: v for k, v in record.items()
          if k.startswith(("validation_", "test_"))}})
+  if damaged:
+    console.say(f"warning: {rundir.result_file} was damaged; rebuilt from "
+                f"the checkpoint's history")
   console.say(monitor.result_line(record, how))

@@ -85,10 +85,22 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   if not workdir.is_dir():
     raise UserError(f"workdir {workdir} does not exist; pass the --workdir "
                     f"of a run.py run")
-  if not rundir.config_file.is_file():
+  if not rundir.config_file.is_file() and not rundir.has_checkpoints():
     raise UserError(f"{workdir} is not a training workdir (no config.json); "
-                    f"pass the --workdir of a run.py run")
-  config = fields.complete(rundir.saved_config())
+                    f"pass the --workdir of a flax-sentiment train run")
+  try:
+    saved = rundir.saved_config()
+  except UserError as e:  # damaged: the checkpoints record the config too
+    saved = rundir.trained_config()
+    if saved is None:
+      raise
+    say(f"warning: {e}; using the config its newest checkpoint records")
+  if saved is None:  # config.json deleted
+    saved = rundir.trained_config()
+  if saved is None:
+    raise UserError(f"{workdir} has no config.json and its checkpoints "
+                    f"record none; re-run the training command to rebuild it")
+  config = fields.complete(saved)
   if config.implementation == "pallas":
     reason = pallas_recurrence.unavailable_reason()
     if reason:  # same parameters; the XLA loop computes the same function
@@ -102,7 +114,15 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
     raise UserError(f"{workdir} has no checkpoint yet (nothing in "
                     f"{directory}); train first: python run.py --config ... "
                     f"--workdir {workdir}")
-  vocabulary = data.load_vocabulary(rundir.vocabulary_file)
+  try:
+    vocabulary = data.load_vocabulary(rundir.vocabulary_file)
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    what = ("missing" if isinstance(e, FileNotFoundError) else
+            f"damaged ({type(e).__name__}: {' '.join(str(e).split())[:80]})")
+    raise UserError(
+        f"{rundir.vocabulary_file} is {what}; it is rebuilt from the data by "
+        f"re-running the training command (a finished run only rewrites "
+        f"what is damaged)") from None
   model = models.model_from_config(config)
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   abstract = jax.tree.map(

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from flax_sentiment import progress
+from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import read_metrics
 
 SEED_SUFFIX = re.compile(r"[-_]seed\d+$")
@@ -43,6 +44,10 @@ def _mean_std(values: list[float]) -> str:
 
 def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
   histories = [read_metrics(w) for w in workdirs]
+  for workdir, history in zip(workdirs, histories):
+    if not history:
+      raise UserError(f"{workdir / 'metrics.jsonl'} holds no epoch; pass "
+                      f"workdirs that finished at least one epoch")
   epochs = max(len(h) for h in histories)
   per_epoch = [[h[e]["test_accuracy"] for h in histories if len(h) > e]
                for e in range(epochs)]
@@ -267,7 +272,11 @@ def main(argv: list[str]) -> None:
   if missing:
     sys.exit(f"error: no metrics.jsonl in {', '.join(missing)}; pass run.py "
              f"workdirs that finished at least one epoch")
-  rows = [summarize(name, dirs) for name, dirs in group_runs(workdirs).items()]
+  try:
+    rows = [summarize(name, dirs)
+            for name, dirs in group_runs(workdirs).items()]
+  except UserError as e:  # a damaged metrics.jsonl
+    sys.exit(f"error: {e}")
   table = markdown_table(rows)
   print(table)
   if args.out:

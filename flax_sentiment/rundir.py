@@ -61,13 +61,29 @@ def write_atomic(path: pathlib.Path, text: str) -> bool:
   old or the new file), unless it already holds exactly that. Returns
   whether it wrote."""
   path = pathlib.Path(path)
-  if path.is_file() and path.read_text() == text:
+  if path.is_file() and path.read_bytes() == text.encode():
     return False
   path.parent.mkdir(parents=True, exist_ok=True)
   partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
   partial.write_text(text)
   os.replace(partial, path)
   return True
+
+
+class DamagedFileError(UserError):
+  """A workdir file that cannot be read or parsed; the message names it."""
+
+
+def read_json_file(path: pathlib.Path, fix: str):
+  """The JSON value in `path`; DamagedFileError (one line: the file, what
+  is wrong, `fix`) if it is not UTF-8 JSON."""
+  try:
+    return json.loads(pathlib.Path(path).read_bytes().decode("utf-8"))
+  except UnicodeDecodeError as e:
+    reason = f"not UTF-8 text at byte {e.start}"
+  except json.JSONDecodeError as e:
+    reason = f"not valid JSON at line {e.lineno}: {e.msg}"
+  raise DamagedFileError(f"{path} is damaged ({reason}); {fix}")
 
 
 def resume_differences(saved: dict, config) -> list[str]:
@@ -121,9 +137,16 @@ class RunDir:
         p.name.isdigit() for p in self.checkpoints.iterdir())
 
   def saved_config(self) -> dict | None:
+    """config.json (None if missing; DamagedFileError if unreadable)."""
     if not self.config_file.is_file():
       return None
-    return json.loads(self.config_file.read_text())
+    saved = read_json_file(self.config_file, "re-run the training command "
+                           "to rebuild it")
+    if not isinstance(saved, dict):
+      raise DamagedFileError(f"{self.config_file} is damaged (a JSON "
+                             f"{type(saved).__name__}, not an object); "
+                             f"re-run the training command to rebuild it")
+    return saved
 
   def newest_checkpoint_meta(self) -> dict | None:
     """The meta (JSON) of the newest checkpoint whose meta reads, read as a
@@ -151,7 +174,7 @@ class RunDir:
       return meta["config"]
     try:
       return self.saved_config()
-    except (OSError, ValueError):
+    except (OSError, UserError):
       return None
 
   def check_resumable(self, config) -> None:
@@ -220,15 +243,58 @@ class RunDir:
       write_atomic(self.config_file, config.to_json(indent=2))
       write_atomic(self.vocabulary_file, data.vocabulary_json(vocabulary))
 
+  def repair_run_files(self, config, vocabulary: list[str],
+                       history: list[dict]) -> list[str]:
+    """For a finished run: rewrites config.json, vocab.json and
+    metrics.jsonl where they are missing, unreadable or (metrics) disagree
+    with the checkpoint's history, leaving intact ones as they are. Returns
+    the names rewritten."""
+    if not parallel.is_primary():
+      return []
+    repaired = []
+    try:
+      self.saved_config()
+      config_ok = self.config_file.is_file()
+    except UserError:
+      config_ok = False
+    if not config_ok and write_atomic(self.config_file,
+                                      config.to_json(indent=2)):
+      repaired.append(self.config_file.name)
+    try:
+      vocabulary_ok = data.load_vocabulary(self.vocabulary_file) == list(
+          vocabulary)
+    except (OSError, ValueError, KeyError, TypeError):
+      vocabulary_ok = False
+    if not vocabulary_ok and write_atomic(
+        self.vocabulary_file, data.vocabulary_json(vocabulary)):
+      repaired.append(self.vocabulary_file.name)
+    try:
+      metrics_ok = self.read_metrics() == _to_json(list(history))
+    except (OSError, UserError):
+      metrics_ok = False
+    if not metrics_ok:
+      self.write_metrics(history)
+      repaired.append(self.metrics_file.name)
+    return repaired
+
   def write_metrics(self, history: list[dict]) -> None:
     """metrics.jsonl from a whole history (e.g. a restored checkpoint's)."""
     if parallel.is_primary() and (history or self.metrics_file.exists()):
       write_atomic(self.metrics_file,
                    "".join(json.dumps(r) + "\n" for r in history))
 
-  def write_result(self, result: dict) -> None:
-    if parallel.is_primary():
-      write_atomic(self.result_file, json.dumps(result, indent=2) + "\n")
+  def write_result(self, result: dict) -> bool:
+    """result.json; returns True if it replaced a damaged one."""
+    if not parallel.is_primary():
+      return False
+    damaged = False
+    if self.result_file.is_file():
+      try:
+        read_json_file(self.result_file, "")
+      except UserError:
+        damaged = True
+    write_atomic(self.result_file, json.dumps(result, indent=2) + "\n")
+    return damaged
 
   # --- Reads ---
 
@@ -237,5 +303,27 @@ class RunDir:
 
 
 def read_metrics(workdir: str | pathlib.Path) -> list[dict]:
+  """The records of a workdir's metrics.jsonl; DamagedFileError naming the
+  file and line if it is not UTF-8 JSON lines of objects."""
   path = pathlib.Path(workdir) / "metrics.jsonl"
-  return [json.loads(line) for line in path.read_text().splitlines() if line]
+  fix = ("re-run the training command: it rebuilds the file from the "
+         "checkpoint")
+  try:
+    text = path.read_bytes().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise DamagedFileError(f"{path} is damaged (not UTF-8 text at byte "
+                           f"{e.start}); {fix}") from None
+  records = []
+  for number, line in enumerate(text.splitlines(), start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise DamagedFileError(f"{path}:{number} is damaged (not valid JSON: "
+                             f"{e.msg}); {fix}") from None
+    if not isinstance(record, dict) or "epoch" not in record:
+      raise DamagedFileError(f"{path}:{number} is damaged (not an epoch "
+                             f"record); {fix}")
+    records.append(record)
+  return records

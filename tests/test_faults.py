@@ -94,3 +94,66 @@ def test_a_changed_checkpoint_meta_is_refused_by_its_digest(one_epoch_run):
   with pytest.raises(checkpoints.UnreadableCheckpointError,
                      match="meta digest"):
     predict.load_trained_state(workdir)
+
+
+DAMAGES = {
+    "truncated": lambda b: b[:len(b) // 2],
+    "not_utf8": lambda b: b"\xff\xfe" + b[2:],
+    "scrambled": lambda b: bytes(reversed(b)),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  from tests.fake_imdb import mock_imdb  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("finished")
+  config = tiny_config(cache_dir=str(root / "cache"), num_epochs=1)
+  with mock_imdb():
+    loop.train_and_evaluate(config, root / "run")
+  return config, root / "run"
+
+
+def damaged_copy(finished_run, tmp_path, name, damage):
+  import shutil  # pylint: disable=g-import-not-at-top
+  config, workdir = finished_run
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy)
+  path = copy / name
+  path.write_bytes(DAMAGES[damage](path.read_bytes()))
+  return config, copy, path
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("name", ["config.json", "vocab.json",
+                                  "metrics.jsonl", "result.json"])
+def test_a_finished_rerun_rebuilds_a_damaged_file_and_says_so(
+    finished_run, fake_imdb, tmp_path, capsys, name, damage):
+  config, workdir, path = damaged_copy(finished_run, tmp_path, name, damage)
+  loop.train_and_evaluate(config, workdir)
+  out = capsys.readouterr().out
+  assert f"warning: " in out and name in out and "rebuilt" in out
+  original = (finished_run[1] / name).read_bytes()
+  assert path.read_bytes() == original  # as the run wrote it
+  others = {p.name: p.read_bytes() for p in workdir.glob("*.json*")
+            if p.name != name}
+  assert others == {n: (finished_run[1] / n).read_bytes() for n in others}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_predict_and_report_on_damaged_files(finished_run, tmp_path, damage):
+  from flax_sentiment import predict, report  # pylint: disable=g-import-not-at-top
+  _, workdir, _ = damaged_copy(finished_run, tmp_path, "config.json", damage)
+  said = []
+  predict.load_trained_state(workdir, say=said.append)  # config rebuilt
+  assert len(said) == 1 and "config.json is damaged" in said[0]
+  (workdir / "vocab.json").write_bytes(DAMAGES[damage](
+      (workdir / "vocab.json").read_bytes()))
+  with pytest.raises(UserError, match=r"vocab.json is damaged"):
+    predict.load_trained_state(workdir, say=said.append)
+  metrics = workdir / "metrics.jsonl"
+  metrics.write_bytes(DAMAGES[damage](metrics.read_bytes()) + b"\n{oops")
+  with pytest.raises(SystemExit) as exit_:
+    report.main([str(workdir)])
+  message = str(exit_.value.code)
+  assert message.startswith("error: ") and "metrics.jsonl" in message
+  assert "damaged" in message and "\n" not in message
