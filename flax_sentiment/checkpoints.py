@@ -12,6 +12,7 @@ Library tracebacks and log lines of a failed restore are kept from the user
 (`monitor.quiet_library`).
 """
 
+import errno
 import hashlib
 import json
 import pathlib
@@ -25,6 +26,7 @@ from jax.experimental import multihost_utils
 
 from flax_sentiment import parallel
 from flax_sentiment.monitor import drop_closed_loop_tracebacks, quiet_library
+from flax_sentiment.rundir import disk_error
 from flax_sentiment.errors import UserError
 
 
@@ -34,6 +36,19 @@ class CheckpointMismatchError(UserError):
 
 class UnreadableCheckpointError(UserError):
   """The newest checkpoint is damaged and falling back was not allowed."""
+
+
+def _disk_full(error: BaseException) -> OSError | None:
+  """The ENOSPC OSError behind an orbax/tensorstore failure, if any (some
+  report it only in their message)."""
+  seen = error
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+      return seen
+    if "No space left on device" in str(seen) or "ENOSPC" in str(seen):
+      return OSError(errno.ENOSPC, "No space left on device")
+    seen = seen.__cause__ or seen.__context__
+  return None
 
 
 def meta_digest(meta: dict[str, Any]) -> str:
@@ -122,10 +137,22 @@ class Checkpoints:
   def save(self, step: int, state, meta: dict[str, Any]) -> None:
     meta = dict(meta, state_sha256=state_digest(state))
     meta["meta_sha256"] = meta_digest(meta)  # history, progress, config too
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        force=True)
-    self._manager.wait_until_finished()
+    try:
+      with quiet_library():
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True)
+        self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      full = _disk_full(e)
+      if full is None:
+        raise
+      needed = sum(x.nbytes for x in jax.tree.leaves(state)
+                   if hasattr(x, "nbytes"))
+      if parallel.is_primary():  # free what the failed save took
+        for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+          shutil.rmtree(partial, ignore_errors=True)
+      raise disk_error(self.directory / str(step), full, needed) from None
 
   def _check_layout(self, step: int, abstract_state) -> None:
     """Raises CheckpointMismatchError if the checkpoint at `step` holds

@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 from flax_sentiment import data, fields, parallel
@@ -48,12 +49,12 @@ def check_writable_dir(path: pathlib.Path, what: str, flag: str) -> None:
       with tempfile.TemporaryFile(dir=existing):
         pass
     except OSError as e:
-      if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        reason = ("is on a read-only file system" if e.errno == errno.EROFS
-                  else "is not writable")
-        raise UserError(f"{what} {path} cannot be written ({existing} "
-                        f"{reason}); pass another {flag}") from e
-      raise
+      reason = {errno.EROFS: "is on a read-only file system",
+                errno.EACCES: "is not writable", errno.EPERM: "is not writable",
+                errno.ENOSPC: "is on a full disk"}.get(
+                    e.errno, f"does not take new files: {e.strerror}")
+      raise UserError(f"{what} {path} cannot be written ({existing} "
+                      f"{reason}); pass another {flag}") from None
 
 
 def write_atomic(path: pathlib.Path, text: str) -> bool:
@@ -65,9 +66,31 @@ def write_atomic(path: pathlib.Path, text: str) -> bool:
     return False
   path.parent.mkdir(parents=True, exist_ok=True)
   partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-  partial.write_text(text)
-  os.replace(partial, path)
+  try:
+    partial.write_bytes(text.encode())
+    os.replace(partial, path)
+  except OSError as e:
+    partial.unlink(missing_ok=True)  # no .tmp left behind
+    raise disk_error(path, e, len(text.encode())) from None
   return True
+
+
+def disk_error(path: pathlib.Path, error: OSError, needed: int | None = None
+               ) -> UserError:
+  """One line for a write that failed (a full disk: the space needed and
+  free)."""
+  if error.errno == errno.ENOSPC:
+    try:
+      free = shutil.disk_usage(pathlib.Path(path).parent).free
+    except OSError:
+      free = 0
+    need = f"about {needed / 1e6:.1f} MB more, " if needed else ""
+    return UserError(f"no space left on the disk of {path} ({need}"
+                     f"{free / 1e6:.1f} MB free); free some space or pass "
+                     f"another --workdir; files written before are "
+                     f"untouched")
+  return UserError(f"cannot write {path} ({error.strerror}); pass another "
+                   f"--workdir")
 
 
 class DamagedFileError(UserError):

@@ -157,3 +157,35 @@ def test_predict_and_report_on_damaged_files(finished_run, tmp_path, damage):
   message = str(exit_.value.code)
   assert message.startswith("error: ") and "metrics.jsonl" in message
   assert "damaged" in message and "\n" not in message
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_earlier_ones(
+    one_epoch_run, monkeypatch):
+  import errno  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  config, workdir = one_epoch_run
+  before = snapshot(workdir / "checkpoints")
+
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full)
+  more = tiny_config(cache_dir=config.cache_dir, num_epochs=2)
+  with pytest.raises(UserError, match=r"no space left on the disk of .*"
+                     r"checkpoints/\d+ \(about [\d.]+ MB more") as error:
+    loop.train_and_evaluate(more, workdir)
+  assert "\n" not in str(error.value)
+  assert snapshot(workdir / "checkpoints") == before
+
+
+def test_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
+  import errno  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from flax_sentiment import rundir  # pylint: disable=g-import-not-at-top
+
+  def full(self, data):
+    self.touch()  # part of it was written
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+  with pytest.raises(UserError, match="no space left"):
+    rundir.write_atomic(tmp_path / "config.json", "{}")
+  assert list(tmp_path.iterdir()) == []
