@@ -9,7 +9,7 @@ Three kinds of trouble are told apart:
   line; `predict` refuses it unless allowed to fall back, and then says so;
 - an interrupted save leaves a temporary directory that orbax never lists.
 Library tracebacks and log lines of a failed restore are kept from the user
-(`monitor.quiet_library`).
+(`quiet.quiet_library`).
 """
 
 import errno
@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from flax_sentiment import parallel
-from flax_sentiment.monitor import drop_closed_loop_tracebacks, quiet_library
+from flax_sentiment.quiet import drop_closed_loop_tracebacks, quiet_library
 from flax_sentiment.rundir import disk_error
 from flax_sentiment.errors import UserError
 

@@ -125,7 +125,7 @@ class ImdbData:
 
 def _data_source(config):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.monitor import quiet_library  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.quiet import quiet_library  # pylint: disable=g-import-not-at-top
   with quiet_library():  # no tfds log line before our own message
     builder = tfds.builder(DATASET, data_dir=config.data_dir)
     prepared, looked_in = builder.is_prepared(), builder.data_dir

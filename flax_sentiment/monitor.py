@@ -8,9 +8,6 @@ cell, `--config.progress=False`) it prints a plain line every
 `progress_every_seconds`.
 """
 
-import contextlib
-import gc
-import logging
 import pathlib
 import sys
 import time
@@ -20,71 +17,6 @@ from tqdm import tqdm
 
 from flax_sentiment import progress as progress_lib
 from flax_sentiment.parallel import is_primary as _is_primary
-
-
-@contextlib.contextmanager
-def quiet_library():
-  """Keeps absl/orbax log lines and asyncio's 'Exception ignored' reports
-  of a failed read (orbax, tfds) from the user; the project reports the
-  failure itself, in one line."""
-  loggers = [logging.getLogger(), logging.getLogger("absl"),
-             logging.getLogger("asyncio")]
-  levels = [logger.level for logger in loggers]
-  hook = sys.unraisablehook
-  for logger in loggers:
-    logger.setLevel(logging.CRITICAL)
-  sys.unraisablehook = lambda unraisable: None
-  try:
-    yield
-  finally:
-    gc.collect()  # finalize failed coroutines while the hook is muted
-    sys.unraisablehook = hook
-    for logger, level in zip(loggers, levels):
-      logger.setLevel(level)
-
-
-# What orbax/tensorstore's reader threads print when a failed read leaves
-# reads pending on an event loop that has closed (one traceback per read,
-# printed through sys.stderr, shortly after the failure).
-_CLOSED_LOOP_TRACEBACK = ("Traceback (most recent call last):",
-                          "asyncio/base_events.py", "self._check_closed()",
-                          "raise RuntimeError('Event loop is closed')",
-                          "RuntimeError: Event loop is closed")
-
-
-class _WithoutClosedLoopTracebacks:
-  """A text stream that passes everything on except the lines of those
-  tracebacks (whole lines only; partial lines wait for their newline)."""
-
-  def __init__(self, stream):
-    self.stream = stream
-    self._pending = ""
-
-  def write(self, text: str) -> int:
-    self._pending += text
-    *lines, self._pending = self._pending.split("\n")
-    for line in lines:
-      if not any(part in line for part in _CLOSED_LOOP_TRACEBACK):
-        self.stream.write(line + "\n")
-    return len(text)
-
-  def flush(self) -> None:
-    if self._pending and not any(part.startswith(self._pending) or
-                                 part in self._pending
-                                 for part in _CLOSED_LOOP_TRACEBACK):
-      self.stream.write(self._pending)
-      self._pending = ""
-    self.stream.flush()
-
-  def __getattr__(self, name):
-    return getattr(self.stream, name)
-
-
-def drop_closed_loop_tracebacks() -> None:
-  """After a failed checkpoint read: keep the tracebacks its leftover reads
-  print from showing (the project has said what failed, in one line)."""
-  if not isinstance(sys.stderr, _WithoutClosedLoopTracebacks):
-    sys.stderr = _WithoutClosedLoopTracebacks(sys.stderr)
 
 
 class Console:

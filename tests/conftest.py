@@ -36,7 +36,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 def _young_garbage_only():
   """Each test starts with the objects of the tests before it frozen out of
   the garbage collector: the project's full `gc.collect()` after library
-  calls (`monitor.quiet_library`) then scans only what this test made,
+  calls (`quiet.quiet_library`) then scans only what this test made,
   instead of ~0.25 s over the whole suite's heap each time."""
   gc.collect()
   gc.freeze()

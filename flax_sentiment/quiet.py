@@ -1,0 +1,93 @@
+"""Keeping library noise from the user, scoped to the calls it comes from.
+
+The project reports a failure itself, in one line; absl/orbax/tfds log lines
+and asyncio's reports of a failed read would only bury it:
+
+- `quiet_library()` (a context manager around orbax and tfds calls) mutes
+  their loggers and the unraisable-exception hook, and restores both after.
+- `drop_closed_loop_tracebacks()`, after a failed checkpoint read: the
+  reads orbax/tensorstore leave pending print, shortly after and from their
+  own threads, one "RuntimeError: Event loop is closed" traceback (or an
+  "Exception ignored in: <coroutine ...>" report) each. stderr then passes
+  through a filter that drops exactly those whole reports; every other line
+  — an unrelated traceback included, header and all — goes through as is.
+
+This module sits below everything (standard library only).
+"""
+
+import contextlib
+import gc
+import logging
+import sys
+
+_CLOSED_LOOP = "RuntimeError: Event loop is closed"
+_REPORT_STARTS = ("Traceback (most recent call last):",
+                  "Exception ignored in: <coroutine")
+
+
+@contextlib.contextmanager
+def quiet_library():
+  """Within the block: absl/orbax/asyncio log lines and unraisable-exception
+  reports (failed coroutines) are muted; restored on exit."""
+  loggers = [logging.getLogger(), logging.getLogger("absl"),
+             logging.getLogger("asyncio")]
+  levels = [logger.level for logger in loggers]
+  hook = sys.unraisablehook
+  for logger in loggers:
+    logger.setLevel(logging.CRITICAL)
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    yield
+  finally:
+    gc.collect()  # finalize failed coroutines while the hook is muted
+    sys.unraisablehook = hook
+    for logger, level in zip(loggers, levels):
+      logger.setLevel(level)
+
+
+class ClosedLoopFilter:
+  """A text stream that holds back each traceback or "Exception ignored"
+  report until its last line, then drops it if it is a closed-event-loop
+  report of a failed read and passes it on whole otherwise."""
+
+  def __init__(self, stream):
+    self.stream = stream
+    self._pending = ""  # a partial line
+    self._report: list[str] = []  # lines of a report being held
+
+  def write(self, text: str) -> int:
+    self._pending += text
+    *lines, self._pending = self._pending.split("\n")
+    for line in lines:
+      self._line(line)
+    return len(text)
+
+  def _line(self, line: str) -> None:
+    if not self._report:
+      if line.startswith(_REPORT_STARTS):
+        self._report = [line]
+      else:
+        self.stream.write(line + "\n")
+      return
+    self._report.append(line)
+    if line.startswith(_REPORT_STARTS[0]) and len(self._report) == 2:
+      return  # "Exception ignored in:" then its traceback header
+    if line and not line.startswith((" ", "\t")):  # the exception line
+      report, self._report = self._report, []
+      if not line.startswith(_CLOSED_LOOP):
+        self.stream.write("\n".join(report) + "\n")
+
+  def flush(self) -> None:
+    if self._report and len(self._report) > 200:  # not a report after all
+      self.stream.write("\n".join(self._report) + "\n")
+      self._report = []
+    self.stream.flush()
+
+  def __getattr__(self, name):
+    return getattr(self.stream, name)
+
+
+def drop_closed_loop_tracebacks() -> None:
+  """Routes stderr through `ClosedLoopFilter` (once per process)."""
+  if not isinstance(sys.stderr, ClosedLoopFilter):
+    sys.stderr = ClosedLoopFilter(sys.stderr)

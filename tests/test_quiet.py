@@ -1,0 +1,45 @@
+"""The stderr filter drops closed-event-loop reports whole and nothing else."""
+
+import io
+
+from flax_sentiment.quiet import ClosedLoopFilter
+
+CLOSED = ("Traceback (most recent call last):\n"
+          '  File "/x/asyncio/base_events.py", line 1, in call_soon\n'
+          "    self._check_closed()\n"
+          "RuntimeError: Event loop is closed\n")
+IGNORED = ("Exception ignored in: <coroutine object read at 0x1>\n"
+           "Traceback (most recent call last):\n"
+           '  File "/x/asyncio/base_events.py", line 1, in call_soon\n'
+           "RuntimeError: Event loop is closed\n")
+CRASH = ("Traceback (most recent call last):\n"
+         '  File "run.py", line 3, in <module>\n'
+         "    main()\n"
+         "ZeroDivisionError: division by zero\n")
+
+
+def filtered(*writes: str) -> str:
+  out = io.StringIO()
+  stream = ClosedLoopFilter(out)
+  for text in writes:
+    stream.write(text)
+  stream.flush()
+  return out.getvalue()
+
+
+def test_closed_loop_reports_are_dropped_whole():
+  assert filtered(CLOSED, IGNORED, "error: one line\n", CLOSED) == (
+      "error: one line\n")
+
+
+def test_an_unrelated_traceback_keeps_its_header_and_every_line():
+  assert filtered(CLOSED, CRASH) == CRASH
+  # Written in pieces, as the traceback module does.
+  assert filtered(*[c for c in CRASH]) == CRASH
+
+
+def test_plain_lines_pass_at_once():
+  out = io.StringIO()
+  stream = ClosedLoopFilter(out)
+  stream.write("Result: test accuracy 0.87\n")
+  assert out.getvalue() == "Result: test accuracy 0.87\n"
