@@ -439,7 +439,10 @@ def main(argv: list[str]) -> None:
       raise UserError(f"--explain explains one model, got "
                       f"{len(args.workdir)} --workdir; pass one of them")
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    for batch in batched(itertools.chain([first], texts), args.batch_size):
+    # Typed at a terminal: each line is scored as soon as it is entered.
+    interactive = stream is not None and stream.isatty()
+    for batch in batched(itertools.chain([first], texts),
+                         1 if interactive else args.batch_size):
       print("\n".join(batch_output(predict, batch, args.json, settings,
                                    color)), flush=True)
   except UserError as e:
