@@ -4,7 +4,7 @@ rules that relate several fields and the machine."""
 
 import jax
 
-from flax_sentiment import fields, pallas_recurrence
+from flax_sentiment import fields, implementation
 from flax_sentiment.data import NUM_RESERVED_IDS
 from flax_sentiment.errors import ConfigError
 from flax_sentiment.fields import describe_fields  # noqa: F401 (re-export)
@@ -96,9 +96,7 @@ def check_implementation_runs(config, device: jax.Device) -> None:
   Hopper GPU, hidden sizes whose weights fit in shared memory."""
   if config.implementation != "pallas":
     return
-  reason = pallas_recurrence.cannot_run(
-      config.cell, config.hidden_dim, config.batch_size, config.seq_len,
-      config.mask_padding, device)
+  reason = implementation.pallas_cannot_run(config, device)
   if reason:
     raise ConfigError(reason)
 

@@ -18,8 +18,9 @@ import time
 import jax
 import numpy as np
 
-from flax_sentiment import (checkpoints, data, feeding, metrics, models,
-                            monitor, parallel, pretrain, train)
+from flax_sentiment import (checkpoints, data, feeding, implementation,
+                            metrics, models, monitor, parallel, pretrain,
+                            train)
 from flax_sentiment import progress as progress_lib
 from flax_sentiment import rundir as rundir_lib
 from flax_sentiment.config_checks import (check_batch_divides,
@@ -188,7 +189,7 @@ def initial_state(config, imdb: data.ImdbData, feeds: feeding.Feeds,
                  out_shardings=parallel.replicated(parallel.data_mesh()))
   state = init(jax.random.key(config.seed))
   console.say(models.summary(model, state.params, config.seq_len))
-  console.say(models.implementation_line(config))
+  console.say(implementation.line(config))
   had_checkpoints = bool(ckpts.steps())
   restored = ckpts.restore_latest(state, say=console.say)
   if restored is not None:

@@ -7,10 +7,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flax_sentiment import embedding, pallas_recurrence, recurrence
+from flax_sentiment import embedding, recurrence
+from flax_sentiment import implementation as implementation_lib
 
 CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
-IMPLEMENTATIONS = ("auto", "hoisted", "stock", "pallas")
 
 
 POOLINGS = ("last", "max", "mean")
@@ -220,55 +220,15 @@ class SentimentClassifier(nn.Module):
     return out if isinstance(out, tuple) else (out, None)
 
 
-# Time steps per loop iteration when config.unroll = 0 ("auto"), by backend.
-# On a GPU every iteration of an XLA while loop launches its kernels, and
-# unrolling lets XLA fuse across steps (LSTM-512 on an H100: see
-# docs/performance.md); on CPU it measured the same or slower.
-AUTO_UNROLL = {"gpu": 8}
-
-
-def resolve_unroll(unroll: int, mask_padding: bool,
-                   backend: str | None = None) -> int:
-  """`unroll`, or for 0 the backend's default (1 for masked loops, whose
-  bounds are dynamic)."""
-  if unroll:
-    return unroll
-  if mask_padding:
-    return 1
-  return AUTO_UNROLL.get(backend or jax.default_backend(), 1)
-
-
-def resolve_implementation(config, device: jax.Device | None = None) -> str:
-  """`config.implementation`, or for "auto" the fastest that runs here: the
-  Pallas kernels on a single Hopper GPU where they fit (2.4-3.7x the XLA
-  loop on an H200, docs/performance.md), else the hoisted XLA loop (CPU,
-  TPU, other GPUs, several devices, an explicit unroll > 1)."""
-  if config.implementation != "auto":
-    return config.implementation
-  if config.unroll > 1 or jax.device_count() > 1:
-    return "hoisted"
-  reason = pallas_recurrence.cannot_run(
-      config.cell, config.hidden_dim, config.batch_size, config.seq_len,
-      config.mask_padding, device)
-  return "hoisted" if reason else "pallas"
-
-
-def implementation_line(config) -> str:
-  """What the recurrence runs as, e.g. 'Recurrence: pallas (Mosaic GPU
-  kernels, bf16 recurrent matmuls; auto)'."""
-  resolved = resolve_implementation(config)
-  what = {"pallas": "Mosaic GPU kernels, bf16 recurrent matmuls",
-          "hoisted": "XLA loop", "stock": "flax nn.RNN"}[resolved]
-  how = "auto" if config.implementation == "auto" else "config"
-  return f"Recurrence: {resolved} ({what}; {how})"
-
-
 def model_from_config(config) -> SentimentClassifier:
+  """The classifier `config` describes, running the implementation and
+  unroll that `flax_sentiment.implementation` chooses for it."""
   return SentimentClassifier(
       cell=config.cell, num_words=config.num_words, embed_dim=config.embed_dim,
       hidden_dim=config.hidden_dim, mask_padding=config.mask_padding,
-      implementation=resolve_implementation(config),
-      unroll=resolve_unroll(config.unroll, config.mask_padding),
+      implementation=implementation_lib.resolve(config),
+      unroll=implementation_lib.resolve_unroll(config.unroll,
+                                               config.mask_padding),
       dtype=jnp.dtype(config.dtype),
       bidirectional=config.bidirectional, num_layers=config.num_layers,
       pooling=config.pooling, embed_dropout=config.embed_dropout,

@@ -31,8 +31,8 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, TypeVar
 import jax
 import numpy as np
 
-from flax_sentiment import (checkpoints, data, explain, fields, models,
-                            pallas_recurrence, scoring, train)
+from flax_sentiment import (checkpoints, data, explain, fields,
+                            implementation, models, scoring, train)
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 
@@ -100,14 +100,10 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   if saved is None:
     raise UserError(f"{workdir} has no config.json and its checkpoints "
                     f"record none; re-run the training command to rebuild it")
-  config = fields.complete(saved)
-  if config.implementation == "pallas":
-    reason = pallas_recurrence.unavailable_reason()
-    if reason:  # same parameters; the XLA loop computes the same function
-      config.implementation = "hoisted"
-      say(f"warning: {workdir} was trained with implementation='pallas', "
-          f"whose kernels cannot run here ({reason}); predicting with the "
-          f"XLA loop (the same model, float32 recurrent matmuls)")
+  config, warning = implementation.for_prediction(fields.complete(saved),
+                                                  workdir)
+  if warning:
+    say(warning)
   directory = checkpoint_dir(rundir)
   if not directory.is_dir() or not any(p.name.isdigit()
                                        for p in directory.iterdir()):
@@ -149,7 +145,7 @@ def first_non_finite(params) -> str | None:
 
 
 def _retrain_hint(config) -> str:
-  rate = config.get("learning_rate")
+  rate = config.learning_rate
   return (f"retrain it with a smaller --config.learning_rate (it was {rate}"
           f", e.g. --config.learning_rate={rate / 10:g}) or with "
           f"--config.clip_grad_norm=1.0" if isinstance(rate, (int, float))

@@ -151,7 +151,7 @@ class WorkdirModel:
   def __init__(self, predictor):
     self.predictor = predictor
     self.seq_len = int(predictor.config.seq_len)
-    cell = str(predictor.config.get("cell", "model")).upper()
+    cell = str(predictor.config.cell).upper()
     self.description = (f"{predictor.workdir} ({cell}, "
                         f"{_reads(predictor.config.truncating, self.seq_len)})")
 

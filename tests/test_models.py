@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.equivalence import assert_outputs_and_grads_close
-from flax_sentiment import models
+from flax_sentiment import implementation, models
 from flax_sentiment.api import load_config
 
 
@@ -57,10 +57,12 @@ def test_summary_lists_layers_with_keras_shapes():
 
 
 def test_unroll_zero_picks_the_backend_default():
-  assert models.resolve_unroll(0, False, "gpu") == models.AUTO_UNROLL["gpu"] > 1
-  assert models.resolve_unroll(0, True, "gpu") == 1  # masked: dynamic bounds
-  assert models.resolve_unroll(0, False, "cpu") == 1
-  assert models.resolve_unroll(3, False, "cpu") == 3
+  assert (implementation.resolve_unroll(0, False, "gpu")
+          == implementation.AUTO_UNROLL["gpu"] > 1)
+  # masked: dynamic bounds
+  assert implementation.resolve_unroll(0, True, "gpu") == 1
+  assert implementation.resolve_unroll(0, False, "cpu") == 1
+  assert implementation.resolve_unroll(3, False, "cpu") == 3
 
 
 class FakeDevice:
@@ -86,7 +88,7 @@ class FakeDevice:
 def test_auto_implementation_picks_the_kernels_only_where_they_run(
     device, overrides, expected):
   config = load_config("lstm", **overrides)
-  assert models.resolve_implementation(config, device) == expected
+  assert implementation.resolve(config, device) == expected
 
 
 def test_auto_implementation_on_this_machine_builds_a_runnable_model():
@@ -95,8 +97,28 @@ def test_auto_implementation_on_this_machine_builds_a_runnable_model():
   model = models.model_from_config(config)
   if jax.default_backend() == "cpu":
     assert model.implementation == "hoisted"
-  assert models.implementation_line(config).startswith(
+  assert implementation.line(config).startswith(
       f"Recurrence: {model.implementation} (")
+
+
+@pytest.mark.parametrize("device,trained,expected", [
+    (FakeDevice("cpu", kind="cpu"), "pallas", "hoisted"),
+    (FakeDevice("gpu", "9.0"), "pallas", "pallas"),
+    (FakeDevice("cpu", kind="cpu"), "stock", "stock"),
+])
+def test_prediction_falls_back_from_pallas_only_where_it_cannot_run(
+    device, trained, expected):
+  config = load_config("lstm", implementation=trained)
+  predicting, warning = implementation.for_prediction(config, "runs/x",
+                                                      device)
+  assert predicting.implementation == expected
+  assert config.implementation == trained  # the trained config is kept
+  if expected == trained:
+    assert warning is None
+  else:
+    assert warning.startswith("warning: runs/x was trained with "
+                              "implementation='pallas'")
+    assert "Hopper" in warning and "XLA loop" in warning
 
 
 @pytest.mark.parametrize("cell", list(models.CELLS))
@@ -105,7 +127,7 @@ def test_gpu_default_unroll_gives_the_same_logits_and_gradients(cell):
   tokens = jax.random.randint(jax.random.key(1), (3, 11), 0, 50)
   model = models.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
                                      hidden_dim=5)
-  unrolled = model.clone(unroll=models.AUTO_UNROLL["gpu"])
+  unrolled = model.clone(unroll=implementation.AUTO_UNROLL["gpu"])
   params = init_params(model, seq_len=11)
   assert_outputs_and_grads_close(
       lambda p: unrolled.apply({"params": p}, tokens),
