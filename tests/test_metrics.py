@@ -1,11 +1,14 @@
 """Metrics of a whole split (AUC, precision, recall, F1, confusion counts,
-accuracy by review length): hand-computed cases, filler rows, the
-evaluation that collects every review's logit, and a real run's files."""
+accuracy by review length) and of a batch (`batch_sums`: the logit-0
+threshold, filler rows): hand-computed cases, the evaluation that collects
+every review's logit, and a real run's files."""
 
 import dataclasses
 import json
+import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -302,3 +305,58 @@ def test_run_writes_the_new_metrics_to_tensorboard(fake_run):
           for name in ("auc", "f1", "precision", "recall", "confusion/tp",
                        "confusion/fp", "confusion/tn", "confusion/fn")
           } <= tags
+
+
+# --- A batch's sums (on device): the accuracy threshold, filler rows ---
+
+
+def _bce(logit: float, label: float) -> float:
+  """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], by hand."""
+  return math.log1p(math.exp(-abs(logit))) + max(logit, 0.0) - label * logit
+
+
+def test_batch_sums_by_hand_with_zero_logits_and_filler_rows():
+  # A logit of exactly 0 predicts negative (logit > 0 is positive): rows 1
+  # and 2 (label 0) are right, row 3 (label 1) is wrong; with `>= 0` only
+  # row 3 would be. The last two rows are filler (weight 0) that a sum
+  # ignoring the weights would count (one right, one wrong, huge losses).
+  logits = [2.0, 0.0, 0.0, 0.0, -1.5, 3.0, -0.5, 40.0, -30.0]
+  labels = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+  weights = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+  real = [(z, y) for z, y, w in zip(logits, labels, weights) if w]
+  want_loss = sum(_bce(z, y) for z, y in real)
+  # rows 0 (2 > 0, positive), 1, 2 (0: negative, label 0) and 4 are right;
+  # 3 (0, label 1), 5 (3, label 0) and 6 (-0.5, label 1) are wrong.
+  want_correct = 4.0
+  assert want_loss == pytest.approx(
+      math.log1p(math.exp(-2)) + 3 * math.log(2) + math.log1p(math.exp(-1.5))
+      + math.log1p(math.exp(3)) + math.log1p(math.exp(0.5)))
+  for fn in (metrics.batch_sums, jax.jit(metrics.batch_sums)):
+    mean, sums = fn(jnp.asarray(logits), jnp.asarray(labels),
+                    jnp.asarray(weights))
+    assert float(sums["count"]) == 7.0
+    assert float(sums["correct"]) == want_correct
+    assert float(sums["loss"]) == pytest.approx(want_loss, rel=1e-6)
+    assert float(mean) == pytest.approx(want_loss / 7, rel=1e-6)
+  got = metrics.rates(metrics.add(metrics.empty_totals(), sums), "test")
+  assert got["test_accuracy"] == pytest.approx(4 / 7)
+  assert got["test_loss"] == pytest.approx(want_loss / 7, rel=1e-6)
+
+
+def test_batch_sums_of_tiny_logits_keep_their_sign():
+  # Logits just either side of 0 decide by their sign; the loss at 0 is
+  # log 2 whatever the label.
+  logits = jnp.array([1e-30, -1e-30, 1e-30, -1e-30, 0.0, 0.0])
+  labels = jnp.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+  mean, sums = metrics.batch_sums(logits, labels, jnp.ones(6))
+  assert float(sums["correct"]) == 3.0  # rows 0, 1 and 4
+  assert float(mean) == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_batch_sums_of_an_all_filler_batch_are_zero_not_nan():
+  logits = jnp.array([5.0, -5.0, 0.0])
+  labels = jnp.array([0.0, 1.0, 1.0])
+  mean, sums = metrics.batch_sums(logits, labels, jnp.zeros(3))
+  assert float(mean) == 0.0
+  assert {k: float(v) for k, v in sums.items()} == {
+      "loss": 0.0, "correct": 0.0, "count": 0.0}

@@ -2,12 +2,13 @@
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import batching, models
+from flax_sentiment import batching, models, recurrence
 from tests.equivalence import (assert_outputs_and_grads_close,
                                hoisted_last_hidden)
 from tests import equivalence
@@ -155,3 +156,75 @@ def test_model_with_distinct_ids_equals_stock_forward_and_gradients(
     assert_outputs_and_grads_close(
         lambda p, g=jnp.asarray(given): model.apply({"params": p}, tokens, g),
         lambda p: stock.apply({"params": p}, tokens), (params,))
+
+
+def _masked_run(cell, reverse, params, inputs, mask):
+  """recurrence.run_projected with a mask [batch, seq_len] (the model's
+  masked loop): (last hidden state [batch, hidden], the state after every
+  step [batch, seq_len, hidden])."""
+  weights = recurrence.fused_weights(cell, params)
+  projected = recurrence.matmul(jnp.swapaxes(inputs, 0, 1),
+                                weights.w_i) + weights.b_i
+  final, states = recurrence.run_projected(
+      cell, weights, projected, mask.T, with_states=True, reverse=reverse)
+  return final, jnp.swapaxes(states, 0, 1)
+
+
+def _stock_run(cell, reverse, params, inputs, lengths):
+  """nn.RNN over the stock cell with seq_lengths (the stock path's masking
+  of end padding; backward: reverse + keep_order, as models.py runs it)."""
+  rnn = nn.RNN(models.CELLS[cell](HIDDEN), return_carry=True,
+               reverse=reverse, keep_order=True)
+  carry, states = rnn.apply({"params": {"cell": params}}, inputs,
+                            seq_lengths=lengths)
+  return (carry[1] if cell == "lstm" else carry), states
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward",
+                                                         "backward"])
+def test_masked_gradients_equal_nn_rnn_with_seq_lengths(cell, reverse):
+  """Rows of 9, 4, 1 and 6 real steps, padded at the end with inputs that
+  would change the state if they were read: the masked loop's final hidden
+  state, its states at the real steps, and the gradients of a loss on both
+  w.r.t. the cell's parameters and the inputs equal nn.RNN's with
+  seq_lengths. The padding's inputs get exactly zero gradient."""
+  params = cell_params(cell)
+  lengths = np.array([9, 4, 1, 6])
+  inputs = jax.random.normal(jax.random.key(4), (4, 9, 6))
+  mask = np.arange(9)[None] < lengths[:, None]  # [batch, seq_len]
+  real = jnp.asarray(mask, jnp.float32)[..., None]
+
+  def loss(run, where):
+    def f(p, x):
+      final, states = run(cell, reverse, p, x, where)
+      # sin/cos: every element gets its own upstream gradient; states at
+      # padding are left out (nn.RNN keeps computing them).
+      return (jnp.sum(jnp.sin(final)) + jnp.sum(jnp.cos(states) * real),
+              (final, states))
+    return f
+
+  with jax.default_matmul_precision("highest"):
+    (_, (final, states)), grads = jax.value_and_grad(
+        loss(_masked_run, jnp.asarray(mask)), argnums=(0, 1),
+        has_aux=True)(params, inputs)
+    (_, (want_final, want_states)), want = jax.value_and_grad(
+        loss(_stock_run, jnp.asarray(lengths)), argnums=(0, 1),
+        has_aux=True)(params, inputs)
+  np.testing.assert_allclose(final, want_final, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(states * real, want_states * real, atol=1e-5,
+                             rtol=1e-5)
+  assert jax.tree.structure(grads[0]) == jax.tree.structure(want[0])
+  for path, g in jax.tree_util.tree_leaves_with_path(grads[0]):
+    w = want[0]
+    for key in path:
+      w = w[key.key]
+    np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5,
+                               err_msg=jax.tree_util.keystr(path))
+  np.testing.assert_allclose(grads[1], want[1], atol=1e-5, rtol=1e-5)
+  np.testing.assert_array_equal(np.asarray(grads[1])[~mask], 0.0)
+  # The rows' lengths matter: the full-length loop's gradients differ.
+  unmasked, _ = jax.grad(loss(_masked_run, jnp.ones((4, 9), bool)),
+                         has_aux=True)(params, inputs)
+  assert not np.allclose(jax.tree.leaves(unmasked)[0],
+                         jax.tree.leaves(grads[0])[0], atol=1e-3)

@@ -1,9 +1,11 @@
+import functools
 import os
 import signal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from flax_sentiment import batching, checkpoints, loop, models, predict, train
@@ -61,6 +63,143 @@ def test_filler_rows_and_batches_change_nothing():
   np.testing.assert_allclose(chunk_metrics["loss"], [metrics["loss"], 0.0],
                              rtol=1e-6)
   np.testing.assert_array_equal(chunk_metrics["count"], [5.0, 0.0])
+
+
+# --- A train step against a reference written here ---
+
+
+def reference_loss(apply_fn, params, batch):
+  """The weighted mean binary cross-entropy, by hand: sum(w * bce) / sum(w),
+  bce(z, y) = log(1 + e^z) - y z."""
+  logits = apply_fn({"params": params}, batch["tokens"])
+  bce = jnp.logaddexp(0.0, logits) - batch["labels"] * logits
+  return jnp.sum(batch["weights"] * bce) / jnp.sum(batch["weights"])
+
+
+def global_norm(grads):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+
+
+def clip_by_global_norm(grads, max_norm):
+  scale = jnp.minimum(1.0, max_norm / global_norm(grads))
+  return jax.tree.map(lambda g: g * scale, grads)
+
+
+def reference_steps(state, batches, learning_rate, eps=1e-7, clip=None):
+  """Parameters after each batch of jax.grad(reference_loss), clipping by
+  hand, then optax.adam; and each step's gradient norm (before clipping)."""
+  adam = optax.adam(learning_rate, eps=eps)
+  params, opt_state = state.params, adam.init(state.params)
+  grad_fn = jax.jit(jax.grad(functools.partial(reference_loss,
+                                               state.apply_fn)))
+  after, norms = [], []
+  for batch in batches:
+    grads = grad_fn(params, batch)
+    norms.append(float(global_norm(grads)))
+    if clip:
+      grads = clip_by_global_norm(grads, clip)
+    updates, opt_state = adam.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    after.append(params)
+  return after, norms
+
+
+def step_batches():
+  """4 batches of 8 with 8, 5, 3 and 8 real rows: the filler rows (weight
+  0) hold tokens and labels of their own, which would move the parameters
+  if they counted."""
+  batches = []
+  for seed, real in enumerate([8, 5, 3, 8]):
+    batch = fixed_batch(tiny_config(), seed=seed)
+    batch["weights"] = jnp.asarray(np.arange(8) < real, jnp.float32)
+    batches.append(batch)
+  return batches
+
+
+def max_difference(a, b) -> float:
+  return max(float(jnp.max(jnp.abs(x - y)))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def assert_params_equal(got, want, atol=1e-6):
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for path, g in jax.tree_util.tree_leaves_with_path(got):
+    w = functools.reduce(lambda t, k: t[k.key], path, want)
+    np.testing.assert_allclose(g, w, rtol=0, atol=atol,
+                               err_msg=jax.tree_util.keystr(path))
+
+
+def with_dense_scaled(state, factor):
+  """The state with the dense kernel times `factor`: every gradient below
+  the dense layer scales with it (Adam's initial state is zeros whatever
+  the parameters)."""
+  params = {**state.params, "dense": {
+      **state.params["dense"],
+      "kernel": state.params["dense"]["kernel"] * factor}}
+  return state.replace(params=params)
+
+
+def assert_steps_match_reference(state, batches, learning_rate, clip=None):
+  """One jitted train_step, several in a row, and one train_chunk of all
+  the batches equal the reference's parameters (and metric sums)."""
+  want, norms = reference_steps(state, batches, learning_rate, clip=clip)
+  step = jax.jit(train.train_step)
+  got = state
+  for i, batch in enumerate(batches):
+    before = got
+    got, sums = step(got, batch)
+    assert int(got.step) == i + 1
+    assert_params_equal(got.params, want[i])
+    w = batch["weights"]
+    assert float(sums["count"]) == float(jnp.sum(w))
+    loss = reference_loss(state.apply_fn, before.params, batch)
+    np.testing.assert_allclose(sums["loss"], loss * jnp.sum(w), rtol=1e-5)
+  chunk = {k: jnp.stack([b[k] for b in batches]) for k in batches[0]}
+  chunked, _ = jax.jit(train.train_chunk)(state, chunk)
+  assert int(chunked.step) == len(batches)
+  assert_params_equal(chunked.params, want[-1])
+  return want, norms
+
+
+@pytest.mark.parametrize("cell", list(models.CELLS))
+def test_train_steps_equal_hand_written_loss_and_adam(cell):
+  config = tiny_config(cell=cell, learning_rate=1e-2)
+  assert_steps_match_reference(make_state(config), step_batches(), 1e-2)
+
+
+def test_train_step_uses_adam_epsilon_1e7_where_gradients_are_that_small():
+  """With the dense kernel scaled by 1e-4 the recurrent and embedding
+  gradients are ~1e-9 to 1e-6, around Adam's epsilon: the update
+  g / (|g| + eps) then depends on eps and on the gradient's scale (the
+  mean, not the sum, over real rows), which a step of ordinary gradients
+  (|g| >> eps: about lr * sign(g)) hardly shows."""
+  config = tiny_config(learning_rate=1e-3)
+  state = with_dense_scaled(make_state(config), 1e-4)
+  batches = step_batches()
+  grads = jax.jit(jax.grad(functools.partial(reference_loss,
+                                             state.apply_fn)))(
+      state.params, batches[0])
+  recurrent = np.abs(np.concatenate([np.ravel(g) for g in jax.tree.leaves(
+      grads["rnn"])]))
+  assert np.mean((recurrent > 1e-8) & (recurrent < 1e-6)) > 0.5
+  want, _ = assert_steps_match_reference(state, batches, 1e-3)
+  # Keras' epsilon matters here: PyTorch's / optax's default would differ.
+  other_eps, _ = reference_steps(state, batches, 1e-3, eps=1e-8)
+  assert max_difference(other_eps[0], want[0]) > 1e-4
+  assert max_difference(other_eps[-1], want[-1]) > 1e-4
+
+
+def test_train_steps_with_gradient_clipping_equal_the_reference():
+  """clip_grad_norm=1.0: gradients are scaled to global norm 1 before Adam
+  (the dense kernel scaled by 10 makes the first batch's norm > 1, the
+  others' < 1, so the clipped run differs from an unclipped one)."""
+  config = tiny_config(clip_grad_norm=1.0, learning_rate=1e-3)
+  state = with_dense_scaled(make_state(config), 10.0)
+  batches = step_batches()
+  want, norms = assert_steps_match_reference(state, batches, 1e-3, clip=1.0)
+  assert norms[0] > 1.2 and min(norms[1:]) < 1.0
+  unclipped, _ = reference_steps(state, batches, 1e-3)
+  assert max_difference(unclipped[-1], want[-1]) > 1e-4
 
 
 @pytest.mark.parametrize("num_buckets", [1, 3])
