@@ -9,7 +9,7 @@ stands; the epoch-selection rule), `feeding` (plans to compiled calls),
 `loop` (a run, top to bottom), `signals` (SIGTERM/SIGINT), `monitor` (what
 the user sees), `rundir` (the workdir's files, what may change on resume),
 `checkpoints` (orbax, verified), `parallel` (devices and processes),
-`predict` (your own text), `ensemble` (several runs' mean), `api`
+`implementation` (which recurrence runs), `predict` (your own text), `ensemble` (several runs' mean), `api`
 (the steps as functions), `report` (tables and plots), `config_checks` and
 `errors`; `xla_cpu` (XLA CPU flags set by default, before jax starts) and
 `pallas_recurrence` (the recurrence as Mosaic GPU kernels).
