@@ -72,7 +72,11 @@ def project_tokens(table: jax.Array, time_major: jax.Array,
     rows = _listed_rows(table, distinct_ids, position)
     return jnp.take(project(rows, distinct_ids), position[time_major],
                     axis=0)
-  if time_major.size > num_words:
+  # Projecting the whole table pays when the batch holds more tokens than
+  # the vocabulary has words; a symbolic batch (jax.export) cannot tell, and
+  # takes the per-token path (no table-sized constant to fold either).
+  if (all(isinstance(d, int) for d in time_major.shape)
+      and time_major.size > num_words):
     return jnp.take(project(table, jnp.arange(num_words)), time_major,
                     axis=0)
   return project(jnp.take(table, time_major, axis=0), time_major)

@@ -21,7 +21,6 @@ import pathlib
 import shutil
 import sys
 import tempfile
-import types
 from typing import Any, Callable, Sequence
 
 import jax
@@ -42,22 +41,9 @@ def _say(message: str) -> None:
 def scoring_function(model: models.SentimentClassifier, params: Any
                      ) -> Callable[[jax.Array], jax.Array]:
   """tokens [batch, seq_len] int32 -> P(positive) [batch] float32, `params`
-  closed over as constants.
-
-  The tokens themselves are passed as the model's `distinct_ids` (ids that
-  cover every id of the batch; repeats are allowed), so the first layer
-  projects each token's embedding row, as predict does for small batches.
-  Without it the model chooses between that and projecting the whole
-  embedding table by comparing batch * seq_len with the vocabulary size,
-  which a symbolic batch cannot answer; and the whole table, a function of
-  the constants only, would be folded by XLA at every compilation (seconds
-  for best_cpu's 30,000 words, per batch shape). The scores equal those of
-  either path up to float rounding.
-  """
-  def apply(variables, tokens):
-    return model.apply(variables, tokens, distinct_ids=tokens.reshape(-1))
-  model_with_ids = types.SimpleNamespace(apply=apply)
-  return lambda tokens: scoring.probabilities(model_with_ids, params, tokens)
+  closed over as constants. (With a symbolic batch the first layer projects
+  each token's embedding row: `embedding.project_tokens`.)"""
+  return lambda tokens: scoring.probabilities(model, params, tokens)
 
 
 def export_function(model: models.SentimentClassifier, params: Any,
