@@ -15,7 +15,6 @@ import time
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from flax_sentiment import batching, data, metrics, parallel, train
@@ -92,45 +91,16 @@ def host_sums(sums: metrics.Sums) -> dict[str, np.ndarray]:
   return {k: parallel.fetch(v).astype(np.float64) for k, v in sums.items()}
 
 
-def eval_chunk_logits(state: train.TrainState, chunk: train.Batch
-                      ) -> tuple[metrics.Sums, jax.Array]:
-  """`train.eval_chunk`'s per-step metric sums (each [steps]) and the logits
-  [steps, batch] f32 they come from, filler rows included (all-filler
-  batches: zeros). jit-able."""
-  def logits_and_sums(batch):
-    logits = state.apply_fn({"params": state.params}, batch["tokens"],
-                            batch.get("distinct_ids")).astype(jnp.float32)
-    sums = metrics.batch_sums(logits, batch["labels"], batch["weights"])[1]
-    return sums, logits
-
-  def skipped(batch):
-    return metrics.zero_sums(), jnp.zeros(batch["weights"].shape, jnp.float32)
-
-  def step(_, batch):
-    return None, jax.lax.cond(jnp.any(batch["weights"] > 0), logits_and_sums,
-                              skipped, batch)
-  return jax.lax.scan(step, None, chunk)[1]
-
-
 @dataclasses.dataclass
 class EvalSet:
   """A split evaluated after every epoch (validation, test).
 
-  `runner` says how the split is fed; the calls themselves run
-  `eval_chunk_logits` with the same feeding (one executable per shape, as
-  `runner` would compile), so one pass gives the metric sums and every
-  review's logit.
+  `runner` runs `train.eval_chunk`, so one pass gives the metric sums and
+  every review's logit.
   """
   name: str
   runner: ChunkRunner
   chunks: list[batching.Chunk]
-
-  def __post_init__(self):
-    runner = self.runner
-    self.scorer = ChunkRunner(
-        eval_chunk_logits, runner.split, runner.batch_size,
-        runner.sharding.mesh, False, runner.capacities, runner.num_words,
-        runner._on_compile)  # pylint: disable=protected-access
 
   def evaluate(self, state, details: bool = False) -> dict:
     """{name}_loss and {name}_accuracy over every review of the split; with
@@ -142,7 +112,7 @@ class EvalSet:
     totals = metrics.empty_totals()
     logits = np.zeros(len(split), np.float32)
     for chunk in self.chunks:
-      sums, chunk_logits = self.scorer(state, chunk)
+      sums, chunk_logits = self.runner(state, chunk)
       totals = metrics.add(totals, host_sums(sums))
       if details:
         real = chunk.weights > 0

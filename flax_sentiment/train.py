@@ -130,9 +130,11 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
   return state.apply_gradients(grads=grads), sums
 
 
-def eval_step(state: TrainState, batch: Batch) -> Metrics:
-  logits = _logits(state.apply_fn, state.params, batch)
-  return _metric_sums(logits, batch)[1]
+def eval_step(state: TrainState, batch: Batch
+              ) -> tuple[Metrics, jax.Array]:
+  """The batch's metric sums and its logits [batch] float32."""
+  logits = _logits(state.apply_fn, state.params, batch).astype(jnp.float32)
+  return _metric_sums(logits, batch)[1], logits
 
 
 def train_chunk(state: TrainState, chunk: Batch) -> tuple[TrainState, Metrics]:
@@ -146,9 +148,15 @@ def train_chunk(state: TrainState, chunk: Batch) -> tuple[TrainState, Metrics]:
   return jax.lax.scan(step, state, chunk)
 
 
-def eval_chunk(state: TrainState, chunk: Batch) -> Metrics:
-  """`eval_step` over [steps, ...]; per-step metric sums, each [steps]."""
+def eval_chunk(state: TrainState, chunk: Batch
+               ) -> tuple[Metrics, jax.Array]:
+  """`eval_step` over [steps, ...]: per-step metric sums (each [steps]) and
+  the logits [steps, batch] (zeros for all-filler steps, which are
+  skipped)."""
+  def skipped(_, batch):
+    return metrics.zero_sums(), jnp.zeros(batch["weights"].shape, jnp.float32)
+
   def step(_, batch):
     return None, jax.lax.cond(jnp.any(batch["weights"] > 0), eval_step,
-                              lambda *_: metrics.zero_sums(), state, batch)
+                              skipped, state, batch)
   return jax.lax.scan(step, None, chunk)[1]

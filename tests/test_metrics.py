@@ -226,8 +226,8 @@ def test_evaluation_collects_every_review_once_without_filler(tmp_path):
   # The same loss and accuracy as train.eval_chunk gives.
   totals = metrics.empty_totals()
   for chunk in test_set.chunks:
-    totals = metrics.add(totals, feeding.host_sums(test_set.runner(state,
-                                                                   chunk)))
+    sums, _ = test_set.runner(state, chunk)
+    totals = metrics.add(totals, feeding.host_sums(sums))
   assert evaluated["test_loss"] == pytest.approx(
       totals["loss"] / totals["count"], rel=1e-6)
   assert evaluated["test_accuracy"] == totals["correct"] / totals["count"]
