@@ -138,9 +138,11 @@ def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
   the same step, save once, exit 143 in bounded time, and the same two
   commands resume and finish with one state."""
   procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
-                    checkpoint_every_steps=100_000)
-  wait_for_line(procs[0], "Training on")
-  time.sleep(2)  # mid-epoch
+                    checkpoint_every_steps=100_000,
+                    progress_every_seconds=0.0)
+  # A progress line of process 0 means both processes ran a chunk (a
+  # collective), so both handle SIGTERM by now; mid-epoch.
+  wait_for_line(procs[0], " reviews  ")
   procs[signalled].send_signal(signal.SIGTERM)
   outs = [p.communicate(timeout=90)[0] for p in procs]
   assert [p.returncode for p in procs] == [143, 143], outs
@@ -162,9 +164,9 @@ def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
 def test_a_killed_process_ends_the_other_with_one_line_in_bounded_time(
     tmp_path):
   procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
-                    checkpoint_every_steps=100_000)
-  wait_for_line(procs[0], "Training on")
-  time.sleep(2)
+                    checkpoint_every_steps=100_000,
+                    progress_every_seconds=0.0)
+  wait_for_line(procs[0], " reviews  ")  # both are training
   procs[1].kill()
   start = time.monotonic()
   out = procs[0].communicate(timeout=60)[0]
