@@ -29,6 +29,22 @@ def _check_model_options(config) -> None:
         f"padding); add --config.mask_padding=True")
 
 
+def _check_ngrams(config) -> None:
+  """The n-gram model chooses its C on validation and runs in one
+  process."""
+  if config.model != "ngrams":
+    return
+  if (len(fields.parse_number_list(config.ngram_c_values)) > 1
+      and not config.validation_examples):
+    raise ConfigError(
+        f"config.ngram_c_values={config.ngram_c_values!r} are chosen on "
+        f"validation: add --config.validation_examples=2500, or give one "
+        f"value")
+  if (config.num_processes or 1) > 1:
+    raise ConfigError("config.model='ngrams' runs in one process; drop "
+                      "--config.num_processes")
+
+
 def validate_config(config) -> None:
   """Raises ConfigError naming the first bad field, its value and the fix."""
   fields.check_fields(config)
@@ -38,6 +54,7 @@ def validate_config(config) -> None:
         f"needs a validation split; add --config.validation_examples=2500")
   _check_model_options(config)
   _check_values(config)
+  _check_ngrams(config)
   _check_data_options(config)
   _check_processes(config)
 

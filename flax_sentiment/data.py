@@ -353,6 +353,12 @@ def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
   return np.setdiff1d(train, held), held
 
 
+def test_subset(labels: np.ndarray, config) -> np.ndarray:
+  """Sorted ids of the test reviews a run evaluates on: all, or
+  `max_test_examples` of them (seeded, label-balanced)."""
+  return balanced_subset(labels, config.max_test_examples, config.seed + 1)
+
+
 # Below this share of known train words a model learns little (the
 # notebook's 10,000 words cover ~95% of IMDB's train words).
 MIN_KNOWN_SHARE = 0.5
@@ -378,8 +384,7 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   train_ids, train_labels = tokenized["train"]
   test_ids, test_labels = tokenized["test"]
   train_keep, held = split_train(train_labels, config)
-  test_keep = balanced_subset(test_labels, config.max_test_examples,
-                              config.seed + 1)
+  test_keep = test_subset(test_labels, config)
   warning = vocabulary_warning([train_ids[i] for i in train_keep], config)
   if warning:
     say(warning)

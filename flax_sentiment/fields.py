@@ -80,6 +80,22 @@ def optional_text(value) -> str | None:
           else "a non-empty string, or None")
 
 
+def parse_number_list(value: str) -> list[float]:
+  """"0.1,1" -> [0.1, 1.0] (ValueError unless finite numbers > 0)."""
+  numbers = [float(part) for part in str(value).split(",")]
+  if not numbers or not all(math.isfinite(x) and x > 0 for x in numbers):
+    raise ValueError(value)
+  return numbers
+
+
+def number_list(value) -> str | None:
+  try:
+    parse_number_list(value)
+    return None if isinstance(value, str) else "a string"
+  except ValueError:
+    return "comma-separated numbers > 0, e.g. '0.1,1'"
+
+
 def one_of(*allowed: str) -> Check:
   def check(value) -> str | None:
     return None if value in allowed else f"one of: {', '.join(allowed)}"
@@ -103,6 +119,17 @@ class Field:
 F = Field
 FIELDS: dict[str, Field] = {
     # ----- Model.
+    "model": F("recurrent", "recurrent (embedding -> RNN/LSTM/GRU -> dense) "
+               "| ngrams (naive-Bayes-weighted logistic regression on "
+               "binary word n-grams; needs scikit-learn)",
+               one_of("recurrent", "ngrams")),
+    "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
+                     positive_int),
+    "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "
+                         "this many train reviews", positive_int),
+    "ngram_c_values": F("0.03,0.1,0.3,1", "model=ngrams: inverse "
+                        "regularization strengths tried (comma-separated); "
+                        "the best on validation is kept", number_list),
     "cell": F("lstm", "rnn (SimpleRNN, tanh) | lstm | gru",
               one_of("rnn", "lstm", "gru")),
     "num_words": F(10_000, "vocabulary size incl. the 2 reserved ids (0 pad, "

@@ -86,6 +86,9 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   """
   rundir = RunDir(workdir)
   check_before_writing(config, rundir)
+  if config.model == "ngrams":
+    from flax_sentiment import ngrams  # pylint: disable=g-import-not-at-top
+    return ngrams.train_and_evaluate(config, rundir.path)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = data.load_imdb(config, say=console.say)
   rundir.check_vocabulary(imdb.vocabulary)

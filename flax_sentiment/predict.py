@@ -72,14 +72,11 @@ def _say(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
-def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
-                       say: Callable[[str], None] = _say):
-  """(config, vocabulary, state, meta) of a workdir's newest checkpoint
-  (the validation-best one if the run had a validation split).
-
-  If that checkpoint is unreadable: `checkpoints.UnreadableCheckpointError`,
-  or with `fall_back` the previous readable one, said in one line to `say`.
-  """
+def run_config(workdir: str | pathlib.Path,
+               say: Callable[[str], None] = _say):
+  """The completed config a workdir's run was trained with (config.json,
+  or what its newest checkpoint records if that file is damaged or gone);
+  UserError if it is not a training workdir."""
   rundir = RunDir(workdir)
   workdir = rundir.path
   if not workdir.is_dir():
@@ -100,8 +97,24 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   if saved is None:
     raise UserError(f"{workdir} has no config.json and its checkpoints "
                     f"record none; re-run the training command to rebuild it")
-  config, warning = implementation.for_prediction(fields.complete(saved),
-                                                  workdir)
+  return fields.complete(saved)
+
+
+def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
+                       say: Callable[[str], None] = _say):
+  """(config, vocabulary, state, meta) of a workdir's newest checkpoint
+  (the validation-best one if the run had a validation split).
+
+  If that checkpoint is unreadable: `checkpoints.UnreadableCheckpointError`,
+  or with `fall_back` the previous readable one, said in one line to `say`.
+  """
+  rundir = RunDir(workdir)
+  workdir = rundir.path
+  config = run_config(workdir, say)
+  if config.model == "ngrams":
+    raise UserError(f"{workdir} holds an n-gram model (no checkpoint); "
+                    f"this command needs a recurrent run's workdir")
+  config, warning = implementation.for_prediction(config, workdir)
   if warning:
     say(warning)
   directory = checkpoint_dir(rundir)
@@ -194,6 +207,10 @@ class Predictor:
     return data.pad_sequences(ids, self.config.seq_len, self.config.padding,
                               self.config.truncating)
 
+  def reads(self, words: int) -> int:
+    """How many of a text's `words` the model reads (seq_len at most)."""
+    return min(words, self.config.seq_len)
+
   def logits(self, texts: Sequence[str]) -> np.ndarray:
     """Raw texts -> logits [len(texts)]."""
     with self._finite(texts):
@@ -232,19 +249,52 @@ class Predictor:
           f"{_retrain_hint(self.config)}") from e
 
 
-class Ensemble:
-  """P(positive) of texts, the mean of several workdirs' predictors (e.g.
-  one run per seed); each reads the texts with its own config and
-  vocabulary. Unknown words and lengths are reported for the first."""
+class NgramPredictor:
+  """P(positive) of texts with an n-gram run's model (`ngrams.NgramModel`,
+  which reads whole texts): the same interface as `Predictor`, without
+  `explain`."""
 
-  def __init__(self, members: Sequence[Predictor]):
-    self.members = list(members)
-    self.vocabulary = self.members[0].vocabulary
-    self.word_ids = self.members[0].word_ids
-    self.config = self.members[0].config
+  def __init__(self, workdir: str | pathlib.Path, config, model):
+    self.workdir, self.config, self.model = pathlib.Path(workdir), config, model
+    self.word_ids = frozenset(g for g in model.ngrams if " " not in g)
+
+  def reads(self, words: int) -> int:
+    return words
+
+  def logits(self, texts: Sequence[str]) -> np.ndarray:
+    return self.model.logits(texts)
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
-    return np.mean([member(texts) for member in self.members], axis=0)
+    return self.model(texts)
+
+  def explain(self, texts, *settings):
+    raise UserError(f"--explain explains recurrent models; {self.workdir} "
+                    f"holds an n-gram model (its weights per n-gram are in "
+                    f"{self.workdir / 'ngram_model.npz'})")
+
+
+class Ensemble:
+  """P(positive) of texts, the weighted mean of several workdirs'
+  predictors (e.g. one run per seed, and an n-gram run); each reads the
+  texts with its own config and vocabulary. `weights` [members] sum to 1
+  (default: equal; `ensemble.choose_weights` picks them on validation).
+  Unknown words and lengths are reported for the first member."""
+
+  def __init__(self, members: Sequence[Predictor | NgramPredictor],
+               weights: Sequence[float] | None = None):
+    self.members = list(members)
+    self.weights = (np.full(len(self.members), 1 / len(self.members))
+                    if weights is None else np.asarray(weights, np.float64))
+    if len(self.weights) != len(self.members):
+      raise UserError(f"{len(self.weights)} weights for "
+                      f"{len(self.members)} workdirs; give one per --workdir")
+    self.word_ids = self.members[0].word_ids
+    self.config = self.members[0].config
+    self.reads = self.members[0].reads
+
+  def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    scored = np.stack([member(texts) for member in self.members])
+    return (self.weights @ scored).astype(np.float32)
 
 
 def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
@@ -254,6 +304,11 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
   its config, vocabulary and newest (or validation-best) checkpoint; see
   `load_trained_state` for `fall_back`. UserError if its weights hold a NaN
   or inf."""
+  if run_config(workdir).model == "ngrams":
+    from flax_sentiment import ngrams  # pylint: disable=g-import-not-at-top
+    rundir = RunDir(workdir)
+    return NgramPredictor(workdir, run_config(workdir),
+                          ngrams.NgramModel.load(ngrams.model_file(rundir)))
   config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
   bad = first_non_finite(state.params)
   if bad:
@@ -266,12 +321,14 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
 
 def load_ensemble(workdirs: Sequence[str | pathlib.Path],
                   fall_back: bool = False,
-                  batch_size: int = scoring.DEFAULT_BATCH_SIZE
-                  ) -> Predictor | Ensemble:
-  """texts -> P(positive) [len(texts)], the mean of the predictors of
-  several workdirs (an `Ensemble`). One workdir: its `Predictor`."""
+                  batch_size: int = scoring.DEFAULT_BATCH_SIZE,
+                  weights: Sequence[float] | None = None
+                  ) -> Predictor | NgramPredictor | Ensemble:
+  """texts -> P(positive) [len(texts)], the weighted mean of the predictors
+  of several workdirs (an `Ensemble`; equal weights unless given). One
+  workdir: its predictor."""
   members = [load_predictor(w, fall_back, batch_size) for w in workdirs]
-  return members[0] if len(members) == 1 else Ensemble(members)
+  return members[0] if len(members) == 1 else Ensemble(members, weights)
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -342,14 +399,13 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
   probabilities = predict(texts)
   explanations = (predict.explain(texts, *explain_settings)
                   if explain_settings else [None] * len(texts))
-  seq_len = predict.config.seq_len
   lines = []
   for text, p, (words, unknown), why in zip(
       texts, probabilities, word_counts(texts, predict.word_ids),
       explanations):
     label = "positive" if p > 0.5 else "negative"
     _warn_if_meaningless(text, words, unknown)
-    used = min(words, seq_len)
+    used = predict.reads(words)
     if as_json:
       record = {"text": text, "probability_positive": float(p),
                 "label": label, "words": words, "unknown_words": unknown,
@@ -358,15 +414,44 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
                               else record))
       continue
     notes = [f"{unknown}/{words} words unknown"] if unknown else []
-    if words > seq_len:
+    if used < words:
       kept = "last" if predict.config.truncating == "pre" else "first"
-      notes.append(f"read its {kept} {seq_len} of {words:,} words")
+      notes.append(f"read its {kept} {used} of {words:,} words")
     lines.append(f"{p:.3f}  {label:<8}  {_short(text)}"
                  + (f"  ({'; '.join(notes)})" if notes else ""))
     if why:
       lines.append(f"  {explain.render(why, color)}  (logit "
                    f"{why.logit:+.2f}, baseline {why.baseline_logit:+.2f})")
   return lines
+
+
+def ensemble_members(args) -> tuple[list[str], list[float] | None]:
+  """The workdirs and weights of predict's command line: one --workdir,
+  several (weights given by --weights or chosen on validation, said on
+  stderr), or --ensemble DIR (its recorded workdirs and weights)."""
+  from flax_sentiment import ensemble  # pylint: disable=g-import-not-at-top
+  if bool(args.workdir) == bool(args.ensemble):
+    raise UserError("pass --workdir (one or several), or --ensemble DIR")
+  if args.ensemble:
+    record = ensemble.read_ensemble(args.ensemble)
+    return record["workdirs"], record["weights"]
+  if args.weights is not None:
+    try:
+      weights = [float(w) for w in args.weights.split(",")]
+    except ValueError:
+      weights = []
+    if (len(weights) != len(args.workdir) or min(weights) < 0
+        or not np.isclose(sum(weights), 1.0)):
+      raise UserError(f"--weights {args.weights!r}: give one weight >= 0 per "
+                      f"--workdir ({len(args.workdir)}), summing to 1")
+    return args.workdir, weights
+  if len(args.workdir) == 1:
+    return args.workdir, None
+  chosen = ensemble.validation_weights(args.workdir, _say)
+  if "probabilities" in chosen:  # else the warning said it
+    _say("Ensemble weights (" + chosen["chosen_by"] + "): " + ", ".join(
+        f"{w:.2f} {d}" for w, d in zip(chosen["weights"], args.workdir)))
+  return args.workdir, list(chosen["weights"])
 
 
 def _positive_int(text: str) -> int:
@@ -382,9 +467,14 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(
       description="Sentiment of your own text, from a run.py workdir.")
-  parser.add_argument("--workdir", required=True, action="append",
-                      help="a run.py workdir; several: the mean of their "
-                      "predictions (an ensemble, e.g. of seeds)")
+  parser.add_argument("--workdir", action="append",
+                      help="a trained workdir; several: an ensemble, their "
+                      "predictions weighted as chosen on validation")
+  parser.add_argument("--ensemble", metavar="DIR",
+                      help="score with the workdirs and weights of a "
+                      "flax-sentiment ensemble ... --out DIR")
+  parser.add_argument("--weights", help="the weights of several --workdir, "
+                      "comma-separated (default: chosen on validation)")
   parser.add_argument("--file", help="read texts from this UTF-8 file, one "
                       "per line ('-': stdin), batch by batch")
   parser.add_argument("--json", action="store_true",
@@ -429,11 +519,13 @@ def main(argv: list[str]) -> None:
     if first is None:
       raise UserError("no texts given; pass them as arguments, or --file "
                       "PATH (one review per line; - reads stdin)")
-    predict = load_ensemble(args.workdir, fall_back=args.fallback,
-                            batch_size=args.batch_size)
-    if settings and isinstance(predict, Ensemble):
+    if settings and (args.ensemble or len(args.workdir or ()) > 1):
       raise UserError(f"--explain explains one model, got "
-                      f"{len(args.workdir)} --workdir; pass one of them")
+                      f"{len(args.workdir or ()) or 'an ensemble of'} "
+                      f"workdirs; pass one --workdir")
+    workdirs, weights = ensemble_members(args)
+    predict = load_ensemble(workdirs, fall_back=args.fallback,
+                            batch_size=args.batch_size, weights=weights)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     # Typed at a terminal: each line is scored as soon as it is entered.
     interactive = stream is not None and stream.isatty()

@@ -48,12 +48,17 @@ def quiet_library():
 class ClosedLoopFilter:
   """A text stream that holds back each traceback or "Exception ignored"
   report until its last line, then drops it if it is a closed-event-loop
-  report of a failed read and passes it on whole otherwise."""
+  report of a failed read and passes it on whole otherwise. Reports that
+  several threads print at once interleave: lines are held until every
+  report begun has ended, then dropped only if all of them are
+  closed-loop reports."""
 
   def __init__(self, stream):
     self.stream = stream
     self._pending = ""  # a partial line
-    self._report: list[str] = []  # lines of a report being held
+    self._report: list[str] = []  # lines of the reports being held
+    self._open = 0  # reports begun and not yet ended
+    self._keep = False  # one of the held reports is not a closed-loop one
 
   def write(self, text: str) -> int:
     self._pending += text
@@ -65,17 +70,26 @@ class ClosedLoopFilter:
   def _line(self, line: str) -> None:
     if not self._report:
       if line.startswith(_REPORT_STARTS):
-        self._report = [line]
+        self._report, self._open, self._keep = [line], 1, False
       else:
         self.stream.write(line + "\n")
       return
+    previous = self._report[-1]
     self._report.append(line)
-    if line.startswith(_REPORT_STARTS[0]) and len(self._report) == 2:
-      return  # "Exception ignored in:" then its traceback header
-    if line and not line.startswith((" ", "\t")):  # the exception line
-      report, self._report = self._report, []
-      if not line.startswith(_CLOSED_LOOP):
-        self.stream.write("\n".join(report) + "\n")
+    if line.startswith(_REPORT_STARTS[0]):
+      if not previous.startswith(_REPORT_STARTS[1]):
+        self._open += 1  # else: "Exception ignored in:" then its traceback
+      return
+    if line.startswith(_REPORT_STARTS[1]):
+      self._open += 1
+      return
+    if line and not line.startswith((" ", "\t")):  # an exception line
+      self._open -= 1
+      self._keep |= not line.startswith(_CLOSED_LOOP)
+      if self._open <= 0:
+        report, self._report = self._report, []
+        if self._keep:
+          self.stream.write("\n".join(report) + "\n")
 
   def flush(self) -> None:
     if self._report and len(self._report) > 200:  # not a report after all

@@ -9,7 +9,8 @@ review length), and prints the table. Runs whose names differ only by a
 accuracy per epoch and, at the selected epoch (best on validation if the
 runs had a validation split, else the last epoch), of test accuracy, ROC-AUC
 and F1 (the last two for runs that recorded them; blank for older runs).
-Reads only `metrics.jsonl`.
+Reads only `metrics.jsonl` (and the `ensemble.json` of an `ensemble --out`
+directory, shown as a row of its own).
 """
 
 import argparse
@@ -42,8 +43,26 @@ def _mean_std(values: list[float]) -> str:
   return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
+def ensemble_history(directory: pathlib.Path) -> list[dict]:
+  """An `ensemble --out` directory as a one-record history: its weighted
+  mixture's validation and test metrics (no epochs, no training time)."""
+  from flax_sentiment import ensemble  # pylint: disable=g-import-not-at-top
+  record = ensemble.read_ensemble(directory)
+  kept = ("validation_accuracy", "test_accuracy", "test_auc", "test_f1")
+  return [{"epoch": 1, "epoch_seconds": None,
+           **{k: record[k] for k in kept if k in record}}]
+
+
+def read_history(workdir: pathlib.Path) -> list[dict]:
+  """metrics.jsonl of a run, or the one record of an ensemble directory."""
+  if (workdir / "ensemble.json").is_file() and not (
+      workdir / "metrics.jsonl").is_file():
+    return ensemble_history(workdir)
+  return read_metrics(workdir)
+
+
 def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
-  histories = [read_metrics(w) for w in workdirs]
+  histories = [read_history(w) for w in workdirs]
   for workdir, history in zip(workdirs, histories):
     if not history:
       raise UserError(f"{workdir / 'metrics.jsonl'} holds no epoch; pass "
@@ -52,7 +71,8 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
   per_epoch = [[h[e]["test_accuracy"] for h in histories if len(h) > e]
                for e in range(epochs)]
   chosen = [progress.selected(h)[0] for h in histories]
-  steady = [r for h in histories for r in (h[1:] or h)]
+  steady = [r["epoch_seconds"] for h in histories for r in (h[1:] or h)
+            if r["epoch_seconds"] is not None]
   return {
       "name": name, "seeds": len(workdirs), "epochs": epochs,
       "per_epoch": per_epoch,
@@ -60,8 +80,7 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
       "selected_epochs": [r["epoch"] for r in chosen],
       "by": ("validation" if "validation_accuracy" in histories[0][0]
              else "last epoch"),
-      "seconds_per_epoch": float(np.mean([r["epoch_seconds"]
-                                          for r in steady])),
+      "seconds_per_epoch": float(np.mean(steady)) if steady else None,
       # The notebook's reading: the best test accuracy of any epoch (chosen
       # on test, so optimistic). Shown only for runs without validation.
       "best_on_test": [max(r["test_accuracy"] for r in h) for h in histories],
@@ -112,7 +131,8 @@ def markdown_table(rows: list[dict]) -> str:
         + [f"{r['by']} ({chosen})"]
         + ([_mean_std(r["best_on_test"]) if r["by"] == "last epoch" else "—"]
            if optimistic else [])
-        + [f"{r['seconds_per_epoch']:.1f}"]) + " |")
+        + [f"{r['seconds_per_epoch']:.1f}" if r["seconds_per_epoch"]
+           is not None else "—"]) + " |")
   return "\n".join(lines)
 
 
@@ -264,14 +284,18 @@ def plot_by_length(rows: list[dict], path: pathlib.Path) -> bool:
 
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("workdirs", nargs="+", help="run.py workdirs")
+  parser.add_argument("workdirs", nargs="+", help="trained workdirs, or "
+                      "directories of flax-sentiment ensemble --out (a row "
+                      "each)")
   parser.add_argument("--out", help="write OUT.md and OUT.png")
   args = parser.parse_args(argv)
   workdirs = [pathlib.Path(w) for w in args.workdirs]
-  missing = [str(w) for w in workdirs if not (w / "metrics.jsonl").is_file()]
+  missing = [str(w) for w in workdirs if not (w / "metrics.jsonl").is_file()
+             and not (w / "ensemble.json").is_file()]
   if missing:
-    sys.exit(f"error: no metrics.jsonl in {', '.join(missing)}; pass run.py "
-             f"workdirs that finished at least one epoch")
+    sys.exit(f"error: no metrics.jsonl in {', '.join(missing)}; pass "
+             f"workdirs that finished at least one epoch (or ensemble --out "
+             f"directories)")
   try:
     rows = [summarize(name, dirs)
             for name, dirs in group_runs(workdirs).items()]

@@ -43,3 +43,25 @@ def test_plain_lines_pass_at_once():
   stream = ClosedLoopFilter(out)
   stream.write("Result: test accuracy 0.87\n")
   assert out.getvalue() == "Result: test accuracy 0.87\n"
+
+
+def _interleaved(a: str, b: str) -> list[str]:
+  """Two reports printed by two threads at once, line by line."""
+  lines_a, lines_b = a.splitlines(True), b.splitlines(True)
+  out = []
+  for i in range(max(len(lines_a), len(lines_b))):
+    out += lines_a[i:i + 1] + lines_b[i:i + 1]
+  return out
+
+
+def test_interleaved_closed_loop_reports_are_dropped_whole():
+  # As printed after a failed restore (test_predict's scramble case).
+  assert filtered(*_interleaved(CLOSED, CLOSED), "error: one line\n") == (
+      "error: one line\n")
+  assert filtered(*_interleaved(IGNORED, CLOSED)) == ""
+
+
+def test_an_unrelated_traceback_interleaved_with_one_is_kept():
+  out = filtered(*_interleaved(CLOSED, CRASH))
+  assert "ZeroDivisionError: division by zero" in out
+  assert out.count("Traceback (most recent call last):") == 2

@@ -22,6 +22,8 @@ BASE = dict(num_epochs=1, validation_examples=32)
 # A valid other value for every field of configs/default.py (the test fails
 # if a field is added without one here).
 CHANGED = {
+    "model": "ngrams", "ngram_max_n": 2, "ngram_min_count": 3,
+    "ngram_c_values": "1",
     "cell": "rnn", "num_words": 80, "embed_dim": 12, "hidden_dim": 12,
     "dtype": "bfloat16", "bidirectional": True, "num_layers": 2,
     "pooling": "max", "embed_dropout": 0.1, "dropout": 0.1,

@@ -1,0 +1,294 @@
+"""An n-gram model beside the recurrent ones: a logistic regression on
+binary word 1..n-grams weighted by naive-Bayes log-count ratios (the NBSVM
+family of Wang & Manning 2012, fitted as a logistic regression).
+
+  flax-sentiment train --config ngrams --workdir runs/ngrams
+
+Features: the distinct n-grams of a review's words (`data.tokenize`, the
+whole review, never truncated) found in at least `ngram_min_count` reviews
+of the train part. Each feature is scaled by its log-count ratio
+r = log((α + positive count) / ‖·‖₁) - log((α + negative count) / ‖·‖₁)
+over the train part (α = 1), and scikit-learn's `LogisticRegression` is fitted
+on them for each of `ngram_c_values`; the one best on validation is kept.
+Counts, ratios and fits read the train part only: never validation or test
+reviews.
+
+A run writes a normal workdir (`config.json`, `metrics.jsonl` with one
+record, `result.json`) and `ngram_model.npz`: the n-grams and one weight
+each (coefficient × ratio), so scoring is a sum of weights and needs
+neither scikit-learn nor jax. `predict`, `ensemble`, `report` and `serve`
+take the workdir like any run's.
+"""
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from flax_sentiment import data, fields, metrics, monitor, progress
+from flax_sentiment.errors import ConfigError, UserError
+from flax_sentiment.rundir import RunDir, write_atomic
+
+SMOOTHING = 1.0  # α of the log-count ratios
+FORMAT_VERSION = 1
+
+
+def text_ngrams(text: str | bytes, max_n: int) -> set[str]:
+  """The distinct 1..max_n-grams of a text's words, words joined by one
+  space: "not bad" (max_n 2) -> {"not", "bad", "not bad"}."""
+  words = data.tokenize(text)
+  return {" ".join(words[i:i + n]) for n in range(1, max_n + 1)
+          for i in range(len(words) - n + 1)}
+
+
+def log_count_ratios(features, labels: np.ndarray,
+                     alpha: float = SMOOTHING) -> np.ndarray:
+  """features [reviews, ngrams] binary (scipy sparse), labels [reviews] 0/1
+  -> r [ngrams]: log of the smoothed share of positive reviews that hold
+  each n-gram over that of negative ones."""
+  labels = np.asarray(labels)
+  positive = alpha + np.asarray(features[labels == 1].sum(axis=0)).ravel()
+  negative = alpha + np.asarray(features[labels == 0].sum(axis=0)).ravel()
+  return (np.log(positive / positive.sum())
+          - np.log(negative / negative.sum())).astype(np.float32)
+
+
+@dataclasses.dataclass
+class NgramModel:
+  """Scores texts: logit = bias + the sum of the weights of the n-grams a
+  text holds. ngrams [n], weights [n] float32."""
+  ngrams: list[str]
+  weights: np.ndarray
+  bias: float
+  max_n: int
+
+  def __post_init__(self):
+    self.index = {g: i for i, g in enumerate(self.ngrams)}
+
+  def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:
+    """texts -> logits [len(texts)] float32."""
+    out = np.full(len(texts), self.bias, np.float64)
+    for row, text in enumerate(texts):
+      ids = [self.index[g] for g in text_ngrams(text, self.max_n)
+             if g in self.index]
+      out[row] += self.weights[ids].sum(dtype=np.float64)
+    return out.astype(np.float32)
+
+  def __call__(self, texts: Sequence[str | bytes]) -> np.ndarray:
+    """texts -> P(positive) [len(texts)] float32."""
+    return (1 / (1 + np.exp(-self.logits(texts).astype(np.float64)))
+            ).astype(np.float32)
+
+  def save(self, path: pathlib.Path) -> None:
+    """One .npz (written atomically): the n-grams as UTF-8 lines, the
+    weights, bias and max_n."""
+    path = pathlib.Path(path)
+    partial = path.with_name(f".{path.name}.tmp.npz")
+    joined = "\n".join(self.ngrams).encode("utf-8")
+    np.savez(partial, ngrams=np.frombuffer(joined, np.uint8),
+             weights=self.weights.astype(np.float32),
+             header=np.frombuffer(json.dumps(
+                 {"bias": float(self.bias), "max_n": self.max_n,
+                  "format": FORMAT_VERSION}).encode(), np.uint8))
+    partial.replace(path)
+
+  @classmethod
+  def load(cls, path: pathlib.Path) -> "NgramModel":
+    """The model saved at `path`; UserError naming it if it is missing or
+    damaged."""
+    try:
+      with np.load(path, allow_pickle=False) as saved:
+        header = json.loads(saved["header"].tobytes())
+        ngrams = saved["ngrams"].tobytes().decode("utf-8").split("\n")
+        weights = np.asarray(saved["weights"], np.float32)
+      if len(ngrams) != len(weights) or not np.all(np.isfinite(weights)):
+        raise ValueError("n-grams and weights disagree, or weights are "
+                         "not finite")
+      return cls(ngrams, weights, float(header["bias"]), int(header["max_n"]))
+    except FileNotFoundError:
+      raise UserError(f"{path} is missing; re-run the training command to "
+                      f"rebuild it") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      raise UserError(f"{path} is damaged ({type(e).__name__}); re-run the "
+                      f"training command to rebuild it") from None
+
+
+def _sklearn():
+  try:
+    from sklearn import feature_extraction, linear_model  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ConfigError("config.model='ngrams' needs scikit-learn: pip install "
+                      "'flax-sentiment[ngrams]' (or scikit-learn)") from None
+  return feature_extraction.text, linear_model
+
+
+@dataclasses.dataclass
+class Fit:
+  model: NgramModel
+  c: float                                # the inverse regularization kept
+  validation_accuracy_by_c: dict[str, float]
+  features: int
+
+
+def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
+        validation: tuple[Sequence[bytes], np.ndarray] | None, config,
+        say: Callable[[str], None] = lambda message: None) -> Fit:
+  """Counts n-grams and their ratios on the train part, fits one logistic
+  regression per `ngram_c_values` and keeps the best on `validation`
+  (texts, labels) — the only C without validation (more is a ConfigError).
+  Ties go to the smaller C (the simpler model)."""
+  text_features, linear_model = _sklearn()
+  c_values = fields.parse_number_list(config.ngram_c_values)
+  if validation is None and len(c_values) > 1:
+    raise ConfigError(
+        f"config.ngram_c_values={config.ngram_c_values!r} are chosen on "
+        f"validation: set --config.validation_examples (e.g. 2500), or give "
+        f"one value")
+  vectorizer = text_features.CountVectorizer(
+      analyzer=lambda text: text_ngrams(text, config.ngram_max_n),
+      binary=True, min_df=config.ngram_min_count, dtype=np.float32)
+  train_x = vectorizer.fit_transform(train_texts).tocsr()
+  if not train_x.shape[1]:
+    raise ConfigError(
+        f"no n-gram occurs in {config.ngram_min_count} train reviews; lower "
+        f"--config.ngram_min_count")
+  labels = np.asarray(train_labels)
+  ratios = log_count_ratios(train_x, labels)
+  say(f"{train_x.shape[1]:,} n-grams (1..{config.ngram_max_n} words, in "
+      f">= {config.ngram_min_count} train reviews)")
+  scaled = train_x.multiply(ratios).tocsr()
+  validation_x = (vectorizer.transform(validation[0]).multiply(ratios).tocsr()
+                  if validation is not None else None)
+  accuracy, fitted = {}, {}
+  for c in sorted(c_values):
+    regression = linear_model.LogisticRegression(
+        C=c, solver="liblinear", dual=True, max_iter=1000)
+    regression.fit(scaled, labels)
+    fitted[c] = regression
+    if validation_x is not None:
+      predicted = regression.decision_function(validation_x) > 0
+      accuracy[c] = float(np.mean(predicted == (validation[1] > 0.5)))
+      say(f"C={c:g}: validation accuracy {accuracy[c]:.4f}")
+  best = max(sorted(c_values), key=lambda c: accuracy.get(c, 0.0))
+  regression = fitted[best]
+  model = NgramModel(
+      list(vectorizer.get_feature_names_out()),
+      (regression.coef_.ravel() * ratios).astype(np.float32),
+      float(regression.intercept_[0]), config.ngram_max_n)
+  return Fit(model, best, {f"{c:g}": a for c, a in accuracy.items()},
+             train_x.shape[1])
+
+
+def split_texts(config, say: Callable[[str], None] = lambda message: None
+                ) -> dict[str, tuple[list[bytes], np.ndarray]]:
+  """{"train", "validation" (if any), "test"}: (texts, labels) of the
+  reviews the recurrent models of the same data config train, select and
+  test on (`data.split_train`, `data.test_subset`), in the same order."""
+  raw = data.read_raw(config, say)
+  if config.dataset != data.DATASET:
+    data.check_enough_reviews(raw, config)
+  train_texts, train_labels = raw["train"]
+  keep, held = data.split_train(train_labels, config)
+  test_texts, test_labels = raw["test"]
+  test_keep = data.test_subset(test_labels, config)
+  pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
+  splits = {"train": pick(train_texts, train_labels, keep),
+            "test": pick(test_texts, test_labels, test_keep)}
+  if len(held):
+    splits["validation"] = pick(train_texts, train_labels, held)
+  return splits
+
+
+def split_metrics(logits: np.ndarray, labels: np.ndarray, split: str,
+                  texts: Sequence[bytes] | None = None) -> dict:
+  """{split}_loss (mean binary cross-entropy), _accuracy and the whole-split
+  metrics of `metrics.split_rates` (by review length given the texts)."""
+  z, y = np.asarray(logits, np.float64), np.asarray(labels) > 0.5
+  loss = np.mean(np.logaddexp(0.0, np.where(y, -z, z)))
+  lengths = (np.array([len(data.tokenize(t)) for t in texts])
+             if texts is not None else None)
+  return {f"{split}_loss": float(loss),
+          f"{split}_accuracy": float(np.mean((z > 0) == y)),
+          **metrics.split_rates(z, labels, split, lengths=lengths)}
+
+
+def model_file(rundir: RunDir) -> pathlib.Path:
+  return rundir.path / "ngram_model.npz"
+
+
+def finished_history(rundir: RunDir) -> list[dict] | None:
+  """The history of a finished n-gram run in `rundir` whose model file
+  loads, else None (then it is trained again: it takes minutes)."""
+  try:
+    history = rundir.read_metrics()
+    NgramModel.load(model_file(rundir))
+  except (OSError, UserError):
+    return None
+  return history or None
+
+
+def train_and_evaluate(config, workdir: str | pathlib.Path,
+                       say: Callable[[str], None] | None = None
+                       ) -> list[dict]:
+  """Fits the n-gram model of `config` (`loop.train_and_evaluate` sends
+  model="ngrams" here, after its checks), evaluates it on validation and
+  test, and writes the workdir. A finished run (same config) is not fitted
+  again."""
+  rundir = RunDir(workdir)
+  console = monitor.Console(False, config.progress_every_seconds)
+  say = say or console.say
+  saved = rundir.saved_config() if rundir.config_file.is_file() else None
+  if saved is not None:
+    from flax_sentiment.rundir import config_record, resume_differences  # pylint: disable=g-import-not-at-top
+    diffs = resume_differences(saved, config_record(config))
+    if diffs:
+      raise ConfigError(
+          f"{rundir.path} holds an n-gram run with other settings "
+          f"({'; '.join(diffs)}); use another --workdir")
+  with rundir.locked():
+    history = finished_history(rundir) if saved is not None else None
+    if history is not None:
+      say(f"{rundir.path} holds a finished n-gram run; nothing to do")
+    else:
+      history = _fit_and_write(config, rundir, say)
+    record, how = progress.selected(history)
+    rundir.write_result({
+        "selected_epoch": record["epoch"], "selected_by": how,
+        "epochs_trained": len(history), "model": "ngrams",
+        **{k: v for k, v in record.items()
+           if k.startswith(("validation_", "test_", "ngram_"))}})
+    say(monitor.result_line(record, how))
+  return history
+
+
+def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
+  start = time.perf_counter()
+  splits = split_texts(config, say)
+  say(f"Fitting the n-gram model on {len(splits['train'][0]):,} train "
+      f"reviews ...")
+  fitted = fit(*splits["train"], splits.get("validation"), config, say)
+  fit_seconds = time.perf_counter() - start
+  model = fitted.model
+  eval_start = time.perf_counter()
+  evaluated = {}
+  for name in ("train", "validation", "test"):
+    if name in splits:
+      texts, labels = splits[name]
+      evaluated.update(split_metrics(model.logits(texts), labels, name,
+                                     None if name == "train" else texts))
+  record = {"epoch": 1, **evaluated,
+            "epoch_seconds": time.perf_counter() - start,
+            "train_examples_per_second": len(splits["train"][0]) / fit_seconds,
+            "compile_seconds": 0.0,
+            "eval_seconds": time.perf_counter() - eval_start, "steps": 0,
+            "ngram_features": fitted.features, "ngram_c": fitted.c,
+            "ngram_validation_accuracy_by_c": fitted.validation_accuracy_by_c}
+  rundir.path.mkdir(parents=True, exist_ok=True)
+  model.save(model_file(rundir))
+  write_atomic(rundir.config_file, config.to_json(indent=2))
+  rundir.write_metrics([record])
+  say(monitor.epoch_line(record, 1))
+  return [record]
