@@ -16,6 +16,9 @@ class Chunk:
   length: int            # time steps of every batch in the chunk
   indices: np.ndarray    # [steps, batch] example ids (0 in filler rows)
   weights: np.ndarray    # [steps, batch] 1.0 for real rows, 0.0 for filler
+  # [steps, batch] ids of unlabeled reviews paired with the batches
+  # (virtual adversarial training, `pair_unlabeled`), or None.
+  unlabeled: np.ndarray | None = None
 
 
 def bucket_boundaries(lengths: np.ndarray, num_buckets: int, seq_len: int,
@@ -80,6 +83,45 @@ def plan_epoch(groups: list[tuple[int, np.ndarray]], batch_size: int,
   return chunks
 
 
+def pair_unlabeled(chunks: list[Chunk], lengths: np.ndarray,
+                   unlabeled_lengths: np.ndarray, boundaries: list[int],
+                   rng: np.random.Generator) -> list[Chunk]:
+  """The chunks, each batch paired with a batch of unlabeled reviews of the
+  same length bucket (`Chunk.unlabeled`); a chunk's unlabeled ids are
+  distinct while the bucket has enough reviews.
+
+  lengths [examples]: of the labeled split; unlabeled_lengths [unlabeled].
+  Each bucket's unlabeled reviews are drawn in a shuffled order (`rng`),
+  cycling when an epoch needs more than the bucket holds; a bucket with
+  none borrows from all reviews (cut to the bucket's length). A chunk's
+  unlabeled rows are sorted by length and cut into batches that go to the
+  labeled batches in the order of their longest review, so that the two
+  batches of a step have similar lengths."""
+  groups = dict(group_by_bucket(unlabeled_lengths, boundaries))
+  everyone = np.arange(len(unlabeled_lengths))
+  orders = {length: rng.permutation(groups.get(length, everyone))
+            for length in sorted({chunk.length for chunk in chunks})}
+  used = dict.fromkeys(orders, 0)
+  paired = []
+  for chunk in chunks:
+    steps, batch = chunk.indices.shape
+    order, start = orders[chunk.length], used[chunk.length]
+    ids = order[np.arange(start, start + steps * batch) % len(order)]
+    used[chunk.length] = start + steps * batch
+    ids = ids[np.argsort(unlabeled_lengths[ids], kind="stable")]
+    longest = np.where(chunk.weights > 0, lengths[chunk.indices], 0).max(1)
+    unlabeled = np.empty((steps, batch), ids.dtype)
+    unlabeled[np.argsort(longest, kind="stable")] = ids.reshape(steps, batch)
+    paired.append(dataclasses.replace(chunk, unlabeled=unlabeled))
+  return paired
+
+
+def unlabeled_rng(seed: int, epoch: int) -> np.random.Generator:
+  """The RNG that pairs an epoch's batches with unlabeled reviews: its own
+  stream, so that pairing leaves the labeled order (`epoch_rng`) as is."""
+  return np.random.default_rng([seed, epoch, 1])
+
+
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
   """The shuffling RNG of one epoch: a function of (seed, epoch) alone, so a
   resumed run replays the same order."""
@@ -103,14 +145,17 @@ def _present(tokens: np.ndarray, num_words: int) -> np.ndarray:
 
 
 def id_capacities(tokens: np.ndarray, plans: list[list[Chunk]],
-                  num_words: int, enabled: bool = True
+                  num_words: int, enabled: bool = True,
+                  unlabeled_tokens: np.ndarray | None = None
                   ) -> dict[int, int | None]:
   """Per batch length, the distinct-id capacity of a whole run: the largest
   count of distinct ids in any batch of any chunk of `plans` (e.g. every
   epoch's plan), rounded up by `id_capacity`; None where projecting that
   many rows would not be cheaper (not below num_words or batch * length),
   or if not `enabled`. One capacity per length means one compiled shape per
-  length for the whole run. tokens [examples, seq_len]: the split's ids."""
+  length for the whole run. tokens [examples, seq_len]: the split's ids;
+  unlabeled_tokens [unlabeled, seq_len]: those `Chunk.unlabeled` points
+  to, counted with the labeled ones (`chunk_tokens`)."""
   if not enabled:
     return {}
   largest: dict[int, int] = {}
@@ -118,7 +163,7 @@ def id_capacities(tokens: np.ndarray, plans: list[list[Chunk]],
   for chunks in plans:
     for chunk in chunks:
       batch = chunk.indices.shape[1]
-      counts = _present(tokens[chunk.indices][..., :chunk.length],
+      counts = _present(chunk_tokens(chunk, tokens, unlabeled_tokens),
                         num_words).sum(axis=1)
       largest[chunk.length] = max(largest.get(chunk.length, 0),
                                   int(counts.max()))
@@ -128,6 +173,17 @@ def id_capacities(tokens: np.ndarray, plans: list[list[Chunk]],
     capacities[length] = (capacity if capacity < min(num_words, batch * length)
                           else None)
   return capacities
+
+
+def chunk_tokens(chunk: Chunk, tokens: np.ndarray,
+                 unlabeled_tokens: np.ndarray | None = None) -> np.ndarray:
+  """[steps, rows, length] token ids of a chunk's batches: its reviews,
+  then (if paired and given) its unlabeled reviews (rows = 2 * batch)."""
+  held = tokens[chunk.indices][..., :chunk.length]
+  if chunk.unlabeled is None or unlabeled_tokens is None:
+    return held
+  return np.concatenate(
+      [held, unlabeled_tokens[chunk.unlabeled][..., :chunk.length]], axis=1)
 
 
 def distinct_ids(tokens: np.ndarray, num_words: int,

@@ -5,7 +5,7 @@ rules that relate several fields and the machine."""
 import jax
 
 from flax_sentiment import fields, implementation
-from flax_sentiment.data import NUM_RESERVED_IDS
+from flax_sentiment.data import DATASET, NUM_RESERVED_IDS
 from flax_sentiment.errors import ConfigError
 from flax_sentiment.fields import describe_fields  # noqa: F401 (re-export)
 from flax_sentiment.models import POOLINGS
@@ -55,6 +55,7 @@ def validate_config(config) -> None:
   _check_model_options(config)
   _check_values(config)
   _check_ngrams(config)
+  _check_virtual_adversarial(config)
   _check_data_options(config)
   _check_processes(config)
 
@@ -66,6 +67,18 @@ def _check_values(config) -> None:
         f"config.num_words={config.num_words} leaves no room for words: ids "
         f"0 (padding) and 1 (unknown) are reserved; use at least "
         f"{NUM_RESERVED_IDS + 1}")
+
+
+def _check_virtual_adversarial(config) -> None:
+  """Virtual adversarial training needs unlabeled reviews: IMDB's
+  unsupervised split, or unlabeled_dataset with reviews of your own."""
+  if (config.virtual_adversarial_epsilon and config.dataset != DATASET
+      and not config.unlabeled_dataset):
+    raise ConfigError(
+        f"config.virtual_adversarial_epsilon="
+        f"{config.virtual_adversarial_epsilon} needs unlabeled reviews: pass "
+        f"--config.unlabeled_dataset=FILE, or use "
+        f"--config.virtual_adversarial_epsilon=0")
 
 
 def _check_data_options(config) -> None:

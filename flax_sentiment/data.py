@@ -118,6 +118,9 @@ class ImdbData:
   # Unpadded ids of the text pretraining may use: the train reviews kept for
   # training (never validation or test) and the unlabeled reviews.
   pretraining_ids: list[np.ndarray] | None = None
+  # The unlabeled reviews, padded (labels -1), for virtual adversarial
+  # training (virtual_adversarial_epsilon > 0), else None.
+  unlabeled: Split | None = None
 
 
 # ---------------------------------------------------------------- reading
@@ -205,9 +208,11 @@ def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 def uses_unlabeled_text(config) -> bool:
-  """Whether the run reads unlabeled reviews (vocabulary or word2vec)."""
+  """Whether the run reads unlabeled reviews (vocabulary, word2vec or
+  virtual adversarial training)."""
   return (config.vocabulary_splits != "train"
-          or config.pretrained_embeddings != "none")
+          or config.pretrained_embeddings != "none"
+          or bool(config.virtual_adversarial_epsilon))
 
 
 def held_out(labels: np.ndarray, fraction: float, seed: int
@@ -398,7 +403,22 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
       vocabulary=vocabulary,
       validation=(_padded(train_ids, train_labels, held, config)
                   if len(held) else None),
-      pretraining_ids=pretraining)
+      pretraining_ids=pretraining,
+      unlabeled=unlabeled_split(tokenized, config))
+
+
+def unlabeled_split(tokenized: dict, config) -> Split | None:
+  """The unlabeled reviews padded like the train split, for virtual
+  adversarial training (None when it is off)."""
+  if not config.virtual_adversarial_epsilon:
+    return None
+  ids, labels = tokenized.get("unsupervised", ([], None))
+  if not len(ids):
+    raise ConfigError(
+        f"config.virtual_adversarial_epsilon="
+        f"{config.virtual_adversarial_epsilon} found no unlabeled reviews; "
+        f"pass --config.unlabeled_dataset=FILE with some")
+  return _padded(ids, labels, np.arange(len(ids)), config)
 
 
 def vocabulary_json(vocabulary: Sequence[str]) -> str:

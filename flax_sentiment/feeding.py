@@ -40,8 +40,10 @@ class ChunkRunner:
 
   def __init__(self, fn, split: data.Split, batch_size: int, mesh,
                donate: bool, capacities: dict[int, int | None],
-               num_words: int, on_compile=lambda key: None):
+               num_words: int, on_compile=lambda key: None,
+               unlabeled: data.Split | None = None):
     self.split, self.batch_size = split, batch_size
+    self.unlabeled = unlabeled  # the reviews `Chunk.unlabeled` points to
     self.capacities, self.num_words = capacities, num_words
     self.sharding = parallel.batch_sharded(mesh)
     self.replicated = replicated = parallel.replicated(mesh)
@@ -54,7 +56,9 @@ class ChunkRunner:
 
   def arrays(self, chunk: batching.Chunk) -> train.Batch:
     """The chunk as global arrays: tokens [steps, batch, length] int32,
-    labels and weights [steps, batch] f32, maybe distinct_ids [steps, n]."""
+    labels and weights [steps, batch] f32, maybe distinct_ids [steps, n];
+    for a paired chunk also unlabeled_tokens [steps, batch, length] and
+    unlabeled_weights [steps, batch] (ones), distinct_ids covering both."""
     steps = chunk.indices.shape[0]
     rows = parallel.local_batch_rows(self.sharding, (steps, self.batch_size))
     # Every process holds all the tokens; it feeds its own rows.
@@ -65,12 +69,22 @@ class ChunkRunner:
              "weights": chunk.weights[:, rows]}
     shapes = {"tokens": tokens.shape, "labels": (steps, self.batch_size),
               "weights": (steps, self.batch_size)}
+    paired = self.unlabeled is not None and chunk.unlabeled is not None
+    if paired:
+      unlabeled = self.unlabeled.tokens[chunk.unlabeled][..., :chunk.length]
+      local["unlabeled_tokens"] = unlabeled[:, rows]
+      local["unlabeled_weights"] = np.ones_like(chunk.weights[:, rows])
+      shapes["unlabeled_tokens"] = unlabeled.shape
+      shapes["unlabeled_weights"] = shapes["weights"]
     arrays = {k: parallel.to_global(v, self.sharding, shapes[k])
               for k, v in local.items()}
     capacity = self.capacities.get(chunk.length)
     if capacity is not None:
       # Of the whole global batch, the same on every process.
-      distinct = batching.distinct_ids(tokens, self.num_words, capacity)
+      distinct = batching.distinct_ids(
+          batching.chunk_tokens(chunk, self.split.tokens,
+                                self.unlabeled.tokens if paired else None),
+          self.num_words, capacity)
       arrays["distinct_ids"] = parallel.to_global(distinct, self.replicated,
                                                   distinct.shape)
     return arrays
@@ -158,6 +172,12 @@ def plan_run(config, imdb: data.ImdbData,
       groups, config.batch_size, config.steps_per_call,
       batching.epoch_rng(config.seed, epoch), lengths=sort_by(imdb.train))
            for epoch in range(config.num_epochs)]
+  unlabeled = imdb.unlabeled if config.virtual_adversarial_epsilon else None
+  if unlabeled is not None:
+    plans = [batching.pair_unlabeled(
+        plan, imdb.train.lengths, unlabeled.lengths, boundaries,
+        batching.unlabeled_rng(config.seed, epoch))
+             for epoch, plan in enumerate(plans)]
   project = (config.project_distinct_words
              and config.implementation != "stock")
   capacities = functools.partial(batching.id_capacities,
@@ -165,7 +185,9 @@ def plan_run(config, imdb: data.ImdbData,
   on_compile = lambda key: say(compile_line(key))
   train_runner = ChunkRunner(
       train.train_chunk, imdb.train, config.batch_size, mesh, True,
-      capacities(imdb.train.tokens, plans), config.num_words, on_compile)
+      capacities(imdb.train.tokens, plans, unlabeled_tokens=(
+          None if unlabeled is None else unlabeled.tokens)),
+      config.num_words, on_compile, unlabeled=unlabeled)
   # Evaluation batches round up to a multiple of the device count; the rows
   # added are weight-0 filler, so the metrics do not change.
   devices = jax.device_count()

@@ -221,6 +221,18 @@ FIELDS: dict[str, Field] = {
         0.0, ">0: adversarial training (Miyato et al. 2017): also fit the "
         "batch with its embedded tokens moved this far (L2 per review) along "
         "the loss gradient", non_negative_number),
+    "virtual_adversarial_epsilon": F(
+        0.0, ">0: virtual adversarial training on unlabeled reviews (Miyato "
+        "et al. 2017; IMDB's unsupervised split or unlabeled_dataset): also "
+        "fit each train batch's unlabeled batch to keep its predictions "
+        "when its embedded tokens move this far (L2 per review, the scale of "
+        "adversarial_epsilon) in the direction that changes them most",
+        non_negative_number),
+    "virtual_adversarial_xi": F(
+        0.05, "virtual adversarial training: the finite-difference step "
+        "(L2 per review) of the power iteration that finds that direction "
+        "(Miyato: xi/epsilon = 0.1/5 on normalized embeddings; 0.05 is that "
+        "share of epsilon 2.5)", positive_number),
     "seed": F(0, "initialization, data order, subsets, validation split",
               non_negative_int),
     "steps_per_call": F(32, "train steps per compiled call (lax.scan)",

@@ -34,6 +34,7 @@ CHANGED = {
     "cache_dir": "OTHER_DIR", "batch_size": 16, "num_epochs": 2,
     "learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 3,
     "weight_decay": 0.1, "clip_grad_norm": 1.0, "adversarial_epsilon": 1.0,
+    "virtual_adversarial_epsilon": 1.0, "virtual_adversarial_xi": 0.1,
     "seed": 1,
     "steps_per_call": 2, "eval_batch_size": 24, "validation_examples": 48,
     "validation_seed": 1, "early_stopping_patience": 1,
