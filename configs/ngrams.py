@@ -17,6 +17,6 @@ def get_config():
   config.model = "ngrams"
   config.ngram_max_n = 3
   config.ngram_min_count = 2
-  config.ngram_c_values = "0.03,0.1,0.3,1"
+  config.ngram_c_values = "0.1,0.3,1,3,10"
   config.validation_examples = 2_500
   return config

@@ -20,14 +20,14 @@ resumable run, and `predict.load_predictor(workdir)` for a trained workdir.
 import time
 from typing import Callable, Sequence
 
-import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from flax_sentiment import (config_files, data, explain, feeding, loop,
-                            metrics, models, parallel, predict)
+                            metrics, models, monitor, predict)
+from flax_sentiment import progress as progress_lib
 from flax_sentiment import scoring, train
+from flax_sentiment.errors import UserError
 from flax_sentiment.config_checks import validate_config
 
 __all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
@@ -68,33 +68,41 @@ def plan(config, imdb: data.ImdbData,
 
 
 def create_state(config, model: models.SentimentClassifier,
-                 feeds: feeding.Feeds) -> train.TrainState:
+                 feeds: feeding.Feeds, imdb: data.ImdbData | None = None
+                 ) -> train.TrainState:
   """Initial parameters (seeded by `config.seed`), Adam state (its schedule
-  sized to the planned steps), replicated over the devices."""
-  init = jax.jit(lambda key: train.create_train_state(
-      model, config, key, total_steps=feeds.total_steps()),
-                 out_shardings=parallel.replicated(parallel.data_mesh()))
-  return init(jax.random.key(config.seed))
+  sized to the planned steps), replicated over the devices; with
+  `pretrained_embeddings="word2vec"` the embedding starts from word2vec
+  on `imdb`'s pretraining text — the run's own `loop.new_state`."""
+  if config.pretrained_embeddings != "none" and imdb is None:
+    raise UserError(f"config.pretrained_embeddings="
+                    f"{config.pretrained_embeddings!r} trains word vectors "
+                    f"on the data: call create_state(config, model, feeds, "
+                    f"imdb)")
+  return loop.new_state(config, model, feeds, imdb)
 
 
 def train_epoch(state: train.TrainState, feeds: feeding.Feeds, epoch: int,
                 progress: bool = True
                 ) -> tuple[train.TrainState, dict[str, float]]:
-  """One pass over the planned batches of `epoch` (0-based), with a progress
-  bar; returns the new state and {train_loss, train_accuracy,
-  train_seconds}."""
+  """One pass over the planned batches of `epoch` (0-based), with the
+  run's progress display (a bar on a terminal, a line every 30 s
+  otherwise); returns the new state and {train_loss, train_accuracy,
+  train_seconds}. A NaN/inf loss raises `loop.NonFiniteLossError`."""
   chunks = feeds.plans[epoch]
+  console = monitor.Console(progress)
+  bar = console.epoch(epoch, len(feeds.plans), len(feeds.train.split), 0)
+  where = progress_lib.Progress(epoch=epoch)
   totals = metrics.empty_totals()
   start = time.perf_counter()
-  with tqdm(total=int(sum(c.weights.sum() for c in chunks)), unit="ex",
-            desc=f"epoch {epoch + 1}", disable=not progress) as bar:
+  try:
     for chunk in chunks:
-      state, sums = feeds.train(state, chunk)
-      totals = metrics.add(totals, feeding.host_sums(sums))
-      bar.update(int(chunk.weights.sum()))
-      bar.set_postfix(loss=f"{totals['loss'] / totals['count']:.4f}",
-                      acc=f"{totals['correct'] / totals['count']:.4f}",
-                      refresh=False)
+      state, sums, _ = loop.train_chunk(state, chunk, feeds.train, where)
+      chunk_totals = metrics.add(metrics.empty_totals(), sums)
+      totals = metrics.add(totals, sums)
+      bar.update(int(chunk.weights.sum()), **chunk_totals)
+  finally:
+    bar.close()
   return state, {**metrics.rates(totals, "train"),
                  "train_seconds": time.perf_counter() - start}
 

@@ -4,6 +4,7 @@
   flax-sentiment predict --workdir W "A wonderful film." [--explain]
   flax-sentiment report W1 W2 ... --out docs/results/mine
   flax-sentiment ensemble W1 W2 ...
+  flax-sentiment recipe --config best --workdir runs/best
   flax-sentiment export --workdir W --out DIR
   flax-sentiment serve --workdir W
 
@@ -23,6 +24,8 @@ COMMANDS = {
     "report": ("flax_sentiment.report", "tables and plots of runs"),
     "ensemble": ("flax_sentiment.ensemble", "accuracy of several runs' mean "
                  "prediction"),
+    "recipe": ("flax_sentiment.recipe", "train a recipe's members (e.g. "
+               "best: BiLSTMs + an n-gram model), ensemble them, report"),
     "export": ("flax_sentiment.export", "write a self-contained model "
                "(jax.export) that loads without this package's training "
                "stack"),

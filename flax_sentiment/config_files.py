@@ -52,7 +52,7 @@ def _where(error: BaseException, path: pathlib.Path) -> str:
   return f"{path}:{line}" if line else str(path)
 
 
-def _import(path: pathlib.Path):
+def import_file(path: pathlib.Path):
   """The module of a config file: a shipped one by its package name (so its
   `from flax_sentiment.configs import default` is the same module), any
   other by its path."""
@@ -88,24 +88,36 @@ def find(spec: str) -> pathlib.Path:
   return path
 
 
+def load_module(path: pathlib.Path):
+  """The module of config file `path`; anything its import raises becomes
+  a ConfigError naming the file and line."""
+  try:
+    return import_file(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"config file {_where(e, path)}: "
+                      f"{type(e).__name__}: {_first_line(e)}") from None
+
+
+def call(path: pathlib.Path, function, *args):
+  """function(*args) of config file `path`; an exception becomes a
+  ConfigError naming the file and line."""
+  try:
+    return function(*args)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"config file {_where(e, path)}: {function.__name__}() "
+                      f"raised {type(e).__name__}: {_first_line(e)}") from None
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
   """`get_config()` of the config `spec` names (see the module docstring)."""
   spec, _, arg = spec.partition(":")
   path = find(spec)
-  try:
-    module = _import(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ConfigError(f"config file {_where(e, path)}: "
-                      f"{type(e).__name__}: {_first_line(e)}") from None
+  module = load_module(path)
   get_config = getattr(module, "get_config", None)
   if not callable(get_config):
     raise ConfigError(f"config file {path} has no get_config() function; "
                       f"define one that returns an ml_collections.ConfigDict")
-  try:
-    config = get_config(arg) if arg else get_config()
-  except Exception as e:  # pylint: disable=broad-except
-    raise ConfigError(f"config file {_where(e, path)}: get_config() raised "
-                      f"{type(e).__name__}: {_first_line(e)}") from None
+  config = call(path, get_config, *([arg] if arg else []))
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"config file {path}: get_config() returned "
                       f"{type(config).__name__}, not an "

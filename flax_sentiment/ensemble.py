@@ -187,6 +187,13 @@ def evaluate_ensemble(workdirs: Sequence[str | pathlib.Path],
   return result
 
 
+def write_record(directory: str | pathlib.Path, record: dict) -> None:
+  """Writes `evaluate_ensemble`'s record as DIR/ensemble.json."""
+  out = pathlib.Path(directory)
+  out.mkdir(parents=True, exist_ok=True)
+  write_atomic(out / ENSEMBLE_FILE, json.dumps(record, indent=2) + "\n")
+
+
 def read_ensemble(directory: str | pathlib.Path) -> dict:
   """The ensemble.json of an `ensemble --out` directory (UserError naming
   the file if it is missing or damaged)."""
@@ -214,9 +221,7 @@ def main(argv: list[str]) -> None:
   try:
     result = evaluate_ensemble(args.workdirs, say)
     if args.out:
-      out = pathlib.Path(args.out)
-      out.mkdir(parents=True, exist_ok=True)
-      write_atomic(out / ENSEMBLE_FILE, json.dumps(result, indent=2) + "\n")
+      write_record(args.out, result)
   except UserError as e:
     sys.exit(f"error: {e}")
   if args.json:

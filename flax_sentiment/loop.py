@@ -185,12 +185,9 @@ def initial_state(config, imdb: data.ImdbData, feeds: feeding.Feeds,
                   ckpts: checkpoints.Checkpoints, console: monitor.Console
                   ) -> tuple[train.TrainState, Progress]:
   """The newest good checkpoint's state and progress, else a new state
-  (with word2vec embeddings if the config asks for them)."""
+  (`new_state`)."""
   model = models.model_from_config(config)
-  init = jax.jit(functools.partial(train.create_train_state, model, config,
-                                   total_steps=feeds.total_steps()),
-                 out_shardings=parallel.replicated(parallel.data_mesh()))
-  state = init(jax.random.key(config.seed))
+  state = init_state(config, model, feeds)
   console.say(models.summary(model, state.params, config.seq_len))
   console.say(implementation.line(config))
   had_checkpoints = bool(ckpts.steps())
@@ -199,10 +196,33 @@ def initial_state(config, imdb: data.ImdbData, feeds: feeding.Feeds,
     return restored[0], Progress.from_meta(restored[1])
   if had_checkpoints:
     console.say("No readable checkpoint is left; training from the start.")
-  if config.pretrained_embeddings == "word2vec":
-    table = pretrain.word2vec_table(imdb.pretraining_ids, config, console.say)
-    state = state.replace(params=_with_embedding(state.params, table))
-  return state, Progress()
+  return with_pretrained(state, config, imdb, console.say), Progress()
+
+
+def init_state(config, model: models.SentimentClassifier,
+               feeds: feeding.Feeds) -> train.TrainState:
+  """Initial parameters (seeded by `config.seed`) and optimizer state (its
+  schedule sized to the planned steps), replicated over the devices."""
+  init = jax.jit(functools.partial(train.create_train_state, model, config,
+                                   total_steps=feeds.total_steps()),
+                 out_shardings=parallel.replicated(parallel.data_mesh()))
+  return init(jax.random.key(config.seed))
+
+
+def with_pretrained(state: train.TrainState, config, imdb: data.ImdbData,
+                    say=lambda message: None) -> train.TrainState:
+  """`state` with word2vec embeddings if the config asks for them."""
+  if config.pretrained_embeddings != "word2vec":
+    return state
+  table = pretrain.word2vec_table(imdb.pretraining_ids, config, say)
+  return state.replace(params=_with_embedding(state.params, table))
+
+
+def new_state(config, model: models.SentimentClassifier,
+              feeds: feeding.Feeds, imdb: data.ImdbData,
+              say=lambda message: None) -> train.TrainState:
+  """A run's starting state: `init_state`, then `with_pretrained`."""
+  return with_pretrained(init_state(config, model, feeds), config, imdb, say)
 
 
 def _with_embedding(params, table: np.ndarray):
@@ -227,10 +247,9 @@ def train_epoch(state, progress: Progress, run: Run
     while progress.chunk < len(chunks):
       chunk = chunks[progress.chunk]
       compiled_before = runner.compile_seconds
-      state, sums = runner(state, chunk)
-      sums = feeding.host_sums(sums)
-      real_steps = chunk.weights.any(axis=1)
-      check_finite(sums["loss"], real_steps, progress, run)
+      state, sums, real_steps = train_chunk(
+          state, chunk, runner, progress, run.last_saved, run.ckpts.directory,
+          config.learning_rate)
       now = time.perf_counter()
       progress = progress.after_chunk(
           sums, int(real_steps.sum()), now - start,
@@ -253,8 +272,22 @@ def train_epoch(state, progress: Progress, run: Run
   return state, progress, False
 
 
+def train_chunk(state, chunk, runner: feeding.ChunkRunner,
+                progress: Progress, last_saved: int | None = None,
+                checkpoint_dir=None, learning_rate: float = 0.0):
+  """One compiled call over `chunk`: (state, host metric sums [steps],
+  real_steps [steps] bool); NonFiniteLossError if a loss is NaN/inf."""
+  state, sums = runner(state, chunk)
+  sums = feeding.host_sums(sums)
+  real_steps = chunk.weights.any(axis=1)
+  check_finite(sums["loss"], real_steps, progress, last_saved,
+               checkpoint_dir, learning_rate)
+  return state, sums, real_steps
+
+
 def check_finite(losses: np.ndarray, real_steps: np.ndarray,
-                 progress: Progress, run: Run) -> None:
+                 progress: Progress, last_saved: int | None,
+                 checkpoint_dir, learning_rate: float) -> None:
   """Raises NonFiniteLossError (nothing saved) if a step's loss is NaN/inf."""
   if np.all(np.isfinite(losses)):
     return
@@ -263,11 +296,11 @@ def check_finite(losses: np.ndarray, real_steps: np.ndarray,
   raise NonFiniteLossError(
       f"the training loss became {losses[bad]} at epoch {progress.epoch + 1}"
       f", step {bad_step}; stopped without saving. "
-      + (f"The last good checkpoint (step {run.last_saved}) is kept in "
-         f"{run.ckpts.directory}. " if run.last_saved is not None else
+      + (f"The last good checkpoint (step {last_saved}) is kept in "
+         f"{checkpoint_dir}. " if last_saved is not None else
          "No checkpoint was written before it. ")
       + f"Try a "
-      f"smaller --config.learning_rate (now {run.config.learning_rate}) or "
+      f"smaller --config.learning_rate (now {learning_rate}) or "
       f"--config.clip_grad_norm=1.0.")
 
 

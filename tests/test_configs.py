@@ -32,7 +32,7 @@ def test_config_file_loads_validates_and_builds(path):
   model = models.model_from_config(config)
   params = jax.eval_shape(model.init, jax.random.key(0),
                           jnp.zeros((1, config.seq_len), jnp.int32))["params"]
-  if path.stem == "best_cpu":  # 30,000 x 256 embedding, BiLSTM(128), pooled
+  if path.stem in ("best_cpu", "best"):  # 30,000 x 256, BiLSTM(128), pooled
     cell = 4 * (256 * 128 + 128 * 128 + 128)
     expected = 30_000 * 256 + 2 * cell + (3 * 2 * 128 + 1)
   else:  # the notebook's sizes
