@@ -125,14 +125,15 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
                  monitor.data_line(imdb)):
       if line:
         console.say(line)
-    lost = None
+    lost, stopped = None, False
     try:
       while not progress_lib.is_finished(progress, config):
         state, progress, stopped = train_epoch(state, progress, run)
         if stopped:
           break  # by a signal mid-epoch, checkpoint written
         progress = end_epoch(state, progress, run)
-        if stop.agreed(parallel.any_process):
+        stopped = stop.agreed(parallel.any_process)
+        if stopped:
           break
     except jax.errors.JaxRuntimeError as e:
       if jax.process_count() == 1:
@@ -146,7 +147,7 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
   if jax.process_count() > 1:
     print(f"[process {jax.process_index()}] final state sha256 "
           f"{checkpoints.state_digest(state)}", flush=True)
-  if stop.arrived and not progress_lib.is_finished(progress, config):
+  if stopped and not progress_lib.is_finished(progress, config):
     raise stop.interrupted(progress.step, progress.epoch, ckpts.directory)
   report_result(progress, rundir, console)
   return list(progress.history)

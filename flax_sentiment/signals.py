@@ -41,9 +41,15 @@ class StopSignals:
     """Whether the run stops here, agreed over its processes (`any_process`
     ORs a flag over them, a collective): a process that was not signalled
     stops with its peers, as if it had received their SIGTERM."""
-    if any_process(self.arrived) and not self.arrived:
+    # Every process decides on the gathered flags alone: a signal that
+    # arrives while the flags are being gathered counts at the next call in
+    # every process (deciding on `arrived` after the collective would stop
+    # one process while the others train on, waiting on it forever).
+    if not any_process(self.arrived):
+      return False
+    if not self.arrived:
       self.signum, self.from_peer = signal.SIGTERM, True
-    return self.arrived
+    return True
 
   def interrupted(self, step: int, epoch: int, directory) -> Interrupted:
     name = signal.Signals(self.signum).name

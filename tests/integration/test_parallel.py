@@ -4,6 +4,7 @@ import json
 import re
 import signal
 import socket
+import subprocess
 import time
 
 import jax
@@ -131,6 +132,22 @@ def wait_for_line(proc, text: str, timeout: float = 180) -> list[str]:
   raise AssertionError(f"no {text!r} in:\n{''.join(lines)}")
 
 
+def communicate_both(procs, timeout: float) -> list[str]:
+  """Both processes' outputs; if either is still running after `timeout`
+  seconds (a hang), both are killed and the failure shows what they said."""
+  deadline, outs = time.monotonic() + timeout, []
+  try:
+    for p in procs:
+      outs.append(p.communicate(timeout=max(1, deadline - time.monotonic()))[0])
+  except subprocess.TimeoutExpired:
+    for p in procs:
+      p.kill()
+    said = [p.communicate()[0] for p in procs]
+    raise AssertionError(f"still running after {timeout} s:\n" + "\n".join(
+        f"--- process {i}:\n{o[-3000:]}" for i, o in enumerate(said)))
+  return outs
+
+
 @pytest.mark.parametrize("signalled", [0, 1])
 def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
     tmp_path, signalled):
@@ -144,7 +161,7 @@ def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
   # collective), so both handle SIGTERM by now; mid-epoch.
   wait_for_line(procs[0], " reviews  ")
   procs[signalled].send_signal(signal.SIGTERM)
-  outs = [p.communicate(timeout=90)[0] for p in procs]
+  outs = communicate_both(procs, timeout=90)
   assert [p.returncode for p in procs] == [143, 143], outs
   assert "Stopped by SIGTERM" in outs[signalled]
   assert "Stopped with another process of this run" in outs[1 - signalled]
