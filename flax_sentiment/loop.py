@@ -135,8 +135,8 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
         stopped = stop.agreed(parallel.any_process)
         if stopped:
           break
-    except jax.errors.JaxRuntimeError as e:
-      if jax.process_count() == 1:
+    except Exception as e:  # pylint: disable=broad-except
+      if not parallel.lost_peer(e):  # a save's barrier raises gloo's too
         raise
       lost = lost_process_error(e, run)
     finally:
@@ -163,7 +163,7 @@ def lost_process_error(error: Exception, run: Run) -> LostProcessError:
           else "no checkpoint was written yet")
   return LostProcessError(
       f"process {me} of {count} lost contact with {peer} ({cause}); "
-      f"stopping. {kept.capitalize()}; start every process again with the "
+      f"stopping. {kept[0].upper() + kept[1:]}; start every process again with the "
       f"same commands to resume.")
 
 

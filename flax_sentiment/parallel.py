@@ -42,6 +42,24 @@ def any_process(flag: bool) -> bool:
       np.array([flag], np.bool_))))
 
 
+# How a collective fails when a peer is gone: jax's runtime error from a
+# compiled step, or (inside orbax's save barrier) a ValueError carrying gloo's.
+_LOST_PEER_SIGNS = ("gloo", "connection closed by peer", "connection reset",
+                    "broken pipe", "heartbeat timeout")
+
+
+def lost_peer(error: BaseException) -> bool:
+  """Whether `error`, raised in a multi-process run, is a collective that
+  failed because another process is gone."""
+  if jax.process_count() == 1:
+    return False
+  if isinstance(error, jax.errors.JaxRuntimeError):
+    return True
+  text = str(error).lower()
+  return (isinstance(error, (ValueError, RuntimeError))
+          and any(sign in text for sign in _LOST_PEER_SIGNS))
+
+
 def data_mesh() -> Mesh:
   """All devices (of all processes) on one `data` axis."""
   return jax.make_mesh((jax.device_count(),), ("data",),

@@ -178,10 +178,13 @@ def test_sigterm_to_one_process_stops_both_with_one_save_and_resumes(
   assert digests[0] == digests[1]
 
 
+@pytest.mark.parametrize("checkpoint_every_steps", [100_000, 4])
 def test_a_killed_process_ends_the_other_with_one_line_in_bounded_time(
-    tmp_path):
+    tmp_path, checkpoint_every_steps):
+  """Killed mid-chunk, or (saving after every chunk of 4 steps) mostly while
+  both are in a checkpoint's save barrier."""
   procs = start_two(tmp_path, free_port(), 4096, num_epochs=3,
-                    checkpoint_every_steps=100_000,
+                    checkpoint_every_steps=checkpoint_every_steps,
                     progress_every_seconds=0.0)
   wait_for_line(procs[0], " reviews  ")  # both are training
   procs[1].kill()
