@@ -158,12 +158,12 @@ def lost_process_error(error: Exception, run: Run) -> LostProcessError:
   count, me = jax.process_count(), jax.process_index()
   peer = f"process {1 - me}" if count == 2 else "another process"
   cause = " ".join(str(error).split())[:160]
-  kept = (f"the checkpoint at step {run.last_saved} is kept in "
+  kept = (f"The checkpoint at step {run.last_saved} is kept in "
           f"{run.ckpts.directory}" if run.last_saved is not None
-          else "no checkpoint was written yet")
+          else "No checkpoint was written yet")
   return LostProcessError(
       f"process {me} of {count} lost contact with {peer} ({cause}); "
-      f"stopping. {kept[0].upper() + kept[1:]}; start every process again with the "
+      f"stopping. {kept}; start every process again with the "
       f"same commands to resume.")
 
 

@@ -55,9 +55,10 @@ def lost_peer(error: BaseException) -> bool:
     return False
   if isinstance(error, jax.errors.JaxRuntimeError):
     return True
+  if not isinstance(error, (ValueError, RuntimeError)):
+    return False
   text = str(error).lower()
-  return (isinstance(error, (ValueError, RuntimeError))
-          and any(sign in text for sign in _LOST_PEER_SIGNS))
+  return any(sign in text for sign in _LOST_PEER_SIGNS)
 
 
 def data_mesh() -> Mesh:
