@@ -73,12 +73,17 @@ def create_state(config, model: models.SentimentClassifier,
   """Initial parameters (seeded by `config.seed`), Adam state (its schedule
   sized to the planned steps), replicated over the devices; with
   `pretrained_embeddings="word2vec"` the embedding starts from word2vec
-  on `imdb`'s pretraining text — the run's own `loop.new_state`."""
-  if config.pretrained_embeddings != "none" and imdb is None:
-    raise UserError(f"config.pretrained_embeddings="
-                    f"{config.pretrained_embeddings!r} trains word vectors "
-                    f"on the data: call create_state(config, model, feeds, "
-                    f"imdb)")
+  on `imdb`'s pretraining text, with `pretrain_lm_epochs` the embedding
+  and recurrences from a language model trained on it — the run's own
+  `loop.new_state`."""
+  if imdb is None and (config.pretrained_embeddings != "none"
+                       or config.pretrain_lm_epochs):
+    what = (f"pretrained_embeddings={config.pretrained_embeddings!r} trains "
+            f"word vectors" if config.pretrained_embeddings != "none" else
+            f"pretrain_lm_epochs={config.pretrain_lm_epochs} pretrains a "
+            f"language model")
+    raise UserError(f"config.{what} on the data: call create_state(config, "
+                    f"model, feeds, imdb)")
   return loop.new_state(config, model, feeds, imdb)
 
 

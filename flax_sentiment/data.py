@@ -208,10 +208,11 @@ def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 def uses_unlabeled_text(config) -> bool:
-  """Whether the run reads unlabeled reviews (vocabulary, word2vec or
-  virtual adversarial training)."""
+  """Whether the run reads unlabeled reviews (vocabulary, word2vec,
+  language-model pretraining or virtual adversarial training)."""
   return (config.vocabulary_splits != "train"
           or config.pretrained_embeddings != "none"
+          or bool(config.pretrain_lm_epochs)
           or bool(config.virtual_adversarial_epsilon))
 
 

@@ -153,6 +153,18 @@ FIELDS: dict[str, Field] = {
         "none", "none | word2vec: initialize the embedding with word2vec "
         "(gensim) trained on train + unlabeled reviews (never test or "
         "validation text)", one_of("none", "word2vec")),
+    "pretrain_lm_epochs": F(
+        0, ">0: first pretrain the embedding and recurrences as a language "
+        "model (forward: next word, backward: previous word) for this many "
+        "epochs over train + unlabeled reviews (never test or validation "
+        "text; cached, shared by seeds)", non_negative_int),
+    "lm_sampled_words": F(1024, "language-model pretraining: sampled-softmax "
+                          "candidates a step", positive_int),
+    "lm_batch_size": F(64, "language-model pretraining: pieces a batch",
+                       positive_int),
+    "lm_learning_rate": F(2e-3, "language-model pretraining: Adam peak "
+                          "learning rate (warmup, cosine decay)",
+                          positive_number),
     # ----- Data.
     "dataset": F("imdb_reviews", "imdb_reviews (tfds) or a path: "
                  "reviews.csv/.tsv, reviews.jsonl, or a folder with pos/ and "

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 from flax_sentiment import (checkpoints, data, feeding, implementation,
-                            metrics, models, monitor, parallel, pretrain,
-                            train)
+                            language_model, metrics, models, monitor,
+                            parallel, pretrain, train)
 from flax_sentiment import progress as progress_lib
 from flax_sentiment import rundir as rundir_lib
 from flax_sentiment.config_checks import (check_batch_divides,
@@ -212,11 +212,19 @@ def init_state(config, model: models.SentimentClassifier,
 
 def with_pretrained(state: train.TrainState, config, imdb: data.ImdbData,
                     say=lambda message: None) -> train.TrainState:
-  """`state` with word2vec embeddings if the config asks for them."""
-  if config.pretrained_embeddings != "word2vec":
+  """`state` with word2vec embeddings and the language-model-pretrained
+  embedding and recurrences (`language_model`) if the config asks."""
+  table = None
+  if config.pretrained_embeddings == "word2vec":
+    table = pretrain.word2vec_table(imdb.pretraining_ids, config, say)
+  if config.pretrain_lm_epochs:
+    pretrained = language_model.pretrained_params(
+        config, imdb.pretraining_ids, table, say)
+    return state.replace(params=_with_params(state.params, pretrained))
+  if table is None:
     return state
-  table = pretrain.word2vec_table(imdb.pretraining_ids, config, say)
-  return state.replace(params=_with_embedding(state.params, table))
+  return state.replace(params=_with_params(
+      state.params, {"embedding": {"embedding": table}}))
 
 
 def new_state(config, model: models.SentimentClassifier,
@@ -226,11 +234,14 @@ def new_state(config, model: models.SentimentClassifier,
   return with_pretrained(init_state(config, model, feeds), config, imdb, say)
 
 
-def _with_embedding(params, table: np.ndarray):
-  """params with the embedding table replaced (same sharding)."""
-  old = params["embedding"]["embedding"]
-  new = jax.device_put(table.astype(old.dtype), old.sharding)
-  return {**params, "embedding": {**params["embedding"], "embedding": new}}
+def _with_params(params, replacements: dict):
+  """params with the top-level subtrees in `replacements` replaced (each
+  array keeping its dtype and sharding)."""
+  def place(new, old):
+    return jax.device_put(np.asarray(new).astype(old.dtype), old.sharding)
+  replaced = {name: jax.tree.map(place, subtree, params[name])
+              for name, subtree in replacements.items()}
+  return {**params, **replaced}
 
 
 def train_epoch(state, progress: Progress, run: Run

@@ -106,7 +106,9 @@ class SentimentClassifier(nn.Module):
   def __call__(self, tokens: jax.Array,
                distinct_ids: jax.Array | None = None,
                deterministic: bool = True,
-               perturbation: jax.Array | None = None) -> jax.Array:
+               perturbation: jax.Array | None = None,
+               return_states: bool = False
+               ) -> jax.Array | list[jax.Array]:
     """tokens [batch, seq_len] -> logits [batch].
 
     distinct_ids [num_ids], optional (hoisted path; the stock path ignores
@@ -116,6 +118,9 @@ class SentimentClassifier(nn.Module):
     deterministic: False in training (dropout on; needs a "dropout" rng).
     perturbation [seq_len, batch, embed_dim], optional: added to the
     embedded tokens (adversarial training, `train.adversarial_perturbation`).
+    return_states: if True, return instead the top layer's states, one
+    [seq_len, batch, hidden] per direction (forward first), before pooling
+    (language-model pretraining, `flax_sentiment.language_model`).
     """
     embed = nn.Embed(self.num_words, self.embed_dim, name="embedding")
     keep = self._word_keep(deterministic)
@@ -125,7 +130,7 @@ class SentimentClassifier(nn.Module):
     # transposing [batch, seq_len, embed] does).
     time_major = tokens.T  # [seq_len, batch]
     mask = time_major != 0 if self.mask_padding else None
-    wants_states = self.poolings != ("last",)
+    wants_states = return_states or self.poolings != ("last",)
     states = None  # [seq_len, batch, features] of the layer below
     finals, outputs = [], []
     for layer, backward, name in self.recurrences():
@@ -143,6 +148,8 @@ class SentimentClassifier(nn.Module):
             perturbation=perturbation)
       finals.append(final)
       outputs.append(ys)
+      if return_states and last_layer and len(outputs) == len(self.directions):
+        return outputs
       if len(outputs) == len(self.directions) and outputs[0] is not None:
         states = jnp.concatenate(outputs, axis=-1)
         if not last_layer:
