@@ -2,7 +2,8 @@
 
 Modules, one concern each (docs/design.md shows how a run flows through
 them): `data` (IMDB via tfds, tokenizer, vocabulary, padding, validation
-split, token cache), `pretrain` (word2vec), `batching` (epoch plans),
+split, token cache), `pretrain` (word2vec), `language_model` (language-
+model pretraining of the recurrences), `batching` (epoch plans),
 `models` (the classifier), `recurrence` (fast RNN/LSTM/GRU loops), `train`
 (pure steps), `metrics` (what is measured), `progress` (where training
 stands; the epoch-selection rule), `feeding` (plans to compiled calls),

@@ -19,13 +19,16 @@ by length (`length_buckets`), and trained with Adam (warmup, cosine decay,
 gradients clipped to 1.0). Dropout is off. The result does not depend on
 the run's seed, so every seed of a recipe shares it: it is cached in the
 cache directory, keyed by the text and every setting that shapes it, and
-after every epoch the optimizer state is saved there too, so a killed
-pretraining resumes at its last finished epoch.
+after every epoch the optimizer state is saved there too (and at the step
+a SIGTERM or Ctrl-C stops it: one line, exit 128 + the signal), so a
+stopped pretraining resumes where it stopped and a killed one at its last
+finished epoch, ending as an uninterrupted one would.
 """
 
 import hashlib
 import os
 import pathlib
+import signal
 import time
 from typing import Callable
 
@@ -35,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from flax_sentiment import batching, data, models
+from flax_sentiment import batching, data, models, signals
 from flax_sentiment.errors import UserError
 
 SEED = 0             # the pretraining is the same for every seed of a run
@@ -209,40 +212,57 @@ def pretrained_params(config, ids: list[np.ndarray],
                       say: Callable[[str], None] = lambda message: None
                       ) -> Params:
   """The classifier's pretrained embedding and recurrences (a params
-  subtree: "embedding", "rnn_..."), from the cache or trained now."""
+  subtree: "embedding", "rnn", ...): from the cache, or `train`ed now
+  (resuming its snapshot if one is cached) and cached."""
   cache_dir = pathlib.Path(config.cache_dir or data.default_cache_dir())
   key = cache_key(ids, config)
   final = cache_dir / f"language_model_{key}.msgpack"
-  partial = cache_dir / f"language_model_{key}.epochs.msgpack"
-  model = models.model_from_config(config).clone(implementation="hoisted")
-  params = init_params(model, config, embedding)
+  snapshot = cache_dir / f"language_model_{key}.epochs.msgpack"
   if final.exists():
     say(f"Loaded the pretrained language model from the cache {final}")
-    return _read(final, params["classifier"])
+    model = models.model_from_config(config).clone(implementation="hoisted")
+    return _read(final, init_params(model, config, embedding)["classifier"])
   if jax.process_count() > 1:
     raise UserError(
         f"config.pretrain_lm_epochs={config.pretrain_lm_epochs}: the "
         f"language model is not in the cache ({final}) and is pretrained in "
         f"one process; run this config once without --config.num_processes "
         f"(same cache_dir), then start the processes again")
+  params = train(config, ids, embedding, snapshot, say)
+  _write_atomic_bytes(final, flax.serialization.to_bytes(
+      params["classifier"]))
+  snapshot.unlink(missing_ok=True)
+  return params["classifier"]
+
+
+def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
+          snapshot: pathlib.Path | None = None,
+          say: Callable[[str], None] = lambda message: None) -> Params:
+  """Pretrains for `pretrain_lm_epochs` epochs from `init_params` (the
+  embedding from `embedding` if given); returns every parameter (the
+  classifier's and the heads). With `snapshot`, the parameters and
+  optimizer state are written there after each epoch but the last and when
+  a SIGTERM/SIGINT stops it (`signals.Interrupted`), and a snapshot found
+  there is resumed."""
+  model = models.model_from_config(config).clone(implementation="hoisted")
+  params = init_params(model, config, embedding)
   tokens = pieces(ids, config.seq_len)
   lengths = (tokens != 0).sum(axis=1)
   epochs = config.pretrain_lm_epochs
   plans = epoch_plans(lengths, config, epochs)
-  capacities = batching.id_capacities(tokens, plans,
-                                      config.num_words,
+  capacities = batching.id_capacities(tokens, plans, config.num_words,
                                       config.project_distinct_words)
   total_steps = sum(len(plan) for plan in plans)
   optimizer = make_optimizer(config, total_steps)
   opt_state = optimizer.init(params)
-  done = 0
-  if partial.exists():
-    saved = _read(partial, {"params": params, "opt_state": opt_state,
-                            "epochs_done": 0})
+  done = 0  # steps, all epochs
+  if snapshot is not None and snapshot.exists():
+    saved = _read(snapshot, {"params": params, "opt_state": opt_state,
+                             "steps_done": 0})
     params, opt_state = saved["params"], saved["opt_state"]
-    done = int(saved["epochs_done"])
-    say(f"Resuming the language-model pretraining after epoch {done} of "
-        f"{epochs} ({partial})")
+    done = int(saved["steps_done"])
+    say(f"Resuming the language-model pretraining after step {done} of "
+        f"{total_steps} ({snapshot})")
   log_expected = jnp.asarray(log_expected_counts(
       ids, config.num_words, config.lm_sampled_words))
   step = jax.jit(train_step, static_argnames=("model", "optimizer",
@@ -250,43 +270,65 @@ def pretrained_params(config, ids: list[np.ndarray],
                  donate_argnums=(0, 1))
   say(f"Pretraining the language model: {len(tokens):,} pieces of <= "
       f"{config.seq_len} tokens ({int(lengths.sum()):,} tokens), "
-      f"{epochs} epochs, {config.lm_sampled_words} sampled words a step "
-      f"(once, cached) ...")
-  steps_before = sum(len(plan) for plan in plans[:done])
-  for epoch in range(done, epochs):
-    start, last_said = time.perf_counter(), time.perf_counter()
-    loss_sum, count_sum = 0.0, 0.0
-    for i, chunk in enumerate(plans[epoch]):
-      batch = batching.chunk_tokens(chunk, tokens)  # [1, batch, length]
-      batch = np.where(chunk.weights[..., None] > 0, batch, 0)
-      distinct = batching.distinct_ids(batch, config.num_words,
-                                       capacities.get(chunk.length))
-      rng = jax.random.fold_in(jax.random.key(SEED), steps_before + i)
-      params, opt_state, loss, count = step(
-          params, opt_state, batch[0],
-          None if distinct is None else distinct[0], rng, log_expected,
-          model=model, optimizer=optimizer,
-          sampled_words=config.lm_sampled_words)
-      loss_sum += float(loss) * float(count)
-      count_sum += float(count)
-      if time.perf_counter() - last_said >= config.progress_every_seconds:
-        last_said = time.perf_counter()
-        say(f"language model epoch {epoch + 1}/{epochs}: step {i + 1}/"
-            f"{len(plans[epoch])}, sampled-softmax loss "
-            f"{loss_sum / max(count_sum, 1):.3f}")
-    steps_before += len(plans[epoch])
-    seconds = time.perf_counter() - start
-    say(f"language model epoch {epoch + 1}/{epochs}: sampled-softmax loss "
-        f"{loss_sum / max(count_sum, 1):.3f}, {count_sum / seconds:,.0f} "
-        f"predicted tokens/s ({seconds:.0f}s)")
-    if epoch + 1 < epochs:
-      _write_atomic_bytes(partial, flax.serialization.to_bytes(
+      f"{epochs} epochs of {len(plans[0]):,} steps, "
+      f"{config.lm_sampled_words} sampled words a step (once, cached) ...")
+
+  def save(steps_done: int) -> None:
+    if snapshot is not None:
+      _write_atomic_bytes(snapshot, flax.serialization.to_bytes(
           {"params": params, "opt_state": opt_state,
-           "epochs_done": epoch + 1}))
-  _write_atomic_bytes(final, flax.serialization.to_bytes(
-      params["classifier"]))
-  partial.unlink(missing_ok=True)
-  return jax.device_get(params["classifier"])
+           "steps_done": steps_done}))
+
+  steps_before = 0
+  with signals.StopSignals() as stop:
+    for epoch in range(epochs):
+      first = max(done - steps_before, 0)  # resumed mid-epoch: skip
+      if first >= len(plans[epoch]):
+        steps_before += len(plans[epoch])
+        continue
+      start = last_said = time.perf_counter()
+      loss_sum, count_sum = 0.0, 0.0
+      for i in range(first, len(plans[epoch])):
+        chunk = plans[epoch][i]
+        batch = batching.chunk_tokens(chunk, tokens)  # [1, batch, length]
+        batch = np.where(chunk.weights[..., None] > 0, batch, 0)
+        distinct = batching.distinct_ids(batch, config.num_words,
+                                         capacities.get(chunk.length))
+        rng = jax.random.fold_in(jax.random.key(SEED), steps_before + i)
+        params, opt_state, loss, count = step(
+            params, opt_state, batch[0],
+            None if distinct is None else distinct[0], rng, log_expected,
+            model=model, optimizer=optimizer,
+            sampled_words=config.lm_sampled_words)
+        loss_sum += float(loss) * float(count)
+        count_sum += float(count)
+        if stop.arrived:
+          save(steps_before + i + 1)
+          raise _interrupted(stop.signum, steps_before + i + 1, total_steps,
+                             snapshot)
+        if time.perf_counter() - last_said >= config.progress_every_seconds:
+          last_said = time.perf_counter()
+          say(f"language model epoch {epoch + 1}/{epochs}: step {i + 1}/"
+              f"{len(plans[epoch])}, sampled-softmax loss "
+              f"{loss_sum / max(count_sum, 1):.3f}")
+      steps_before += len(plans[epoch])
+      seconds = time.perf_counter() - start
+      say(f"language model epoch {epoch + 1}/{epochs}: sampled-softmax loss "
+          f"{loss_sum / max(count_sum, 1):.3f}, {count_sum / seconds:,.0f} "
+          f"predicted tokens/s ({seconds:.0f}s)")
+      if epoch + 1 < epochs:
+        save(steps_before)
+  return jax.device_get(params)
+
+
+def _interrupted(signum: int, steps_done: int, total_steps: int,
+                 snapshot: pathlib.Path | None) -> signals.Interrupted:
+  name = signal.Signals(signum).name
+  where = (f"saved in {snapshot}. Run the same command again to resume."
+           if snapshot is not None else "not saved (no snapshot path).")
+  return signals.Interrupted(signum, (
+      f"Stopped by {name} during the language-model pretraining at step "
+      f"{steps_done} of {total_steps}; its state is {where}"))
 
 
 def _read(path: pathlib.Path, template):
