@@ -25,7 +25,6 @@ stopped pretraining resumes where it stopped and a killed one at its last
 finished epoch, ending as an uninterrupted one would.
 """
 
-import hashlib
 import os
 import pathlib
 import signal
@@ -38,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from flax_sentiment import batching, data, models, signals
+from flax_sentiment import batching, data, models, pretrain, signals
 from flax_sentiment.errors import UserError
 
 SEED = 0             # the pretraining is the same for every seed of a run
@@ -182,11 +181,7 @@ def cache_key(ids: list[np.ndarray], config) -> str:
               config.pretrained_embeddings, config.pretrain_lm_epochs,
               config.lm_sampled_words, config.lm_batch_size,
               float(config.lm_learning_rate))
-  digest = hashlib.sha256(repr(settings).encode())
-  flat, offsets = data._ragged_to_flat(ids)  # pylint: disable=protected-access
-  digest.update(flat.tobytes())
-  digest.update(offsets.tobytes())
-  return digest.hexdigest()[:24]
+  return pretrain.text_digest(ids, settings)
 
 
 def _write_atomic_bytes(path: pathlib.Path, content: bytes) -> None:
@@ -287,7 +282,8 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
         steps_before += len(plans[epoch])
         continue
       start = last_said = time.perf_counter()
-      loss_sum, count_sum = 0.0, 0.0
+      # On device: a float() here would wait for every step to finish.
+      loss_sum, count_sum = jnp.zeros(()), jnp.zeros(())
       for i in range(first, len(plans[epoch])):
         chunk = plans[epoch][i]
         batch = batching.chunk_tokens(chunk, tokens)  # [1, batch, length]
@@ -300,8 +296,7 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
             None if distinct is None else distinct[0], rng, log_expected,
             model=model, optimizer=optimizer,
             sampled_words=config.lm_sampled_words)
-        loss_sum += float(loss) * float(count)
-        count_sum += float(count)
+        loss_sum, count_sum = loss_sum + loss * count, count_sum + count
         if stop.arrived:
           save(steps_before + i + 1)
           raise _interrupted(stop.signum, steps_before + i + 1, total_steps,
@@ -310,11 +305,12 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
           last_said = time.perf_counter()
           say(f"language model epoch {epoch + 1}/{epochs}: step {i + 1}/"
               f"{len(plans[epoch])}, sampled-softmax loss "
-              f"{loss_sum / max(count_sum, 1):.3f}")
+              f"{float(loss_sum / jnp.maximum(count_sum, 1)):.3f}")
       steps_before += len(plans[epoch])
       seconds = time.perf_counter() - start
       say(f"language model epoch {epoch + 1}/{epochs}: sampled-softmax loss "
-          f"{loss_sum / max(count_sum, 1):.3f}, {count_sum / seconds:,.0f} "
+          f"{float(loss_sum / jnp.maximum(count_sum, 1)):.3f}, "
+          f"{float(count_sum) / seconds:,.0f} "
           f"predicted tokens/s ({seconds:.0f}s)")
       if epoch + 1 < epochs:
         save(steps_before)

@@ -23,13 +23,19 @@ MIN_COUNT = 2
 SEED = 0  # the vectors depend on the text only, not on the run's seed
 
 
-def _key(ids: list[np.ndarray], config) -> str:
-  digest = hashlib.sha256(repr((config.num_words, config.embed_dim,
-                                SEED, WINDOW, EPOCHS, MIN_COUNT)).encode())
+def text_digest(ids: list[np.ndarray], settings: tuple) -> str:
+  """Hex digest of token-id texts and the settings a cached result of
+  them depends on (word2vec here, `language_model` too)."""
+  digest = hashlib.sha256(repr(settings).encode())
   flat, offsets = data._ragged_to_flat(ids)  # pylint: disable=protected-access
   digest.update(flat.tobytes())
   digest.update(offsets.tobytes())
   return digest.hexdigest()[:24]
+
+
+def _key(ids: list[np.ndarray], config) -> str:
+  return text_digest(ids, (config.num_words, config.embed_dim, SEED, WINDOW,
+                           EPOCHS, MIN_COUNT))
 
 
 def _stable_hash(text: str) -> int:
