@@ -29,20 +29,21 @@ def _check_model_options(config) -> None:
         f"padding); add --config.mask_padding=True")
 
 
-def _check_ngrams(config) -> None:
-  """The n-gram model chooses its C on validation and runs in one
-  process."""
-  if config.model != "ngrams":
+def _check_text_models(config) -> None:
+  """A text model (n-grams, paragraph vectors) chooses its C on validation
+  and runs in one process."""
+  c_field = {"ngrams": "ngram_c_values",
+             "paragraph_vectors": "pv_c_values"}.get(config.model)
+  if c_field is None:
     return
-  if (len(fields.parse_number_list(config.ngram_c_values)) > 1
+  if (len(fields.parse_number_list(config[c_field])) > 1
       and not config.validation_examples):
     raise ConfigError(
-        f"config.ngram_c_values={config.ngram_c_values!r} are chosen on "
-        f"validation: add --config.validation_examples=2500, or give one "
-        f"value")
+        f"config.{c_field}={config[c_field]!r} are chosen on validation: add "
+        f"--config.validation_examples=2500, or give one value")
   if (config.num_processes or 1) > 1:
-    raise ConfigError("config.model='ngrams' runs in one process; drop "
-                      "--config.num_processes")
+    raise ConfigError(f"config.model={config.model!r} runs in one process; "
+                      f"drop --config.num_processes")
 
 
 def validate_config(config) -> None:
@@ -54,7 +55,7 @@ def validate_config(config) -> None:
         f"needs a validation split; add --config.validation_examples=2500")
   _check_model_options(config)
   _check_values(config)
-  _check_ngrams(config)
+  _check_text_models(config)
   _check_virtual_adversarial(config)
   _check_data_options(config)
   _check_processes(config)

@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from flax_sentiment import data, metrics, models, predict, scoring
+from flax_sentiment import (data, metrics, models, predict, scoring,
+                            text_models)
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import read_json_file, write_atomic
 
@@ -32,7 +33,7 @@ ENSEMBLE_FILE = "ensemble.json"
 # Most grid points of the weight simplex searched (0.1 steps: 8 members);
 # more members get equal weights.
 MAX_GRID_POINTS = 50_000
-_NGRAM_SPLITS: dict[str, dict] = {}  # one n-gram data config's texts
+_TEXT_SPLITS: dict[str, dict] = {}  # one text model's data config's texts
 
 
 def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
@@ -41,13 +42,12 @@ def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
   """(P(positive) [examples], labels [examples]) of one run on `split`
   ("test" or "validation"); UserError if the run has no such split."""
   config = predict.run_config(workdir)
-  if config.model == "ngrams":
-    from flax_sentiment import ngrams  # pylint: disable=g-import-not-at-top
+  if text_models.is_text_model(config):
     key = config.to_json()
-    if key not in _NGRAM_SPLITS:  # validation then test: read once
-      _NGRAM_SPLITS.clear()
-      _NGRAM_SPLITS[key] = ngrams.split_texts(config)
-    splits = _NGRAM_SPLITS[key]
+    if key not in _TEXT_SPLITS:  # validation then test: read once
+      _TEXT_SPLITS.clear()
+      _TEXT_SPLITS[key] = text_models.split_texts(config)
+    splits = _TEXT_SPLITS[key]
     if split not in splits:
       raise UserError(f"{workdir} has no {split} split")
     texts, labels = splits[split]

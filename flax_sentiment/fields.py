@@ -121,8 +121,10 @@ FIELDS: dict[str, Field] = {
     # ----- Model.
     "model": F("recurrent", "recurrent (embedding -> RNN/LSTM/GRU -> dense) "
                "| ngrams (naive-Bayes-weighted logistic regression on "
-               "binary word n-grams; needs scikit-learn)",
-               one_of("recurrent", "ngrams")),
+               "binary word n-grams; needs scikit-learn) | paragraph_vectors "
+               "(logistic regression on PV-DBOW review vectors, gensim; "
+               "needs scikit-learn)",
+               one_of("recurrent", "ngrams", "paragraph_vectors")),
     "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
                      positive_int),
     "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "
@@ -130,6 +132,21 @@ FIELDS: dict[str, Field] = {
     "ngram_c_values": F("0.03,0.1,0.3,1", "model=ngrams: inverse "
                         "regularization strengths tried (comma-separated); "
                         "the best on validation is kept", number_list),
+    "pv_dim": F(100, "model=paragraph_vectors: the width of a review's "
+                "vector", positive_int),
+    "pv_epochs": F(10, "model=paragraph_vectors: Doc2Vec's passes over the "
+                   "reviews (also the inference passes of each review)",
+                   positive_int),
+    "pv_window": F(10, "model=paragraph_vectors: Doc2Vec's context window",
+                   positive_int),
+    "pv_sample": F(1e-4, "model=paragraph_vectors: Doc2Vec's downsampling "
+                   "of frequent words (0: none; small corpora need 0)",
+                   non_negative_number),
+    "pv_min_count": F(2, "model=paragraph_vectors: keep words found at least "
+                      "this many times", positive_int),
+    "pv_c_values": F("0.1,1", "model=paragraph_vectors: inverse "
+                     "regularization strengths tried (comma-separated); the "
+                     "best on validation is kept", number_list),
     "cell": F("lstm", "rnn (SimpleRNN, tanh) | lstm | gru",
               one_of("rnn", "lstm", "gru")),
     "num_words": F(10_000, "vocabulary size incl. the 2 reserved ids (0 pad, "

@@ -20,7 +20,7 @@ import numpy as np
 
 from flax_sentiment import (checkpoints, data, feeding, implementation,
                             language_model, metrics, models, monitor,
-                            parallel, pretrain, train)
+                            parallel, pretrain, text_models, train)
 from flax_sentiment import progress as progress_lib
 from flax_sentiment import rundir as rundir_lib
 from flax_sentiment.config_checks import (check_batch_divides,
@@ -86,9 +86,8 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   """
   rundir = RunDir(workdir)
   check_before_writing(config, rundir)
-  if config.model == "ngrams":
-    from flax_sentiment import ngrams  # pylint: disable=g-import-not-at-top
-    return ngrams.train_and_evaluate(config, rundir.path)
+  if text_models.is_text_model(config):
+    return text_models.train_and_evaluate(config, rundir.path)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = data.load_imdb(config, say=console.say)
   rundir.check_vocabulary(imdb.vocabulary)

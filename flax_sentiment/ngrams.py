@@ -13,8 +13,8 @@ on them for each of `ngram_c_values`; the one best on validation is kept.
 Counts, ratios and fits read the train part only: never validation or test
 reviews.
 
-A run writes a normal workdir (`config.json`, `metrics.jsonl` with one
-record, `result.json`) and `ngram_model.npz`: the n-grams and one weight
+A run writes a normal workdir (`text_models.py`: `config.json`,
+`metrics.jsonl` with one record, `result.json`) and `ngram_model.npz`: the n-grams and one weight
 each (coefficient × ratio), so scoring is a sum of weights and needs
 neither scikit-learn nor jax. `predict`, `ensemble`, `report` and `serve`
 take the workdir like any run's.
@@ -23,14 +23,13 @@ take the workdir like any run's.
 import dataclasses
 import json
 import pathlib
-import time
 from typing import Callable, Sequence
 
 import numpy as np
 
-from flax_sentiment import data, fields, metrics, monitor, progress
+from flax_sentiment import data, fields
 from flax_sentiment.errors import ConfigError, UserError
-from flax_sentiment.rundir import RunDir, write_atomic
+from flax_sentiment.rundir import RunDir
 
 SMOOTHING = 1.0  # α of the log-count ratios
 FORMAT_VERSION = 1
@@ -67,6 +66,13 @@ class NgramModel:
 
   def __post_init__(self):
     self.index = {g: i for i, g in enumerate(self.ngrams)}
+
+  explain_hint = "an n-gram model: its weight per n-gram is in ngram_model.npz"
+
+  def known_words(self) -> frozenset[str]:
+    """The single words among its features (`predict` counts unknown words
+    with them)."""
+    return frozenset(g for g in self.ngrams if " " not in g)
 
   def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:
     """texts -> logits [len(texts)] float32."""
@@ -182,113 +188,21 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
              train_x.shape[1])
 
 
-def split_texts(config, say: Callable[[str], None] = lambda message: None
-                ) -> dict[str, tuple[list[bytes], np.ndarray]]:
-  """{"train", "validation" (if any), "test"}: (texts, labels) of the
-  reviews the recurrent models of the same data config train, select and
-  test on (`data.split_train`, `data.test_subset`), in the same order."""
-  raw = data.read_raw(config, say)
-  if config.dataset != data.DATASET:
-    data.check_enough_reviews(raw, config)
-  train_texts, train_labels = raw["train"]
-  keep, held = data.split_train(train_labels, config)
-  test_texts, test_labels = raw["test"]
-  test_keep = data.test_subset(test_labels, config)
-  pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
-  splits = {"train": pick(train_texts, train_labels, keep),
-            "test": pick(test_texts, test_labels, test_keep)}
-  if len(held):
-    splits["validation"] = pick(train_texts, train_labels, held)
-  return splits
+NAME = "n-gram"
 
 
-def split_metrics(logits: np.ndarray, labels: np.ndarray, split: str,
-                  texts: Sequence[bytes] | None = None) -> dict:
-  """{split}_loss (mean binary cross-entropy), _accuracy and the whole-split
-  metrics of `metrics.split_rates` (by review length given the texts)."""
-  z, y = np.asarray(logits, np.float64), np.asarray(labels) > 0.5
-  loss = np.mean(np.logaddexp(0.0, np.where(y, -z, z)))
-  lengths = (np.array([len(data.tokenize(t)) for t in texts])
-             if texts is not None else None)
-  return {f"{split}_loss": float(loss),
-          f"{split}_accuracy": float(np.mean((z > 0) == y)),
-          **metrics.split_rates(z, labels, split, lengths=lengths)}
+def fit_run(splits, config, say: Callable[[str], None]
+            ) -> tuple[NgramModel, dict]:
+  """`text_models` fits a run here: the model and its record's fields."""
+  fitted = fit(*splits["train"], splits.get("validation"), config, say)
+  return fitted.model, {
+      "ngram_features": fitted.features, "ngram_c": fitted.c,
+      "ngram_validation_accuracy_by_c": fitted.validation_accuracy_by_c}
 
 
-def model_file(rundir: RunDir) -> pathlib.Path:
+def model_path(rundir: RunDir) -> pathlib.Path:
   return rundir.path / "ngram_model.npz"
 
 
-def finished_history(rundir: RunDir) -> list[dict] | None:
-  """The history of a finished n-gram run in `rundir` whose model file
-  loads, else None (then it is trained again: it takes minutes)."""
-  try:
-    history = rundir.read_metrics()
-    NgramModel.load(model_file(rundir))
-  except (OSError, UserError):
-    return None
-  return history or None
-
-
-def train_and_evaluate(config, workdir: str | pathlib.Path,
-                       say: Callable[[str], None] | None = None
-                       ) -> list[dict]:
-  """Fits the n-gram model of `config` (`loop.train_and_evaluate` sends
-  model="ngrams" here, after its checks), evaluates it on validation and
-  test, and writes the workdir. A finished run (same config) is not fitted
-  again."""
-  rundir = RunDir(workdir)
-  console = monitor.Console(False, config.progress_every_seconds)
-  say = say or console.say
-  saved = rundir.saved_config() if rundir.config_file.is_file() else None
-  if saved is not None:
-    from flax_sentiment.rundir import config_record, resume_differences  # pylint: disable=g-import-not-at-top
-    diffs = resume_differences(saved, config_record(config))
-    if diffs:
-      raise ConfigError(
-          f"{rundir.path} holds an n-gram run with other settings "
-          f"({'; '.join(diffs)}); use another --workdir")
-  with rundir.locked():
-    history = finished_history(rundir) if saved is not None else None
-    if history is not None:
-      say(f"{rundir.path} holds a finished n-gram run; nothing to do")
-    else:
-      history = _fit_and_write(config, rundir, say)
-    record, how = progress.selected(history)
-    rundir.write_result({
-        "selected_epoch": record["epoch"], "selected_by": how,
-        "epochs_trained": len(history), "model": "ngrams",
-        **{k: v for k, v in record.items()
-           if k.startswith(("validation_", "test_", "ngram_"))}})
-    say(monitor.result_line(record, how))
-  return history
-
-
-def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
-  start = time.perf_counter()
-  splits = split_texts(config, say)
-  say(f"Fitting the n-gram model on {len(splits['train'][0]):,} train "
-      f"reviews ...")
-  fitted = fit(*splits["train"], splits.get("validation"), config, say)
-  fit_seconds = time.perf_counter() - start
-  model = fitted.model
-  eval_start = time.perf_counter()
-  evaluated = {}
-  for name in ("train", "validation", "test"):
-    if name in splits:
-      texts, labels = splits[name]
-      evaluated.update(split_metrics(model.logits(texts), labels, name,
-                                     None if name == "train" else texts))
-  record = {"epoch": 1, **evaluated,
-            "epoch_seconds": time.perf_counter() - start,
-            "train_examples_per_second": len(splits["train"][0]) / fit_seconds,
-            "compile_seconds": 0.0,
-            "eval_seconds": time.perf_counter() - eval_start, "steps": 0,
-            "ngram_features": fitted.features, "ngram_c": fitted.c,
-            "ngram_validation_accuracy_by_c": fitted.validation_accuracy_by_c}
-  rundir.path.mkdir(parents=True, exist_ok=True)
-  model.save(model_file(rundir))
-  write_atomic(rundir.config_file, config.to_json(indent=2))
-  rundir.write_metrics([record])
-  say(monitor.epoch_line(record, 1))
-  return [record]
+def load(rundir: RunDir) -> NgramModel:
+  return NgramModel.load(model_path(rundir))

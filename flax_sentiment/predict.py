@@ -32,7 +32,8 @@ import jax
 import numpy as np
 
 from flax_sentiment import (checkpoints, data, explain, fields,
-                            implementation, models, scoring, train)
+                            implementation, models, scoring, text_models,
+                            train)
 from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 
@@ -111,9 +112,10 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
   rundir = RunDir(workdir)
   workdir = rundir.path
   config = run_config(workdir, say)
-  if config.model == "ngrams":
-    raise UserError(f"{workdir} holds an n-gram model (no checkpoint); "
-                    f"this command needs a recurrent run's workdir")
+  if text_models.is_text_model(config):
+    raise UserError(f"{workdir} holds a {config.model} model (no "
+                    f"checkpoint); this command needs a recurrent run's "
+                    f"workdir")
   config, warning = implementation.for_prediction(config, workdir)
   if warning:
     say(warning)
@@ -249,14 +251,14 @@ class Predictor:
           f"{_retrain_hint(self.config)}") from e
 
 
-class NgramPredictor:
-  """P(positive) of texts with an n-gram run's model (`ngrams.NgramModel`,
-  which reads whole texts): the same interface as `Predictor`, without
-  `explain`."""
+class TextModelPredictor:
+  """P(positive) of texts with a text model's run (`text_models`: the
+  n-gram model or paragraph vectors, which read whole texts): the same
+  interface as `Predictor`, without `explain`."""
 
   def __init__(self, workdir: str | pathlib.Path, config, model):
     self.workdir, self.config, self.model = pathlib.Path(workdir), config, model
-    self.word_ids = frozenset(g for g in model.ngrams if " " not in g)
+    self.word_ids = model.known_words()
 
   def reads(self, words: int) -> int:
     return words
@@ -269,8 +271,7 @@ class NgramPredictor:
 
   def explain(self, texts, *settings):
     raise UserError(f"--explain explains recurrent models; {self.workdir} "
-                    f"holds an n-gram model (its weights per n-gram are in "
-                    f"{self.workdir / 'ngram_model.npz'})")
+                    f"holds {self.model.explain_hint}")
 
 
 class Ensemble:
@@ -280,7 +281,7 @@ class Ensemble:
   (default: equal; `ensemble.choose_weights` picks them on validation).
   Unknown words and lengths are reported for the first member."""
 
-  def __init__(self, members: Sequence[Predictor | NgramPredictor],
+  def __init__(self, members: Sequence[Predictor | TextModelPredictor],
                weights: Sequence[float] | None = None):
     self.members = list(members)
     self.weights = (np.full(len(self.members), 1 / len(self.members))
@@ -304,11 +305,10 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
   its config, vocabulary and newest (or validation-best) checkpoint; see
   `load_trained_state` for `fall_back`. UserError if its weights hold a NaN
   or inf."""
-  if run_config(workdir).model == "ngrams":
-    from flax_sentiment import ngrams  # pylint: disable=g-import-not-at-top
-    rundir = RunDir(workdir)
-    return NgramPredictor(workdir, run_config(workdir),
-                          ngrams.NgramModel.load(ngrams.model_file(rundir)))
+  config = run_config(workdir)
+  if text_models.is_text_model(config):
+    return TextModelPredictor(workdir, config,
+                              text_models.kind(config).load(RunDir(workdir)))
   config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
   bad = first_non_finite(state.params)
   if bad:
@@ -323,7 +323,7 @@ def load_ensemble(workdirs: Sequence[str | pathlib.Path],
                   fall_back: bool = False,
                   batch_size: int = scoring.DEFAULT_BATCH_SIZE,
                   weights: Sequence[float] | None = None
-                  ) -> Predictor | NgramPredictor | Ensemble:
+                  ) -> Predictor | TextModelPredictor | Ensemble:
   """texts -> P(positive) [len(texts)], the weighted mean of the predictors
   of several workdirs (an `Ensemble`; equal weights unless given). One
   workdir: its predictor."""

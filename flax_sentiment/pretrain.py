@@ -38,7 +38,9 @@ def _key(ids: list[np.ndarray], config) -> str:
                            EPOCHS, MIN_COUNT))
 
 
-def _stable_hash(text: str) -> int:
+def stable_hash(text: str) -> int:
+  """A hash of `text` that is the same in every process (Python's is
+  salted per process); gensim seeds its vectors with it."""
   return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
@@ -61,7 +63,7 @@ def word2vec_table(ids: list[np.ndarray], config,
   # One worker and a fixed hash: the same vectors on every run and process.
   model = Word2Vec(sentences, vector_size=config.embed_dim, window=WINDOW,
                    min_count=MIN_COUNT, sg=0, negative=5, epochs=EPOCHS,
-                   workers=1, seed=SEED, hashfxn=_stable_hash)
+                   workers=1, seed=SEED, hashfxn=stable_hash)
   rng = np.random.default_rng(SEED)
   table = rng.normal(0.0, 0.1, (config.num_words, config.embed_dim))
   found = [i for i in range(config.num_words) if str(i) in model.wv]

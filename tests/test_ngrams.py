@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from flax_sentiment import ensemble, loop, ngrams, predict, report
+from flax_sentiment import ensemble, loop, ngrams, predict, report, text_models
 from flax_sentiment.errors import UserError
 from tests.conftest import snapshot, tiny_config
 
@@ -97,7 +97,7 @@ def test_features_come_from_train_reviews_only(csv_run):
 def test_predict_scores_what_the_run_evaluated(csv_run):
   root, config, history = csv_run
   predictor = predict.load_predictor(root / "run")
-  texts, labels = ngrams.split_texts(config)["test"]
+  texts, labels = text_models.split_texts(config)["test"]
   p = predictor([t.decode() for t in texts])
   assert np.mean((p > 0.5) == (labels > 0.5)) == pytest.approx(
       history[0]["test_accuracy"])

@@ -23,7 +23,8 @@ BASE = dict(num_epochs=1, validation_examples=32)
 # if a field is added without one here).
 CHANGED = {
     "model": "ngrams", "ngram_max_n": 2, "ngram_min_count": 3,
-    "ngram_c_values": "1",
+    "ngram_c_values": "1", "pv_dim": 4, "pv_epochs": 2, "pv_window": 3,
+    "pv_min_count": 1, "pv_sample": 0.0, "pv_c_values": "1",
     "cell": "rnn", "num_words": 80, "embed_dim": 12, "hidden_dim": 12,
     "dtype": "bfloat16", "bidirectional": True, "num_layers": 2,
     "pooling": "max", "embed_dropout": 0.1, "dropout": 0.1,
