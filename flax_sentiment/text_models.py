@@ -133,6 +133,12 @@ def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
       f"train reviews ...")
   model, fields = kind(config).fit_run(splits, config, say)
   fit_seconds = time.perf_counter() - start
+  # Evaluated as saved and loaded, so the record is what `predict` and
+  # `ensemble` compute (gensim's BLAS calls can round a loaded copy's
+  # vectors differently from the fitted one's in their last bits).
+  rundir.path.mkdir(parents=True, exist_ok=True)
+  model.save(kind(config).model_path(rundir))
+  model = kind(config).load(rundir)
   eval_start = time.perf_counter()
   evaluated = {}
   for name in ("train", "validation", "test"):
@@ -146,8 +152,6 @@ def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
             "compile_seconds": 0.0,
             "eval_seconds": time.perf_counter() - eval_start, "steps": 0,
             **fields}
-  rundir.path.mkdir(parents=True, exist_ok=True)
-  model.save(kind(config).model_path(rundir))
   write_atomic(rundir.config_file, config.to_json(indent=2))
   rundir.write_metrics([record])
   say(monitor.epoch_line(record, 1))
