@@ -8,12 +8,13 @@ Doc2Vec learns a vector per review that predicts the review's words
 (negative sampling), on the train part and, with
 `vocabulary_splits="train+unsupervised"`, the unlabeled reviews too — never
 validation or test reviews. Every review the classifier sees (train,
-validation, test and new texts) then gets its vector the same way:
-`infer_vector` with the words frozen, seeded by the text, so a text always
-gets the same vector wherever and in whatever order it is scored.
+validation, test and new texts) then gets its vector the same way
+(`infer_vector`: the words frozen, the start seeded by the text), so a text
+gets the same vector in any process, batch and order.
 scikit-learn's `LogisticRegression` is fitted on the train part's vectors
 for each of `pv_c_values`; the best on validation is kept. Doc2Vec runs on
-one worker with `seed`, so a run is reproducible.
+one worker with `seed` (and a stable hash for its word vectors), so a run is
+reproducible.
 
 A run writes a normal workdir (`text_models.py`) and `paragraph_vectors/`:
 gensim's model (pickled, as gensim saves it) and `classifier.npz` (the
@@ -57,6 +58,30 @@ def train_doc2vec(texts: Sequence[str | bytes], config):
   return model
 
 
+def infer_vector(doc2vec, words: list[str]) -> np.ndarray:
+  """The PV-DBOW vector [pv_dim] float32 of one text, its words and the
+  output layer frozen: gensim's `Doc2Vec.infer_vector` (the same passes and
+  learning rates), but started from a vector and negative samples seeded by
+  `text_seed` — gensim seeds its start with Python's `hash`, which differs
+  between processes, so its vectors (and accuracies) changed from run to
+  run."""
+  from gensim.models.doc2vec_inner import train_document_dbow  # pylint: disable=g-import-not-at-top
+  size, seed = doc2vec.vector_size, text_seed(words)
+  start = np.random.Generator(np.random.SFC64(seed)).random(size)
+  vector = ((start.astype(np.float32) - 0.5) / size).reshape(1, size)
+  doc2vec.random = np.random.RandomState(seed)  # its negative samples
+  lock, work = np.ones(1, np.float32), np.zeros(doc2vec.layer1_size,
+                                                 np.float32)
+  alpha, epochs = doc2vec.alpha, doc2vec.epochs
+  step = (alpha - doc2vec.min_alpha) / max(epochs - 1, 1)
+  for _ in range(epochs):
+    train_document_dbow(doc2vec, words, [0], alpha, work, learn_words=False,
+                        learn_hidden=False, doctag_vectors=vector,
+                        doctags_lockf=lock)
+    alpha -= step
+  return vector[0]
+
+
 @dataclasses.dataclass
 class ParagraphVectorModel:
   """Scores texts: logit = bias + weights · (the text's inferred vector)."""
@@ -71,13 +96,11 @@ class ParagraphVectorModel:
     return frozenset(self.doc2vec.wv.key_to_index)
 
   def vectors(self, texts: Sequence[str | bytes]) -> np.ndarray:
-    """texts -> [len(texts), pv_dim] float32, each inferred on its own with
-    the random state seeded by its words."""
+    """texts -> [len(texts), pv_dim] float32, each inferred on its own
+    (`infer_vector`)."""
     out = np.zeros((len(texts), self.doc2vec.vector_size), np.float32)
     for row, text in enumerate(texts):
-      words = data.tokenize(text)
-      self.doc2vec.random = np.random.RandomState(text_seed(words))
-      out[row] = self.doc2vec.infer_vector(words)
+      out[row] = infer_vector(self.doc2vec, data.tokenize(text))
     return out
 
   def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:

@@ -144,3 +144,21 @@ def test_c_values_need_validation(tmp_path):
     validate_config(tiny_config(model="paragraph_vectors",
                                 pv_c_values="0.1,1"))
   validate_config(tiny_config(model="paragraph_vectors", pv_c_values="1"))
+
+
+def test_vectors_are_the_same_in_another_process(pv_run):
+  # gensim's own infer_vector seeds its start with Python's salted hash.
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  root, _, _ = pv_run
+  texts = ["great superb film", "dull boring plot"]
+  here = paragraph_vectors.load(paragraph_vectors.RunDir(root / "run"))
+  script = ("import sys, numpy as np\n"
+            "from flax_sentiment import paragraph_vectors as pv\n"
+            f"m = pv.load(pv.RunDir({str(root / 'run')!r}))\n"
+            f"np.save(sys.argv[1], m.vectors({texts!r}))\n")
+  out = root / "other_process.npy"
+  for hash_seed in ("1", "2"):
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True,
+                   env={**__import__("os").environ,
+                        "PYTHONHASHSEED": hash_seed})
+    np.testing.assert_array_equal(np.load(out), here.vectors(texts))
