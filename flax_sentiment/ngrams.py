@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from flax_sentiment import data, fields
+from flax_sentiment import data, fields, text_models
 from flax_sentiment.errors import ConfigError, UserError
 from flax_sentiment.rundir import RunDir
 
@@ -122,15 +122,6 @@ class NgramModel:
                       f"training command to rebuild it") from None
 
 
-def _sklearn():
-  try:
-    from sklearn import feature_extraction, linear_model  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ConfigError("config.model='ngrams' needs scikit-learn: pip install "
-                      "'flax-sentiment[ngrams]' (or scikit-learn)") from None
-  return feature_extraction.text, linear_model
-
-
 @dataclasses.dataclass
 class Fit:
   model: NgramModel
@@ -146,7 +137,8 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
   regression per `ngram_c_values` and keeps the best on `validation`
   (texts, labels) — the only C without validation (more is a ConfigError).
   Ties go to the smaller C (the simpler model)."""
-  text_features, linear_model = _sklearn()
+  text_features, linear_model = text_models.sklearn_modules(
+      config, "feature_extraction.text", "linear_model")
   c_values = fields.parse_number_list(config.ngram_c_values)
   if validation is None and len(c_values) > 1:
     raise ConfigError(
@@ -168,24 +160,16 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
   scaled = train_x.multiply(ratios).tocsr()
   validation_x = (vectorizer.transform(validation[0]).multiply(ratios).tocsr()
                   if validation is not None else None)
-  accuracy, fitted = {}, {}
-  for c in sorted(c_values):
-    regression = linear_model.LogisticRegression(
-        C=c, solver="liblinear", dual=True, max_iter=1000)
-    regression.fit(scaled, labels)
-    fitted[c] = regression
-    if validation_x is not None:
-      predicted = regression.decision_function(validation_x) > 0
-      accuracy[c] = float(np.mean(predicted == (validation[1] > 0.5)))
-      say(f"C={c:g}: validation accuracy {accuracy[c]:.4f}")
-  best = max(sorted(c_values), key=lambda c: accuracy.get(c, 0.0))
-  regression = fitted[best]
+  best, regression, accuracy = text_models.fit_per_c(
+      c_values, lambda c: linear_model.LogisticRegression(
+          C=c, solver="liblinear", dual=True, max_iter=1000).fit(scaled,
+                                                                 labels),
+      None if validation is None else (validation_x, validation[1]), say)
   model = NgramModel(
       list(vectorizer.get_feature_names_out()),
       (regression.coef_.ravel() * ratios).astype(np.float32),
       float(regression.intercept_[0]), config.ngram_max_n)
-  return Fit(model, best, {f"{c:g}": a for c, a in accuracy.items()},
-             train_x.shape[1])
+  return Fit(model, best, accuracy, train_x.shape[1])
 
 
 NAME = "n-gram"

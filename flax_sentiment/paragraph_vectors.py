@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from flax_sentiment import data, fields, pretrain
-from flax_sentiment.errors import ConfigError, UserError
+from flax_sentiment import data, fields, pretrain, text_models
+from flax_sentiment.errors import UserError
 from flax_sentiment.rundir import RunDir
 
 NAME = "paragraph-vector"
@@ -154,22 +154,12 @@ class ParagraphVectorModel:
                       f"the training command to rebuild it") from None
 
 
-def _linear_model():
-  try:
-    from sklearn import linear_model  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ConfigError("config.model='paragraph_vectors' needs scikit-learn: "
-                      "pip install 'flax-sentiment[ngrams]' (or "
-                      "scikit-learn)") from None
-  return linear_model
-
-
 def fit_run(splits, config, say: Callable[[str], None]
             ) -> tuple[ParagraphVectorModel, dict]:
   """`text_models` fits a run here: Doc2Vec on the train part (+ unlabeled
   reviews if read), the regression per C on the train part's inferred
   vectors, the C best on validation kept (ties to the smaller)."""
-  linear_model = _linear_model()
+  (linear_model,) = text_models.sklearn_modules(config, "linear_model")
   train_texts, train_labels = splits["train"]
   unlabeled = splits.get("unsupervised", ([], None))[0]
   say(f"Training paragraph vectors on {len(train_texts) + len(unlabeled):,} "
@@ -186,22 +176,16 @@ def fit_run(splits, config, say: Callable[[str], None]
   validation = splits.get("validation")
   validation_x = (standardize(unfitted.vectors(validation[0]))
                   if validation is not None else None)
-  accuracy, fitted = {}, {}
-  for c in sorted(fields.parse_number_list(config.pv_c_values)):
-    regression = linear_model.LogisticRegression(C=c, max_iter=2000)
-    regression.fit(train_x, np.asarray(train_labels))
-    fitted[c] = regression
-    if validation_x is not None:
-      predicted = regression.decision_function(validation_x) > 0
-      accuracy[c] = float(np.mean(predicted == (validation[1] > 0.5)))
-      say(f"C={c:g}: validation accuracy {accuracy[c]:.4f}")
-  best = max(sorted(fitted), key=lambda c: accuracy.get(c, 0.0))
-  weights = fitted[best].coef_.ravel().astype(np.float64) / std
+  best, regression, accuracy = text_models.fit_per_c(
+      fields.parse_number_list(config.pv_c_values),
+      lambda c: linear_model.LogisticRegression(C=c, max_iter=2000).fit(
+          train_x, np.asarray(train_labels)),
+      None if validation is None else (validation_x, validation[1]), say)
+  weights = regression.coef_.ravel().astype(np.float64) / std
   model = ParagraphVectorModel(
-      doc2vec, weights, float(fitted[best].intercept_[0] - weights @ mean))
+      doc2vec, weights, float(regression.intercept_[0] - weights @ mean))
   return model, {"pv_words": len(doc2vec.wv), "pv_c": best,
-                 "pv_validation_accuracy_by_c":
-                     {f"{c:g}": a for c, a in accuracy.items()}}
+                 "pv_validation_accuracy_by_c": accuracy}
 
 
 def model_path(rundir: RunDir) -> pathlib.Path:

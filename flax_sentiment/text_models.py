@@ -46,6 +46,35 @@ def kind(config) -> ModuleType:
   return importlib.import_module(KINDS[config.model])
 
 
+def sklearn_modules(config, *names: str) -> list[ModuleType]:
+  """The scikit-learn submodules `names` (e.g. "linear_model"); ConfigError
+  naming the extra to install if scikit-learn is missing."""
+  try:
+    return [importlib.import_module(f"sklearn.{name}") for name in names]
+  except ImportError:
+    raise ConfigError(f"config.model={config.model!r} needs scikit-learn: "
+                      f"pip install 'flax-sentiment[ngrams]' (or "
+                      f"scikit-learn)") from None
+
+
+def fit_per_c(c_values: Sequence[float], fit_one,
+              validation: tuple[object, np.ndarray] | None,
+              say: Callable[[str], None]) -> tuple[float, object, dict]:
+  """fit_one(C) -> a fitted regression (with `decision_function`), for each
+  C; the one most accurate on `validation` (features, labels) is kept,
+  ties to the smaller C (the simpler model). Returns (C, its regression,
+  {"C": validation accuracy})."""
+  accuracy, fitted = {}, {}
+  for c in sorted(c_values):
+    fitted[c] = fit_one(c)
+    if validation is not None:
+      predicted = fitted[c].decision_function(validation[0]) > 0
+      accuracy[c] = float(np.mean(predicted == (validation[1] > 0.5)))
+      say(f"C={c:g}: validation accuracy {accuracy[c]:.4f}")
+  best = max(sorted(fitted), key=lambda c: accuracy.get(c, 0.0))
+  return best, fitted[best], {f"{c:g}": a for c, a in accuracy.items()}
+
+
 def split_texts(config, say: Callable[[str], None] = lambda message: None
                 ) -> Splits:
   """{"train", "validation" (if any), "test", "unsupervised" (if the config
@@ -133,9 +162,8 @@ def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
       f"train reviews ...")
   model, fields = kind(config).fit_run(splits, config, say)
   fit_seconds = time.perf_counter() - start
-  # Evaluated as saved and loaded, so the record is what `predict` and
-  # `ensemble` compute (gensim's BLAS calls can round a loaded copy's
-  # vectors differently from the fitted one's in their last bits).
+  # Evaluated as saved and loaded: the record is what `predict` and
+  # `ensemble` compute from the files the workdir keeps.
   rundir.path.mkdir(parents=True, exist_ok=True)
   model.save(kind(config).model_path(rundir))
   model = kind(config).load(rundir)
