@@ -1,6 +1,7 @@
 """Loads and runs an export of a trained model (`flax_sentiment.export`).
 
-Needs only the standard library, numpy and jax: no flax, orbax, optax,
+Needs only the standard library, numpy, jax and flatbuffers (jax.export's
+format; jax does not bring it): no flax, orbax, optax,
 tensorflow or the rest of flax_sentiment. The file is self-contained, and
 every export carries a copy of it, so an export directory can be shipped
 alone:

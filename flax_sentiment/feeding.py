@@ -20,12 +20,18 @@ import numpy as np
 from flax_sentiment import batching, data, metrics, parallel, train
 
 
-def use_compilation_cache(config) -> pathlib.Path:
+def use_compilation_cache(config) -> pathlib.Path | None:
   """Keeps XLA's compiled executables on disk, in `<cache_dir>/jax` (the
   token cache's directory), so a later run with the same shapes loads them
   instead of compiling (LSTM-512 with buckets: ~12 s of compiles -> ~1 s).
   A directory already set (e.g. JAX_COMPILATION_CACHE_DIR) is kept. Call
-  before anything is compiled; returns the directory in use."""
+  before anything is compiled; returns the directory in use, or None for a
+  run of several processes: those compile afresh (with jax 0.12.1 on CPU,
+  executables loaded from the cache hung in their first cross-process
+  collective; tests/integration/test_parallel.py resumes such a run)."""
+  if config.num_processes is not None and config.num_processes > 1:
+    jax.config.update("jax_enable_compilation_cache", False)
+    return None
   if jax.config.jax_compilation_cache_dir is None:
     directory = pathlib.Path(config.cache_dir or data.default_cache_dir())
     jax.config.update("jax_compilation_cache_dir", str(directory / "jax"))

@@ -19,8 +19,8 @@ import os
 
 VECTOR_WIDTH = "--xla_cpu_prefer_vector_width"
 # jaxlib (major, minor) versions whose XLA knows the flag (checked: 0.10.2,
-# 0.11.2).
-CHECKED_JAXLIB = {(0, 10), (0, 11)}
+# 0.11.2, 0.12.1).
+CHECKED_JAXLIB = {(0, 10), (0, 11), (0, 12)}
 
 
 def _jaxlib_checked() -> bool:

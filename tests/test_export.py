@@ -49,20 +49,41 @@ TEXTS = (
 )
 BLOCKED = ("flax", "orbax", "optax", "tensorflow_datasets", "tensorflow",
            "ml_collections")
+# What the loader may import: the standard library, jax with the packages a
+# plain `pip install jax` brings, and flatbuffers (jax.export's
+# serialization format; jax does not require it). docs/usage.md states
+# these as the export's requirements.
+LOADER_REQUIREMENTS = ("jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum",
+                       "scipy", "flatbuffers")
 # Installed first in the loader's subprocesses: importing any of `blocked`
-# (top-level names, from argv[1]) fails.
+# (top-level names, from argv[1]) fails, and so does any top-level module
+# that is neither in the standard library nor in LOADER_REQUIREMENTS: a
+# loader that needs more than the manifest says fails here as in a venv
+# with only those packages.
 BLOCKER = """
 import importlib.abc, json, sys
 BLOCKED = set(json.loads(sys.argv.pop(1)))
-class Block(importlib.abc.MetaPathFinder):
+ALLOWED = set(sys.stdlib_module_names) | set(%r) | {"flax_sentiment"}
+def allowed(name):
+  top = name.split(".")[0]
+  return top not in BLOCKED and (top in ALLOWED or top.startswith("_"))
+class Gate(importlib.abc.MetaPathFinder):
+  # The only finder: what is not allowed is simply not found (as in a venv
+  # without it; importlib.util.find_spec answers None).
+  def __init__(self, finders):
+    self.finders = finders
   def find_spec(self, name, path=None, target=None):
-    if name.split(".")[0] in BLOCKED:
-      raise ModuleNotFoundError(f"blocked: {name}", name=name)
+    if not allowed(name):
+      return None
+    for finder in self.finders:
+      spec = finder.find_spec(name, path, target)
+      if spec is not None:
+        return spec
     return None
-sys.meta_path.insert(0, Block())
+sys.meta_path[:] = [Gate(list(sys.meta_path))]
 def leaked():
   return sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-"""
+""" % (LOADER_REQUIREMENTS,)
 # Loads flax_sentiment.exported: argv = blocked, export dir, texts (JSON).
 PACKAGE_LOADER = BLOCKER + """
 from flax_sentiment import exported

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.equivalence import assert_outputs_and_grads_close
-from flax_sentiment import implementation, models
+from flax_sentiment import implementation, models, pallas_recurrence
 from flax_sentiment.api import load_config
 
 
@@ -86,9 +86,23 @@ class FakeDevice:
     (FakeDevice("cpu", kind="cpu"), {"implementation": "pallas"}, "pallas"),
 ])
 def test_auto_implementation_picks_the_kernels_only_where_they_run(
-    device, overrides, expected):
+    device, overrides, expected, monkeypatch):
+  monkeypatch.setattr(pallas_recurrence, "CHECKED_JAX",
+                      {pallas_recurrence.jax_version()})
   config = load_config("lstm", **overrides)
   assert implementation.resolve(config, device) == expected
+
+
+def test_kernels_are_not_picked_on_a_jax_they_were_not_checked_on(
+    monkeypatch):
+  monkeypatch.setattr(pallas_recurrence, "CHECKED_JAX", {(0, 11)})
+  monkeypatch.setattr(pallas_recurrence.jax, "__version__", "0.12.1")
+  hopper = FakeDevice("gpu", "9.0")
+  assert implementation.resolve(load_config("lstm"), hopper) == "hoisted"
+  reason = pallas_recurrence.unavailable_reason(hopper)
+  assert "jax 0.12.1" in reason and "0.11" in reason
+  monkeypatch.setattr(pallas_recurrence.jax, "__version__", "0.11.2")
+  assert implementation.resolve(load_config("lstm"), hopper) == "pallas"
 
 
 def test_auto_implementation_on_this_machine_builds_a_runnable_model():
@@ -107,7 +121,9 @@ def test_auto_implementation_on_this_machine_builds_a_runnable_model():
     (FakeDevice("cpu", kind="cpu"), "stock", "stock"),
 ])
 def test_prediction_falls_back_from_pallas_only_where_it_cannot_run(
-    device, trained, expected):
+    device, trained, expected, monkeypatch):
+  monkeypatch.setattr(pallas_recurrence, "CHECKED_JAX",
+                      {pallas_recurrence.jax_version()})
   config = load_config("lstm", implementation=trained)
   predicting, warning = implementation.for_prediction(config, "runs/x",
                                                       device)

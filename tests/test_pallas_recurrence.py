@@ -244,6 +244,10 @@ def abstract_hopper():
     yield
 
 
+@pytest.mark.xfail(
+    pallas_recurrence.jax_version() not in pallas_recurrence.CHECKED_JAX,
+    strict=True, reason="this jax's Mosaic GPU does not lower the kernels "
+    "(pallas_recurrence.CHECKED_JAX); a pass here means it now does")
 @pytest.mark.parametrize("name", PRODUCTION)
 def test_lowers_for_cuda_at_production_shapes(name):
   """A train step's forward + backward (kernels that save residuals, and

@@ -97,6 +97,36 @@ def one_epoch(tmp_path_factory):
   return root
 
 
+def assert_close(got, want, where: str) -> None:
+  """`got` equals `want` up to float regrouping, through nested dicts and
+  lists (a record's `*_accuracy_by_length` is a dict; `pytest.approx`
+  compares only flat ones)."""
+  if isinstance(want, dict):
+    assert isinstance(got, dict) and got.keys() == want.keys(), where
+    for key, value in want.items():
+      assert_close(got[key], value, f"{where}.{key}")
+  elif isinstance(want, (list, tuple)):
+    assert isinstance(got, (list, tuple)) and len(got) == len(want), where
+    for i, (a, b) in enumerate(zip(got, want)):
+      assert_close(a, b, f"{where}[{i}]")
+  elif isinstance(want, float):
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-7), where
+  else:  # int, str, bool, None
+    assert got == want, where
+
+
+def test_assert_close_looks_inside_nested_records():
+  record = {"test_accuracy_by_length": {"64": 0.5, "128": [0.25, None]}}
+  assert_close(record, {"test_accuracy_by_length":
+                        {"64": 0.5 + 1e-9, "128": [0.25, None]}}, "r")
+  with pytest.raises(AssertionError, match=r"r\.test_accuracy_by_length\.64"):
+    assert_close(record, {"test_accuracy_by_length":
+                          {"64": 0.75, "128": [0.25, None]}}, "r")
+  with pytest.raises(AssertionError, match=r"128\]?\[0\]"):
+    assert_close(record, {"test_accuracy_by_length":
+                          {"64": 0.5, "128": [0.5, None]}}, "r")
+
+
 def test_every_field_has_a_changed_value():
   assert set(CHANGED) == set(default.get_config().keys())
   assert set(fields.resume_rules()) <= set(CHANGED)
@@ -126,7 +156,7 @@ def test_changing_a_field_resumes_exactly_or_refuses_untouched(
     for got, want in zip(records, want_records):
       assert got.keys() == want.keys()
       for key, value in want.items():  # evaluation sums may regroup
-        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+        assert_close(got[key], value, key)
   else:
     before = snapshot(workdir)
     with pytest.raises(UserError) as error:

@@ -4,6 +4,7 @@ venv, used from a folder that is not the repository."""
 import json
 import os
 import pathlib
+import site
 import subprocess
 import sys
 import zipfile
@@ -32,9 +33,15 @@ def venv(tmp_path_factory):
   names = zipfile.ZipFile(wheel).namelist()
   assert "flax_sentiment/configs/lstm.py" in names
   assert "flax_sentiment/configs/best_cpu.py" in names
-  run(sys.executable, "-m", "venv", "--system-site-packages", root / "venv",
-      cwd=root)
+  run(sys.executable, "-m", "venv", root / "venv", cwd=root)
   python = root / "venv" / "bin" / "python"
+  # This interpreter's packages (it may itself be a venv, whose packages
+  # --system-site-packages would not see), behind the venv's own: a plain
+  # path, so their .pth files (this checkout's editable install) stay out.
+  venv_site = run(python, "-c", "import site; print(site.getsitepackages()[0])",
+                  cwd=root).stdout.strip()
+  pathlib.Path(venv_site, "dependencies.pth").write_text(
+      "\n".join(site.getsitepackages()) + "\n")
   run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
       wheel, cwd=root)
   return root / "venv"
@@ -72,3 +79,18 @@ def test_console_script_trains_a_tiny_run_from_another_folder(venv, tmp_path):
   proc = run(script, "predict", "--workdir", "run", "A wonderful film.",
              cwd=tmp_path, env=clean_env())
   assert "positive" in proc.stdout or "negative" in proc.stdout
+
+
+def test_the_clone_runs_beside_a_plain_install(venv):
+  """After `pip install .` (not editable), `python run.py` and the tests
+  in the clone import the clone's package, which must still find the
+  configs at the repository's top."""
+  proc = run(venv / "bin" / "python", "run.py", "--config", "lstm", "--help",
+             cwd=REPO, env=clean_env())
+  assert "--config.seq_len" in proc.stdout + proc.stderr
+  proc = run(venv / "bin" / "python", "-c",
+             "import flax_sentiment, flax_sentiment.configs.lstm as c; "
+             "print(flax_sentiment.__file__); print(c.__file__)",
+             cwd=REPO, env=clean_env())
+  package, config = map(pathlib.Path, proc.stdout.split())
+  assert package.is_relative_to(REPO) and config == REPO / "configs" / "lstm.py"
