@@ -84,15 +84,17 @@ def bench_flax(cell, seq_len, steps, **overrides):
   import jax.numpy as jnp
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import default
-  from flax_sentiment import batching, models, train
+  from flax_sentiment.data import batching
+  from flax_sentiment.model import classifier
+  from flax_sentiment.training import train_steps
   config = default.get_config()
   config.update(dict(cell=cell, seq_len=seq_len), **overrides)
   if config.implementation == "pallas":
-    from flax_sentiment import pallas_recurrence
+    from flax_sentiment.model import pallas_recurrence
     if reason := pallas_recurrence.unavailable_reason():
       raise RuntimeError(f"implementation='pallas' {reason}")
-  model = models.model_from_config(config)  # "auto": what a run would pick
-  state = jax.jit(functools.partial(train.create_train_state, model, config))(
+  model = classifier.model_from_config(config)  # "auto": what a run would pick
+  state = jax.jit(functools.partial(train_steps.create_train_state, model, config))(
       jax.random.key(0))
   chunk_steps = config.steps_per_call
   tokens, labels = random_batches(seq_len, chunk_steps)
@@ -101,7 +103,7 @@ def bench_flax(cell, seq_len, steps, **overrides):
   distinct = batching.distinct_ids(tokens, NUM_WORDS)
   if config.project_distinct_words and distinct is not None:
     chunk["distinct_ids"] = jnp.asarray(distinct)
-  run = jax.jit(train.train_chunk, donate_argnums=0)
+  run = jax.jit(train_steps.train_chunk, donate_argnums=0)
   start = time.perf_counter()
   compiled = run.lower(state, chunk).compile()
   compile_s = time.perf_counter() - start
@@ -205,7 +207,7 @@ FRAMEWORKS = {
                                      unroll=16),
     "flax_stock": functools.partial(bench_flax, implementation="stock"),
     "flax_bf16": functools.partial(bench_flax, dtype="bfloat16"),
-    # The Mosaic GPU kernels (Hopper GPUs; flax_sentiment/pallas_recurrence.py).
+    # The Mosaic GPU kernels (Hopper GPUs; flax_sentiment/model/pallas_recurrence.py).
     "flax_pallas": functools.partial(bench_flax, implementation="pallas"),
     "flax_hoisted": functools.partial(bench_flax, implementation="hoisted"),
     # Ablation, not run by default: every token (or the whole vocabulary)

@@ -1,5 +1,5 @@
 """Microseconds per time step of the Mosaic GPU recurrence kernels alone
-(`flax_sentiment/pallas_recurrence.py`), forward (storing residuals, and
+(`flax_sentiment/model/pallas_recurrence.py`), forward (storing residuals, and
 without: inference) and backward, with and without the TMA prefetch of each
 step's inputs; batch 32, hidden 128, as the notebook configs. Needs a Hopper GPU; run from the
 repository root:
@@ -19,7 +19,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 
-from flax_sentiment import pallas_recurrence as pr
+from flax_sentiment.model import pallas_recurrence as pr
 
 BATCH, HIDDEN = 32, 128
 

@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from flax_sentiment import api, models, pallas_recurrence, predict  # pylint: disable=g-import-not-at-top
+from flax_sentiment import api  # pylint: disable=g-import-not-at-top
+from flax_sentiment.model import classifier, pallas_recurrence
+from flax_sentiment.usage import trained
 
 
 def main():
@@ -26,7 +28,7 @@ def main():
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--examples", type=int, default=64)
   args = parser.parse_args()
-  config, _, state, _ = predict.load_trained_state(args.workdir)
+  config, _, state, _ = trained.load_trained_state(args.workdir)
   imdb = api.load_data(config, say=lambda _: None)
   n = args.examples
   test_tokens = jnp.asarray(imdb.test.tokens[:n])
@@ -35,7 +37,7 @@ def main():
 
   def model(implementation):
     config.implementation = implementation
-    return models.model_from_config(config)
+    return classifier.model_from_config(config)
 
   def loss(params, implementation):
     logits = model(implementation).apply({"params": params}, train_tokens)

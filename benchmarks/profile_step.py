@@ -15,7 +15,9 @@ import numpy as np
 import optax
 
 from configs import lstm, rnn
-from flax_sentiment import models, train, batching
+from flax_sentiment.data import batching
+from flax_sentiment.model import classifier
+from flax_sentiment.training import train_steps
 
 def timeit(fn, *args, reps=5):
     out = fn(*args); jax.block_until_ready(out)
@@ -26,8 +28,8 @@ def timeit(fn, *args, reps=5):
 
 for name, mod in (("lstm64", lstm), ("rnn64", rnn)):
     config = mod.get_config()
-    model = models.model_from_config(config)
-    state = train.create_train_state(model, config, jax.random.key(0))
+    model = classifier.model_from_config(config)
+    state = train_steps.create_train_state(model, config, jax.random.key(0))
     rng = np.random.default_rng(0)
     B, T = 32, 64
     tokens = rng.integers(2, 10000, (B, T)).astype(np.int32)
@@ -39,9 +41,9 @@ for name, mod in (("lstm64", lstm), ("rnn64", rnn)):
     params = state.params
     fwd = jax.jit(lambda p, b: model.apply({"params": p}, b["tokens"], b.get("distinct_ids")))
     def loss(p, b):
-        return train._metric_sums(model.apply({"params": p}, b["tokens"], b.get("distinct_ids")), b)[0]
+        return train_steps._metric_sums(model.apply({"params": p}, b["tokens"], b.get("distinct_ids")), b)[0]
     grad = jax.jit(jax.grad(loss))
-    step = jax.jit(train.train_step)
+    step = jax.jit(train_steps.train_step)
     grads = grad(params, batch)
     tx = optax.adam(1e-3, eps=1e-7)
     opt = tx.init(params)

@@ -14,7 +14,7 @@ ensemble of all, and runs/best/report.md. `python run.py --config
 configs/best.py` trains the BiLSTM member alone.
 """
 
-from flax_sentiment import recipe
+from flax_sentiment.configuration.recipes import Recipe
 from flax_sentiment.configs import best_cpu, ngrams
 
 BILSTM = "best_cpu_vat"
@@ -29,7 +29,6 @@ def get_config():
   return config
 
 
-def get_recipe() -> recipe.Recipe:
-  return recipe.Recipe(members={BILSTM: get_config(),
-                                "ngrams": ngrams.get_config()},
-                       seeded=(BILSTM,), seeds=(0, 1, 2))
+def get_recipe() -> Recipe:
+  return Recipe(members={BILSTM: get_config(), "ngrams": ngrams.get_config()},
+                seeded=(BILSTM,), seeds=(0, 1, 2))

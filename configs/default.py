@@ -17,7 +17,7 @@ A config of your own starts from this one:
 
 import ml_collections
 
-from flax_sentiment import fields
+from flax_sentiment.configuration import fields
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -18,7 +18,7 @@ the user sees), `rundir` (the workdir's files, what may change on resume),
 
 import os as _os
 
-from flax_sentiment import xla_cpu as _xla_cpu
+from flax_sentiment.runtime import xla_cpu as _xla_cpu
 
 _xla_cpu.apply()
 # A relative TFDS_DATA_DIR (e.g. ../shared/tensorflow_datasets) names a

@@ -14,7 +14,7 @@
 
 These are the pieces `loop.train_and_evaluate` (what `run.py` runs) is made
 of, without its checkpoints, resume, signals and files: use that for a full,
-resumable run, and `predict.load_predictor(workdir)` for a trained workdir.
+resumable run, and `trained.load_predictor(workdir)` for a trained workdir.
 """
 
 import time
@@ -23,12 +23,17 @@ from typing import Callable, Sequence
 import ml_collections
 import numpy as np
 
-from flax_sentiment import (config_files, data, explain, feeding, loop,
-                            metrics, models, monitor, predict)
-from flax_sentiment import progress as progress_lib
-from flax_sentiment import scoring, train
-from flax_sentiment.errors import UserError
-from flax_sentiment.config_checks import validate_config
+from flax_sentiment.configuration import loading
+from flax_sentiment.data import datasets
+from flax_sentiment.model import classifier
+from flax_sentiment.tracking import metrics, monitor
+from flax_sentiment.training import feeding, loop
+from flax_sentiment.usage import explain, trained
+from flax_sentiment.tracking import progress as progress_lib
+from flax_sentiment.model import scoring
+from flax_sentiment.training import train_steps
+from flax_sentiment.runtime.errors import UserError
+from flax_sentiment.training.checks import validate_config
 
 __all__ = ["load_config", "load_data", "build_model", "plan", "create_state",
            "train_epoch", "evaluate", "predict_texts", "explain_texts"]
@@ -39,27 +44,27 @@ def load_config(name: str = "lstm", **overrides) -> ml_collections.ConfigDict:
   package ships) or path (`path/to/mine.py`), with `overrides` (e.g.
   seq_len=512), its relative paths made absolute, checked like `flax-sentiment
   train` checks it. Works from any folder."""
-  config = config_files.load(name)
+  config = loading.load(name)
   config.update(overrides)
-  config_files.resolve_paths(config)
+  loading.resolve_paths(config)
   validate_config(config)
   return config
 
 
-def load_data(config, say: Callable[[str], None] = print) -> data.ImdbData:
+def load_data(config, say: Callable[[str], None] = print) -> datasets.ImdbData:
   """IMDB per `config`: `.train`, `.test` (and `.validation`) splits with
   `.tokens` [examples, seq_len] int32 (Keras-style padding), `.labels`
   [examples] (1 = positive) and `.lengths` [examples]; `.vocabulary` (id
   i + 2 is word `vocabulary[i]`; 0 is padding, 1 unknown)."""
-  return data.load_imdb(config, say=say)
+  return datasets.load_imdb(config, say=say)
 
 
-def build_model(config) -> models.SentimentClassifier:
+def build_model(config) -> classifier.SentimentClassifier:
   """The classifier: token ids [batch, seq_len] -> logits [batch]."""
-  return models.model_from_config(config)
+  return classifier.model_from_config(config)
 
 
-def plan(config, imdb: data.ImdbData,
+def plan(config, imdb: datasets.ImdbData,
          say: Callable[[str], None] = lambda line: None) -> feeding.Feeds:
   """Every epoch's batches (`.plans[epoch]`, lists of chunks of
   `steps_per_call` batches) and the compiled calls that run them: `.train`
@@ -67,9 +72,9 @@ def plan(config, imdb: data.ImdbData,
   return feeding.plan_run(config, imdb, say)
 
 
-def create_state(config, model: models.SentimentClassifier,
-                 feeds: feeding.Feeds, imdb: data.ImdbData | None = None
-                 ) -> train.TrainState:
+def create_state(config, model: classifier.SentimentClassifier,
+                 feeds: feeding.Feeds, imdb: datasets.ImdbData | None = None
+                 ) -> train_steps.TrainState:
   """Initial parameters (seeded by `config.seed`), Adam state (its schedule
   sized to the planned steps), replicated over the devices; with
   `pretrained_embeddings="word2vec"` the embedding starts from word2vec
@@ -87,9 +92,9 @@ def create_state(config, model: models.SentimentClassifier,
   return loop.new_state(config, model, feeds, imdb)
 
 
-def train_epoch(state: train.TrainState, feeds: feeding.Feeds, epoch: int,
+def train_epoch(state: train_steps.TrainState, feeds: feeding.Feeds, epoch: int,
                 progress: bool = True
-                ) -> tuple[train.TrainState, dict[str, float]]:
+                ) -> tuple[train_steps.TrainState, dict[str, float]]:
   """One pass over the planned batches of `epoch` (0-based), with the
   run's progress display (a bar on a terminal, a line every 30 s
   otherwise); returns the new state and {train_loss, train_accuracy,
@@ -112,23 +117,23 @@ def train_epoch(state: train.TrainState, feeds: feeding.Feeds, epoch: int,
                  "train_seconds": time.perf_counter() - start}
 
 
-def evaluate(state: train.TrainState, feeds: feeding.Feeds
+def evaluate(state: train_steps.TrainState, feeds: feeding.Feeds
              ) -> dict[str, float]:
   """Loss and accuracy on every evaluated split: {test_loss,
   test_accuracy} (and validation_* with a validation split)."""
   return loop.evaluate(state, feeds.eval_sets)
 
 
-def predict_texts(state: train.TrainState, config,
+def predict_texts(state: train_steps.TrainState, config,
                   vocabulary: Sequence[str], texts: Sequence[str]
                   ) -> np.ndarray:
   """P(positive) [len(texts)] for raw texts, tokenized and padded as in
   training."""
   scorer = scoring.Scorer(build_model(config), state.params)
-  return scorer(predict.encode_texts(texts, vocabulary, config))
+  return scorer(trained.encode_texts(texts, vocabulary, config))
 
 
-def explain_texts(state: train.TrainState, config,
+def explain_texts(state: train_steps.TrainState, config,
                   vocabulary: Sequence[str], texts: Sequence[str],
                   steps: int = explain.DEFAULT_STEPS
                   ) -> list[explain.Explanation]:

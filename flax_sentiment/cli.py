@@ -17,19 +17,19 @@ import os
 import sys
 
 COMMANDS = {
-    "train": ("flax_sentiment.train_cli", "train a model (resumes in its "
+    "train": ("flax_sentiment.training.command", "train a model (resumes in its "
               "workdir)"),
-    "predict": ("flax_sentiment.predict", "score your own texts with a "
+    "predict": ("flax_sentiment.usage.predict", "score your own texts with a "
                 "trained run (--explain: which words drove it)"),
-    "report": ("flax_sentiment.report", "tables and plots of runs"),
-    "ensemble": ("flax_sentiment.ensemble", "accuracy of several runs' mean "
+    "report": ("flax_sentiment.usage.report", "tables and plots of runs"),
+    "ensemble": ("flax_sentiment.usage.ensemble", "accuracy of several runs' mean "
                  "prediction"),
     "recipe": ("flax_sentiment.recipe", "train a recipe's members (e.g. "
                "best: BiLSTMs + an n-gram model), ensemble them, report"),
-    "export": ("flax_sentiment.export", "write a self-contained model "
+    "export": ("flax_sentiment.usage.export", "write a self-contained model "
                "(jax.export) that loads without this package's training "
                "stack"),
-    "serve": ("flax_sentiment.serve", "a local demo page and JSON endpoint"),
+    "serve": ("flax_sentiment.usage.serve", "a local demo page and JSON endpoint"),
 }
 PROGRAM = "flax-sentiment"
 

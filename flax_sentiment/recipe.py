@@ -23,19 +23,12 @@ from typing import Callable
 
 import ml_collections
 
-from flax_sentiment import config_checks, config_files
-from flax_sentiment.errors import ConfigError, UserError
+from flax_sentiment.configuration import loading
+from flax_sentiment.configuration.recipes import Recipe
+from flax_sentiment.training import checks
+from flax_sentiment.runtime.errors import ConfigError, UserError
 
 DEFAULT_RECIPE = "best"
-
-
-@dataclasses.dataclass
-class Recipe:
-  """members: name -> config; seeded: the names trained once per seed (the
-  rest once); seeds: the seeds of the seeded members."""
-  members: dict[str, ml_collections.ConfigDict]
-  seeded: tuple[str, ...]
-  seeds: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +42,17 @@ class MemberRun:
 def load_recipe(spec: str) -> Recipe:
   """`get_recipe()` of the config file `spec` names (a ConfigError naming
   the file if it has none or it does not return a Recipe)."""
-  path = config_files.find(spec)
-  module = config_files.load_module(path)
+  path = loading.find(spec)
+  module = loading.load_module(path)
   get_recipe = getattr(module, "get_recipe", None)
   if not callable(get_recipe):
     raise ConfigError(f"config file {path} has no get_recipe() function; "
                       f"pass a recipe such as --config {DEFAULT_RECIPE}")
-  recipe = config_files.call(path, get_recipe)
+  recipe = loading.call(path, get_recipe)
   if not isinstance(recipe, Recipe) or not set(recipe.seeded) <= set(
       recipe.members):
     raise ConfigError(f"config file {path}: get_recipe() must return a "
-                      f"flax_sentiment.recipe.Recipe whose seeded names are "
+                      f"flax_sentiment.configuration.recipes.Recipe whose seeded names are "
                       f"members")
   return recipe
 
@@ -99,8 +92,8 @@ def ensembles(runs: list[MemberRun], recipe: Recipe, workdir: pathlib.Path,
 def is_finished(run: MemberRun) -> bool:
   """Whether the run's workdir holds a finished run of this config (a
   workdir with other settings raises the train command's one line)."""
-  from flax_sentiment import loop  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.rundir import RunDir  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.tracking.rundir import RunDir  # pylint: disable=g-import-not-at-top
   rundir = RunDir(run.workdir)
   loop.check_before_writing(run.config, rundir)
   return rundir.result_file.is_file()
@@ -111,13 +104,14 @@ def run_recipe(recipe: Recipe, workdir: str | pathlib.Path,
                say: Callable[[str], None] = print) -> dict:
   """Trains what is missing, ensembles, reports; returns {"runs": [names],
   "trained": [names], "ensembles": {dir: ensemble.json record}}."""
-  from flax_sentiment import ensemble, feeding, loop, report  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import feeding, loop  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import ensemble, report
   workdir = pathlib.Path(workdir)
   seeds = tuple(recipe.seeds if seeds is None else seeds)
   runs = member_runs(recipe, workdir, seeds)
   for run in runs:  # every config is checked before anything trains
-    config_files.resolve_paths(run.config)
-    config_checks.validate_config(run.config)
+    loading.resolve_paths(run.config)
+    checks.validate_config(run.config)
   trained = []
   for i, run in enumerate(runs, 1):
     if is_finished(run):
@@ -171,7 +165,7 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--dry-run", action="store_true",
                       help="list the runs and ensembles; train nothing")
   args = parser.parse_args(argv)
-  from flax_sentiment import loop  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
   try:
     recipe = load_recipe(args.config)
     seeds = parse_seeds(args.seeds) if args.seeds else None

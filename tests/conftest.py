@@ -109,8 +109,8 @@ def run_py(*args, timeout=120, env=None):
 
 
 def predict_cli(*args, stdin=None):
-  """python -m flax_sentiment.predict in a subprocess, on the CPU."""
-  return subprocess.run([sys.executable, "-m", "flax_sentiment.predict",
+  """python -m flax_sentiment.usage.predict in a subprocess, on the CPU."""
+  return subprocess.run([sys.executable, "-m", "flax_sentiment.usage.predict",
                          *args], cwd=REPO, capture_output=True, text=True,
                         timeout=120, input=stdin,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flax_sentiment import models, recurrence
+from flax_sentiment.model import classifier, recurrence
 
 
 def assert_outputs_and_grads_close(fast: Callable, reference: Callable,
@@ -33,7 +33,7 @@ def stock_last_hidden(cell: str, hidden: int, params, inputs,
                       seq_lengths=None):
   """nn.RNN over the stock Flax cell, inputs [batch, seq_len, in]: the last
   (real) hidden state [batch, hidden]."""
-  rnn = nn.RNN(models.CELLS[cell](hidden))
+  rnn = nn.RNN(classifier.CELLS[cell](hidden))
   carry, _ = rnn.apply({"params": {"cell": params}}, inputs,
                        seq_lengths=seq_lengths, return_carry=True)
   return carry[1] if cell == "lstm" else carry

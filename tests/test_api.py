@@ -5,7 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import api, errors, loop, predict
+from flax_sentiment import api
+from flax_sentiment.runtime import errors
+from flax_sentiment.training import loop
+from flax_sentiment.usage import trained
 from tests.conftest import tiny_config
 
 
@@ -25,8 +28,8 @@ def test_an_api_epoch_is_the_run_s_first_epoch(fake_imdb, tmp_path, capsys):
   np.testing.assert_allclose(record["train_loss"], history[0]["train_loss"],
                              rtol=1e-6)
   assert record["train_accuracy"] == history[0]["train_accuracy"]
-  trained = predict.load_trained_state(tmp_path / "run")[2].params
-  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(trained)):
+  saved = trained.load_trained_state(tmp_path / "run")[2].params
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(saved)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   captured = capsys.readouterr()
   assert "\r" not in captured.out + captured.err  # no bar frames in files

@@ -10,9 +10,9 @@ import tempfile
 import pytest
 
 from flax_sentiment.configs import default
-from flax_sentiment import rundir
-from flax_sentiment.fields import FIELDS
-from flax_sentiment.errors import UserError
+from flax_sentiment.tracking import rundir
+from flax_sentiment.configuration.fields import FIELDS
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import REPO, one_error_line, run_py
 
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from flax_sentiment import config_files
-from flax_sentiment.errors import ConfigError
+from flax_sentiment.configuration import loading
+from flax_sentiment.runtime.errors import ConfigError
 from tests.conftest import REPO, one_error_line
 
 
@@ -25,25 +25,25 @@ def test_a_broken_config_file_is_one_line_with_file_and_line(
   path = tmp_path / "mine.py"
   path.write_text(source)
   with pytest.raises(ConfigError, match=says) as error:
-    config_files.load(str(path))
+    loading.load(str(path))
   assert "\n" not in str(error.value)
 
 
 def test_names_paths_folders_and_an_own_config(tmp_path):
-  assert config_files.load("rnn").cell == "rnn"
-  assert config_files.load(str(REPO / "configs" / "lstm.py")).cell == "lstm"
+  assert loading.load("rnn").cell == "rnn"
+  assert loading.load(str(REPO / "configs" / "lstm.py")).cell == "lstm"
   with pytest.raises(ConfigError, match=r"no config named 'lsmt'; use one "
                      r"of .*lstm"):
-    config_files.load("lsmt")
+    loading.load("lsmt")
   with pytest.raises(ConfigError, match=r"is a folder"):
-    config_files.load(str(REPO / "configs"))
+    loading.load(str(REPO / "configs"))
   mine = tmp_path / "mine.py"
   mine.write_text("from flax_sentiment.configs import default\n\n"
                   "def get_config(arg='8'):\n"
                   "  config = default.get_config()\n"
                   "  config.hidden_dim = int(arg)\n"
                   "  return config\n")
-  assert config_files.load(f"{mine}:16").hidden_dim == 16
+  assert loading.load(f"{mine}:16").hidden_dim == 16
 
 
 def test_the_console_script_from_root_and_help_into_a_closed_pipe():

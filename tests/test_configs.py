@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from flax_sentiment import models
-from flax_sentiment.config_checks import check_batch_divides, validate_config
-from flax_sentiment.errors import ConfigError
+from flax_sentiment.model import classifier
+from flax_sentiment.training.checks import check_batch_divides, validate_config
+from flax_sentiment.runtime.errors import ConfigError
 from tests.conftest import REPO, tiny_config
 
 CONFIG_FILES = sorted((REPO / "configs").glob("[!_]*.py"))
@@ -29,7 +29,7 @@ def load(path: pathlib.Path):
 def test_config_file_loads_validates_and_builds(path):
   config = load(path)
   validate_config(config)
-  model = models.model_from_config(config)
+  model = classifier.model_from_config(config)
   params = jax.eval_shape(model.init, jax.random.key(0),
                           jnp.zeros((1, config.seq_len), jnp.int32))["params"]
   if path.stem in ("best_cpu", "best"):  # 30,000 x 256, BiLSTM(128), pooled
@@ -38,7 +38,7 @@ def test_config_file_loads_validates_and_builds(path):
   else:  # the notebook's sizes
     expected = {"rnn": 2_609_409, "lstm": 2_757_249,
                 "gru": 2_708_097}[config.cell]
-  assert models.count_params(params) == expected
+  assert classifier.count_params(params) == expected
 
 
 def test_notebook_settings():

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from flax_sentiment import ensemble, loop, predict
-from flax_sentiment.errors import UserError
+from flax_sentiment.training import loop
+from flax_sentiment.usage import ensemble, trained
+from flax_sentiment.runtime.errors import UserError
 import json
 
 from tests.conftest import one_error_line, predict_cli, tiny_config
@@ -99,18 +100,18 @@ def test_a_damaged_ensemble_file_is_one_line(tmp_path):
 def test_predict_of_several_workdirs_is_the_mean(two_seeds):
   workdirs, _ = two_seeds
   texts = ["great wonderful film", "awful boring movie"]
-  members = [predict.load_predictor(w)(texts) for w in workdirs]
-  np.testing.assert_allclose(predict.load_ensemble(workdirs)(texts),
+  members = [trained.load_predictor(w)(texts) for w in workdirs]
+  np.testing.assert_allclose(trained.load_ensemble(workdirs)(texts),
                              np.mean(members, axis=0), rtol=1e-6)
-  np.testing.assert_array_equal(predict.load_ensemble(workdirs[:1])(texts),
+  np.testing.assert_array_equal(trained.load_ensemble(workdirs[:1])(texts),
                                 members[0])
 
 
 def test_predict_weights_given_or_recorded(two_seeds, tmp_path):
   workdirs, _ = two_seeds
   texts = ["great wonderful film", "awful boring movie"]
-  members = [predict.load_predictor(w)(texts) for w in workdirs]
-  weighted = predict.load_ensemble(workdirs, weights=[0.25, 0.75])(texts)
+  members = [trained.load_predictor(w)(texts) for w in workdirs]
+  weighted = trained.load_ensemble(workdirs, weights=[0.25, 0.75])(texts)
   np.testing.assert_allclose(weighted, 0.25 * members[0] + 0.75 * members[1],
                              rtol=1e-6)
   (tmp_path / "ensemble.json").write_text(json.dumps(

@@ -1,13 +1,16 @@
 """Integrated gradients: contributions add up to the logit's change from the
 baseline, a trained model credits "good" and blames "bad", words past
-seq_len are reported as not read, positions match `data.pad_sequences`."""
+seq_len are reported as not read, positions match `datasets.pad_sequences`."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import data, explain, models, scoring, train
+from flax_sentiment.data import datasets
+from flax_sentiment.model import classifier, scoring
+from flax_sentiment.training import train_steps
+from flax_sentiment.usage import explain
 from tests.conftest import tiny_config
 
 NEUTRAL = "the a film movie plot acting was story".split()
@@ -40,15 +43,15 @@ def trained(steps: int = 300, **overrides):
   on good/bad reviews (in-process, seconds)."""
   config = tiny_config(num_words=len(VOCABULARY) + 2, seq_len=12,
                        batch_size=32, learning_rate=0.01, **overrides)
-  model = models.model_from_config(config)
-  state = train.create_train_state(model, config, jax.random.key(0), steps)
-  step = jax.jit(train.train_step)
+  model = classifier.model_from_config(config)
+  state = train_steps.create_train_state(model, config, jax.random.key(0), steps)
+  step = jax.jit(train_steps.train_step)
   rng = np.random.default_rng(0)
   for _ in range(steps):
     reviews, labels = fake_reviews(rng, config.batch_size)
-    tokens = data.pad_sequences(data.encode(reviews, VOCABULARY),
-                                config.seq_len, config.padding,
-                                config.truncating)
+    tokens = datasets.pad_sequences(datasets.encode(reviews, VOCABULARY),
+                                    config.seq_len, config.padding,
+                                    config.truncating)
     state, _ = step(state, {"tokens": jnp.asarray(tokens),
                             "labels": jnp.asarray(labels),
                             "weights": jnp.ones_like(labels)})
@@ -66,8 +69,8 @@ def lstm():
 
 
 def tokens_of(texts, config) -> np.ndarray:
-  return data.pad_sequences(
-      data.encode([data.tokenize(t) for t in texts], VOCABULARY),
+  return datasets.pad_sequences(
+      datasets.encode([datasets.tokenize(t) for t in texts], VOCABULARY),
       config.seq_len, config.padding, config.truncating)
 
 
@@ -99,8 +102,8 @@ def test_baseline_logit_is_that_of_the_baseline_review(model_and_params):
   tokens = tokens_of(TEXTS, config)
   zero_row = jax.tree.map(lambda x: x, params)
   zero_row["embedding"]["embedding"] = params["embedding"][
-      "embedding"].at[data.OOV_ID].set(0.0)
-  as_unknown = np.where(tokens != data.PAD_ID, data.OOV_ID, data.PAD_ID)
+      "embedding"].at[datasets.OOV_ID].set(0.0)
+  as_unknown = np.where(tokens != datasets.PAD_ID, datasets.OOV_ID, datasets.PAD_ID)
   want = scoring.Scorer(model, zero_row).logits(as_unknown)
   got = explain.Explainer(model, params, steps=2)(tokens)["baseline_logits"]
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -176,7 +179,7 @@ def test_read_positions_are_where_pad_sequences_puts_each_word(padding,
   seq_len = 5
   for length in (0, 1, 4, 5, 6, 9):
     ids = np.arange(10, 10 + length, dtype=np.int32)  # word i has id 10 + i
-    row = data.pad_sequences([ids], seq_len, padding, truncating)[0]
+    row = datasets.pad_sequences([ids], seq_len, padding, truncating)[0]
     places = explain.read_positions(length, seq_len, padding, truncating)
     assert sum(p is not None for p in places) == min(length, seq_len)
     for i, place in enumerate(places):
@@ -194,7 +197,7 @@ def test_batches_and_their_padding_rows_change_nothing(lstm):
   for key in whole:
     assert small[key].shape == (5,) + whole[key].shape[1:]
     np.testing.assert_allclose(small[key], whole[key], rtol=1e-5, atol=1e-6)
-  assert np.all(whole["attributions"][tokens == data.PAD_ID] == 0)
+  assert np.all(whole["attributions"][tokens == datasets.PAD_ID] == 0)
 
 
 def test_render_colors_on_a_terminal_and_marks_plain_text():

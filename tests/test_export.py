@@ -1,4 +1,4 @@
-"""Exports (`flax_sentiment.export`) and their loader (`exported`): scores
+"""Exports (`flax_sentiment.usage.export`) and their loader (`exported`): scores
 equal to predict's, with flax & co. unimportable; damage, another tokenizer
 or format version, another platform refused in one line; out dirs."""
 
@@ -14,8 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import data, export, exported, predict
-from flax_sentiment.errors import UserError
+from flax_sentiment.data import datasets
+from flax_sentiment.usage import export, exported, trained
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import (REPO, one_error_line, predict_cli, run_fake,
                             snapshot, tiny_flags)
 
@@ -86,7 +87,7 @@ def leaked():
 """ % (LOADER_REQUIREMENTS,)
 # Loads flax_sentiment.exported: argv = blocked, export dir, texts (JSON).
 PACKAGE_LOADER = BLOCKER + """
-from flax_sentiment import exported
+from flax_sentiment.usage import exported
 texts = json.loads(sys.argv[2])
 full = exported.load(sys.argv[1]).predict(texts)
 in_fives = exported.load(sys.argv[1], batch_size=5).predict(iter(texts))
@@ -136,7 +137,7 @@ def trained(tmp_path_factory):
       log, _ = proc.communicate(timeout=300)
       assert proc.returncode == 0, log
       flags = [f"--platform={p}" for p in PLATFORMS.get(kind, ())]
-      proc = python("-m", "flax_sentiment.export", f"--workdir={workdir}",
+      proc = python("-m", "flax_sentiment.usage.export", f"--workdir={workdir}",
                     f"--out={out}", *flags)
       assert proc.returncode == 0, proc.stderr
       assert proc.stdout.startswith(f"Exported {workdir} to {out}")
@@ -197,7 +198,7 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
   config = json.loads((workdir / "config.json").read_text())
   assert manifest["format"] == "flax-sentiment-export"
   assert manifest["format_version"] == exported.FORMAT_VERSION
-  assert manifest["tokenizer_version"] == data.TOKENIZER_VERSION
+  assert manifest["tokenizer_version"] == datasets.TOKENIZER_VERSION
   assert manifest["config"] == config
   assert manifest["platforms"] == ["cpu", "cuda"]
   assert {k: manifest["tokenization"][k] for k in
@@ -211,7 +212,7 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
   assert (out / "exported.py").read_bytes() == (
       REPO / "flax_sentiment" / "exported.py").read_bytes()
   assert json.loads((out / "vocab.json").read_text())["words"] == (
-      data.load_vocabulary(workdir / "vocab.json"))
+      datasets.load_vocabulary(workdir / "vocab.json"))
   function = jax.export.deserialize(
       bytearray((out / "model.jax_export").read_bytes()))
   (aval,) = function.in_avals
@@ -226,18 +227,18 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("truncating", ["pre", "post"])
 def test_loader_tokenizes_as_training(padding, truncating):
-  assert exported.TOKENIZER_VERSION == data.TOKENIZER_VERSION
+  assert exported.TOKENIZER_VERSION == datasets.TOKENIZER_VERSION
   texts = TEXTS + ("Ünïcode café <br/>it's", "a\tb\nc", "", "don't 'quote'")
   for text in texts:
-    assert exported.tokenize(text) == data.tokenize(text)
-    assert exported.tokenize(text.encode()) == data.tokenize(text.encode())
+    assert exported.tokenize(text) == datasets.tokenize(text)
+    assert exported.tokenize(text.encode()) == datasets.tokenize(text.encode())
   vocabulary = ["the", "great", "it's", "don't", "boring", "10", "a"]
   config = types.SimpleNamespace(seq_len=6, padding=padding,
                                  truncating=truncating)
   ids = {w: i + 2 for i, w in enumerate(vocabulary)}
   np.testing.assert_array_equal(
       exported.encode(texts, ids, 6, padding, truncating),
-      predict.encode_texts(texts, vocabulary, config))
+      trained.encode_texts(texts, vocabulary, config))
 
 
 def flip_model_byte(out):
@@ -324,14 +325,14 @@ def test_export_refuses_a_directory_that_is_no_export(trained, tmp_path):
   out = tmp_path / "out"
   out.mkdir()
   (out / "notes.txt").write_text("mine")
-  proc = python("-m", "flax_sentiment.export", f"--workdir={workdir}",
+  proc = python("-m", "flax_sentiment.usage.export", f"--workdir={workdir}",
                 f"--out={out}")
   line = one_error_line(proc)
   assert line.startswith(f"error: --out {out} is not empty and holds no "
                          f"export")
   assert [p.name for p in out.iterdir()] == ["notes.txt"]
   assert [p.name for p in tmp_path.iterdir()] == ["out"]
-  proc = python("-m", "flax_sentiment.export",
+  proc = python("-m", "flax_sentiment.usage.export",
                 f"--workdir={tmp_path / 'nope'}", f"--out={tmp_path / 'x'}")
   assert "does not exist" in one_error_line(proc)
   assert [p.name for p in tmp_path.iterdir()] == ["out"]

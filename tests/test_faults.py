@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from flax_sentiment import loop
-from flax_sentiment.errors import UserError
-from flax_sentiment.rundir import RunDir
+from flax_sentiment.training import loop
+from flax_sentiment.runtime.errors import UserError
+from flax_sentiment.tracking.rundir import RunDir
 from tests.conftest import (REPO, one_error_line, run_fake, snapshot,
                             tiny_config, tiny_flags)
 
@@ -33,7 +33,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
   workdir = tmp_path / "run"
   holder = subprocess.Popen(
       [sys.executable, "-c", "import sys, time; "
-       "from flax_sentiment.rundir import RunDir; "
+       "from flax_sentiment.tracking.rundir import RunDir; "
        f"lock = RunDir({str(workdir)!r}).locked(); lock.__enter__(); "
        "print('held', flush=True); time.sleep(60)"],
       cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -83,7 +83,8 @@ def test_resume_check_holds_without_config_json(one_epoch_run):
 
 def test_a_changed_checkpoint_meta_is_refused_by_its_digest(one_epoch_run):
   """orbax still reads the edited JSON; the meta digest refuses it."""
-  from flax_sentiment import checkpoints, predict  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.tracking import checkpoints  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import trained
   _, workdir = one_epoch_run
   step = max((p for p in (workdir / "checkpoints").iterdir()
               if p.name.isdigit()), key=lambda p: int(p.name))
@@ -93,7 +94,7 @@ def test_a_changed_checkpoint_meta_is_refused_by_its_digest(one_epoch_run):
   meta_file.write_text(json.dumps(meta))
   with pytest.raises(checkpoints.UnreadableCheckpointError,
                      match="meta digest"):
-    predict.load_trained_state(workdir)
+    trained.load_trained_state(workdir)
 
 
 DAMAGES = {
@@ -141,15 +142,15 @@ def test_a_finished_rerun_rebuilds_a_damaged_file_and_says_so(
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_predict_and_report_on_damaged_files(finished_run, tmp_path, damage):
-  from flax_sentiment import predict, report  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import report, trained  # pylint: disable=g-import-not-at-top
   _, workdir, _ = damaged_copy(finished_run, tmp_path, "config.json", damage)
   said = []
-  predict.load_trained_state(workdir, say=said.append)  # config rebuilt
+  trained.load_trained_state(workdir, say=said.append)  # config rebuilt
   assert len(said) == 1 and "config.json is damaged" in said[0]
   (workdir / "vocab.json").write_bytes(DAMAGES[damage](
       (workdir / "vocab.json").read_bytes()))
   with pytest.raises(UserError, match=r"vocab.json is damaged"):
-    predict.load_trained_state(workdir, say=said.append)
+    trained.load_trained_state(workdir, say=said.append)
   metrics = workdir / "metrics.jsonl"
   metrics.write_bytes(DAMAGES[damage](metrics.read_bytes()) + b"\n{oops")
   with pytest.raises(SystemExit) as exit_:
@@ -180,7 +181,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_earlier_ones(
 def test_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
   import errno  # pylint: disable=g-import-not-at-top
   import pathlib  # pylint: disable=g-import-not-at-top
-  from flax_sentiment import rundir  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.tracking import rundir  # pylint: disable=g-import-not-at-top
 
   def full(self, data):
     self.touch()  # part of it was written

@@ -1,4 +1,4 @@
-"""Language-model pretraining (`flax_sentiment.language_model`): the loss,
+"""Language-model pretraining (`flax_sentiment.training.language_model`): the loss,
 what each direction may see, the cache, resuming, and the hand-off to the
 classifier."""
 
@@ -9,8 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import api, batching, language_model, loop, models, signals
-from flax_sentiment.errors import UserError
+from flax_sentiment import api
+from flax_sentiment.data import batching
+from flax_sentiment.model import classifier
+from flax_sentiment.training import language_model, loop, signals
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import tiny_config
 
 LM_FIELDS = dict(bidirectional=True, mask_padding=True, padding="post",
@@ -56,9 +59,9 @@ def test_expected_counts_follow_the_unigram_power():
 
 
 def test_each_direction_sees_only_its_own_side():
-  model = models.SentimentClassifier(num_words=20, embed_dim=4, hidden_dim=3,
-                                     mask_padding=True, bidirectional=True,
-                                     pooling="last+max")
+  model = classifier.SentimentClassifier(num_words=20, embed_dim=4, hidden_dim=3,
+                                         mask_padding=True, bidirectional=True,
+                                         pooling="last+max")
   tokens = jnp.asarray([[3, 4, 5, 6, 7, 0], [8, 9, 10, 0, 0, 0]])
   params = model.init(jax.random.key(0), tokens)
   forward, backward = model.apply(params, tokens, return_states=True)
@@ -73,7 +76,7 @@ def test_each_direction_sees_only_its_own_side():
 
 def _lm_setup(**fields):
   config = tiny_config(**{**LM_FIELDS, **fields})
-  model = models.model_from_config(config).clone(implementation="hoisted")
+  model = classifier.model_from_config(config).clone(implementation="hoisted")
   return config, model, language_model.init_params(model, config, None)
 
 

@@ -52,7 +52,7 @@ def assert_same_records(got: list[dict], want: list[dict]) -> None:
 
 @pytest.mark.parametrize("workdir", ["lstm", "ngrams", "paragraph_vectors"])
 def test_old_run_predicts_as_it_did(legacy, workdir):
-  proc = command("flax_sentiment.predict", f"--workdir={workdir}", "--json",
+  proc = command("flax_sentiment.usage.predict", f"--workdir={workdir}", "--json",
                  *EXPECTED["texts"], cwd=legacy)
   assert proc.returncode == 0, proc.stderr
   got = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -60,7 +60,7 @@ def test_old_run_predicts_as_it_did(legacy, workdir):
 
 
 def test_old_run_loads_through_the_documented_api(legacy):
-  from flax_sentiment.predict import load_predictor  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage.predict import load_predictor  # pylint: disable=g-import-not-at-top
   probabilities = load_predictor(legacy / "paragraph_vectors")(
       EXPECTED["texts"])
   want = [r["probability_positive"]
@@ -69,7 +69,7 @@ def test_old_run_loads_through_the_documented_api(legacy):
 
 
 def test_old_export_loads_and_scores_as_predict_did(legacy):
-  from flax_sentiment import exported  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import exported  # pylint: disable=g-import-not-at-top
   model = exported.load(legacy / "lstm_export")
   want = [r["probability_positive"] for r in EXPECTED["predict"]["lstm"]]
   np.testing.assert_allclose(model.predict(EXPECTED["texts"]), want,

@@ -12,8 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import data, feeding, metrics, models, monitor, report
-from flax_sentiment import train
+from flax_sentiment.data import datasets
+from flax_sentiment.model import classifier
+from flax_sentiment.tracking import metrics, monitor
+from flax_sentiment.training import feeding
+from flax_sentiment.usage import report
+from flax_sentiment.training import train_steps
 from tests.conftest import run_fake, tiny_config, tiny_flags
 
 # --- ROC-AUC ---
@@ -171,7 +175,7 @@ def test_tensorboard_scalars_of_a_record():
 
 
 @dataclasses.dataclass(frozen=True)
-class SplitWithTrueLengths(data.Split):
+class SplitWithTrueLengths(datasets.Split):
   """A Split with the field EvalSet reads if present."""
   true_lengths: np.ndarray | None = None
 
@@ -183,7 +187,7 @@ def _split(rng, n, seq_len, with_true_lengths=True):
     row[:length] = rng.integers(2, 64, length)
   labels = rng.integers(0, 2, n).astype(np.int32)
   if not with_true_lengths:
-    return data.Split(tokens, labels, lengths.astype(np.int32))
+    return datasets.Split(tokens, labels, lengths.astype(np.int32))
   # Words before truncation: at least the kept ones, some far more.
   true_lengths = lengths * rng.choice([1, 10, 100], n)
   return SplitWithTrueLengths(tokens, labels, lengths.astype(np.int32),
@@ -197,15 +201,15 @@ def test_evaluation_collects_every_review_once_without_filler(tmp_path):
   config = tiny_config(seq_len=64, padding="post", mask_padding=True,
                        length_buckets=2, cache_dir=str(tmp_path))
   rng = np.random.default_rng(0)
-  imdb = data.ImdbData(train=_split(rng, 64, config.seq_len, False),
-                       test=_split(rng, 37, config.seq_len),
-                       vocabulary=[f"w{i}" for i in range(62)])
+  imdb = datasets.ImdbData(train=_split(rng, 64, config.seq_len, False),
+                           test=_split(rng, 37, config.seq_len),
+                           vocabulary=[f"w{i}" for i in range(62)])
   feeds = feeding.plan_run(config, imdb, say=lambda line: None)
   (test_set,) = feeds.eval_sets
   assert len({c.length for c in test_set.chunks}) == 2
   assert sum((c.weights == 0).sum() for c in test_set.chunks) > 0
-  model = models.model_from_config(config)
-  state = train.create_train_state(model, config, jax.random.key(0))
+  model = classifier.model_from_config(config)
+  state = train_steps.create_train_state(model, config, jax.random.key(0))
   evaluated = test_set.evaluate(state, details=True)
 
   want_logits = np.asarray(model.apply({"params": state.params},
@@ -223,7 +227,7 @@ def test_evaluation_collects_every_review_once_without_filler(tmp_path):
   counts = evaluated["test_confusion"]
   assert evaluated["test_accuracy"] == pytest.approx(
       (counts["tp"] + counts["tn"]) / 37)
-  # The same loss and accuracy as train.eval_chunk gives.
+  # The same loss and accuracy as train_steps.eval_chunk gives.
   totals = metrics.empty_totals()
   for chunk in test_set.chunks:
     sums, _ = test_set.runner(state, chunk)
@@ -238,12 +242,12 @@ def test_evaluation_collects_every_review_once_without_filler(tmp_path):
 def test_evaluation_without_true_lengths_skips_accuracy_by_length(tmp_path):
   config = tiny_config(cache_dir=str(tmp_path))
   rng = np.random.default_rng(1)
-  imdb = data.ImdbData(train=_split(rng, 16, config.seq_len, False),
-                       test=_split(rng, 20, config.seq_len, False),
-                       vocabulary=[f"w{i}" for i in range(62)])
+  imdb = datasets.ImdbData(train=_split(rng, 16, config.seq_len, False),
+                           test=_split(rng, 20, config.seq_len, False),
+                           vocabulary=[f"w{i}" for i in range(62)])
   (test_set,) = feeding.plan_run(config, imdb, say=lambda line: None).eval_sets
-  state = train.create_train_state(models.model_from_config(config), config,
-                                   jax.random.key(0))
+  state = train_steps.create_train_state(classifier.model_from_config(config), config,
+                                         jax.random.key(0))
   evaluated = test_set.evaluate(state, details=True)
   assert "test_auc" in evaluated
   assert "test_accuracy_by_length" not in evaluated
@@ -273,7 +277,7 @@ def test_run_writes_the_new_metrics_and_reports_them(fake_run):
              (workdir / "metrics.jsonl").read_text().splitlines()]
   assert len(records) == 2
   by_length = "true_lengths" in {f.name for f in dataclasses.fields(
-      data.Split)}
+      datasets.Split)}
   for record in records:
     for split, size in (("validation", 64), ("test", 128)):
       for key in NEW_KEYS:
@@ -283,7 +287,7 @@ def test_run_writes_the_new_metrics_and_reports_them(fake_run):
       assert record[f"{split}_accuracy"] == pytest.approx(
           (counts["tp"] + counts["tn"]) / size)
       assert 0.0 <= record[f"{split}_auc"] <= 1.0
-      # data.Split gets `true_lengths` from data.py; until then it is left out.
+      # datasets.Split gets `true_lengths` from datasets.py; until then it is left out.
       assert (f"{split}_accuracy_by_length" in record) == by_length
   result = json.loads((workdir / "result.json").read_text())
   selected = records[result["selected_epoch"] - 1]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.equivalence import assert_outputs_and_grads_close
-from flax_sentiment import models, train
+from flax_sentiment.model import classifier
+from flax_sentiment.training import train_steps
 from tests.conftest import tiny_config
 
 # Post-padded reviews of lengths 6, 3, 1, 8 (id 0 = padding).
@@ -19,9 +20,9 @@ OPTIONS = [dict(bidirectional=True), dict(num_layers=2),
 
 
 def small_model(cell="lstm", **options):
-  return models.SentimentClassifier(cell=cell, num_words=12, embed_dim=6,
-                                    hidden_dim=5, mask_padding=True,
-                                    **options)
+  return classifier.SentimentClassifier(cell=cell, num_words=12, embed_dim=6,
+                                        hidden_dim=5, mask_padding=True,
+                                        **options)
 
 
 def params_of(model, tokens=TOKENS):
@@ -32,7 +33,7 @@ def params_of(model, tokens=TOKENS):
 
 
 @pytest.mark.parametrize(
-    "cell,options", [(c, OPTIONS[-1]) for c in models.CELLS], ids=str)
+    "cell,options", [(c, OPTIONS[-1]) for c in classifier.CELLS], ids=str)
 def test_hoisted_equals_stock_forward_and_gradients(cell, options):
   """Bidirectional, 2 layers, last+max+mean pooling: all options at once."""
   model = small_model(cell, **options)
@@ -61,10 +62,10 @@ def test_each_review_alone_and_padding_on_either_side_agree(options):
 
 
 def test_notebook_model_is_unchanged_by_the_new_defaults():
-  model = models.SentimentClassifier(cell="lstm")
+  model = classifier.SentimentClassifier(cell="lstm")
   params = model.init(jax.random.key(0), jnp.zeros((1, 64), jnp.int32))
   assert set(params["params"]) == {"embedding", "rnn", "dense"}
-  assert models.count_params(params) == 2_757_249
+  assert classifier.count_params(params) == 2_757_249
 
 
 def test_bidirectional_two_layers_have_their_parameters():
@@ -74,7 +75,7 @@ def test_bidirectional_two_layers_have_their_parameters():
                          "rnn2_backward", "dense"}
   assert params["rnn2"]["cell"]["ii"]["kernel"].shape == (10, 5)  # 2 x 5 in
   assert params["dense"]["kernel"].shape == (20, 1)  # 2 dirs x (last, max)
-  assert "rnn2_backward (LSTMCell)" in models.summary(model, params, 8)
+  assert "rnn2_backward (LSTMCell)" in classifier.summary(model, params, 8)
 
 
 def test_dropout_only_in_training_and_whole_words_drop_together():
@@ -99,11 +100,11 @@ def test_dropout_only_in_training_and_whole_words_drop_together():
 def test_dropout_masks_follow_the_step_so_a_resume_draws_the_same():
   config = tiny_config(dropout=0.3, embed_dropout=0.2, mask_padding=True,
                        pooling="mean")
-  model = models.model_from_config(config)
-  state = train.create_train_state(model, config, jax.random.key(0))
+  model = classifier.model_from_config(config)
+  state = train_steps.create_train_state(model, config, jax.random.key(0))
   batch = {"tokens": TOKENS % 12, "labels": jnp.array([1., 0., 1., 0.]),
            "weights": jnp.ones(4)}
-  step = jax.jit(train.train_step)
+  step = jax.jit(train_steps.train_step)
   a, _ = step(state, batch)
   b, _ = step(state, batch)
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
@@ -117,12 +118,12 @@ def test_dropout_masks_follow_the_step_so_a_resume_draws_the_same():
 def test_schedule_warms_up_then_decays_to_zero():
   config = tiny_config(lr_schedule="cosine", warmup_steps=10,
                        learning_rate=0.01, num_epochs=2)
-  schedule = train.learning_rate_schedule(config, total_steps=100)
+  schedule = train_steps.learning_rate_schedule(config, total_steps=100)
   assert float(schedule(0)) == 0.0
   assert float(schedule(10)) == pytest.approx(0.01)
   assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
   assert 0 < float(schedule(55)) < 0.01
-  linear = train.learning_rate_schedule(
+  linear = train_steps.learning_rate_schedule(
       tiny_config(lr_schedule="linear", learning_rate=0.01, num_epochs=1), 10)
   assert float(linear(5)) == pytest.approx(0.005)
 
@@ -132,13 +133,13 @@ def test_clipping_and_weight_decay():
   # Adam's first moment after one step is 0.1 x the gradient it saw.
   huge = {"w": jnp.full(4, 1e4)}  # global norm 2e4
   for clip, norm in ((0.0, 2e4), (1.0, 1.0)):
-    tx = train.make_optimizer(tiny_config(clip_grad_norm=clip))
+    tx = train_steps.make_optimizer(tiny_config(clip_grad_norm=clip))
     _, state = tx.update(huge, tx.init(params), params)
     mu = [leaf for leaf in jax.tree.leaves(state) if leaf.shape == (4,)][0]
     assert float(jnp.linalg.norm(mu)) == pytest.approx(0.1 * norm, rel=1e-5)
-  plain = train.make_optimizer(tiny_config(learning_rate=1.0))
-  decayed = train.make_optimizer(tiny_config(weight_decay=0.1,
-                                             learning_rate=1.0))
+  plain = train_steps.make_optimizer(tiny_config(learning_rate=1.0))
+  decayed = train_steps.make_optimizer(tiny_config(weight_decay=0.1,
+                                                   learning_rate=1.0))
   zero = {"w": jnp.zeros(4)}
   update, _ = decayed.update(zero, decayed.init(params), params)
   np.testing.assert_allclose(update["w"], -0.1 * params["w"])  # decay only
@@ -152,7 +153,7 @@ def test_clipping_and_weight_decay():
 def test_adversarial_perturbation_has_the_claimed_norm_per_review():
   gradient = jax.random.normal(jax.random.key(0), (7, 4, 6))
   gradient = gradient.at[:, 2].set(0.0)  # a filler row: no gradient
-  perturbation = train.adversarial_perturbation(gradient, 2.5)
+  perturbation = train_steps.adversarial_perturbation(gradient, 2.5)
   norms = jnp.sqrt(jnp.sum(perturbation ** 2, axis=(0, 2)))
   np.testing.assert_allclose(norms, [2.5, 2.5, 0.0, 2.5], rtol=1e-6)
   # Along the gradient: the same direction per review.
@@ -179,8 +180,8 @@ def test_perturbed_inputs_hoisted_equal_stock(options):
 def _state_and_batch(epsilon):
   config = tiny_config(adversarial_epsilon=epsilon, num_words=12,
                        embed_dim=6, hidden_dim=5, seq_len=8)
-  model = models.model_from_config(config)
-  state = train.create_train_state(model, config, jax.random.key(0))
+  model = classifier.model_from_config(config)
+  state = train_steps.create_train_state(model, config, jax.random.key(0))
   batch = {"tokens": TOKENS, "labels": jnp.array([1.0, 0.0, 1.0, 0.0]),
            "weights": jnp.ones(4)}
   return state, batch
@@ -192,9 +193,9 @@ def test_adversarial_step_raises_the_loss_it_trains_on():
   def loss(r):
     logits = state.apply_fn({"params": state.params}, batch["tokens"],
                             perturbation=r)
-    return train._metric_sums(logits, batch)[0]  # pylint: disable=protected-access
+    return train_steps._metric_sums(logits, batch)[0]  # pylint: disable=protected-access
   zeros = jnp.zeros((8, 4, 6))
-  r = train.adversarial_perturbation(jax.grad(loss)(zeros), 0.5)
+  r = train_steps.adversarial_perturbation(jax.grad(loss)(zeros), 0.5)
   assert float(loss(r)) > float(loss(zeros))
   assert float(loss(r)) > float(loss(-r))  # the gradient's side, not any
 
@@ -203,8 +204,8 @@ def test_adversarial_training_changes_the_step_and_keeps_clean_metrics():
   plain, batch = _state_and_batch(0.0)
   adversarial, _ = _state_and_batch(1.0)
   assert adversarial.adversarial_epsilon == 1.0
-  new_plain, plain_sums = jax.jit(train.train_step)(plain, batch)
-  new_adv, adv_sums = jax.jit(train.train_step)(adversarial, batch)
+  new_plain, plain_sums = jax.jit(train_steps.train_step)(plain, batch)
+  new_adv, adv_sums = jax.jit(train_steps.train_step)(adversarial, batch)
   for k in plain_sums:  # metrics are those of the clean batch
     np.testing.assert_allclose(plain_sums[k], adv_sums[k], rtol=1e-6)
   assert not np.allclose(new_plain.params["dense"]["kernel"],

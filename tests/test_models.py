@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.equivalence import assert_outputs_and_grads_close
-from flax_sentiment import implementation, models, pallas_recurrence
+from flax_sentiment.model import classifier, implementation, pallas_recurrence
 from flax_sentiment.api import load_config
 
 
@@ -15,10 +15,10 @@ def init_params(model, seq_len=64, batch=2):
 @pytest.mark.parametrize("cell,expected", [("rnn", 2_609_409),
                                            ("lstm", 2_757_249)])
 def test_notebook_parameter_counts_match_keras(cell, expected):
-  model = models.SentimentClassifier(cell=cell)
+  model = classifier.SentimentClassifier(cell=cell)
   params = init_params(model)
-  assert models.count_params(params) == expected
-  assert models.summary(model, params, 64).splitlines()[-3] == (
+  assert classifier.count_params(params) == expected
+  assert classifier.summary(model, params, 64).splitlines()[-3] == (
       f"Total params: {expected:,}")
 
 
@@ -28,20 +28,20 @@ def test_notebook_parameter_counts_match_keras(cell, expected):
     ("gru", 3 * (64 * 32 + 32 + 32 * 32) + 32),
 ])
 def test_parameter_counts_follow_the_sizes(cell, cell_params):
-  model = models.SentimentClassifier(cell=cell, num_words=5000, embed_dim=64,
-                                     hidden_dim=32)
+  model = classifier.SentimentClassifier(cell=cell, num_words=5000, embed_dim=64,
+                                         hidden_dim=32)
   params = init_params(model, seq_len=10)
-  assert models.count_params(params["rnn"]) == cell_params
-  assert models.count_params(params) == 5000 * 64 + cell_params + 32 + 1
+  assert classifier.count_params(params["rnn"]) == cell_params
+  assert classifier.count_params(params) == 5000 * 64 + cell_params + 32 + 1
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 # (pallas: GPU kernels, tests/test_pallas_recurrence.py)
 @pytest.mark.parametrize("implementation", ["hoisted", "stock"])
 def test_output_is_one_logit_per_review(cell, implementation):
-  model = models.SentimentClassifier(cell=cell, num_words=100, embed_dim=8,
-                                     hidden_dim=4,
-                                     implementation=implementation)
+  model = classifier.SentimentClassifier(cell=cell, num_words=100, embed_dim=8,
+                                         hidden_dim=4,
+                                         implementation=implementation)
   params = init_params(model, seq_len=7, batch=3)
   tokens = jax.random.randint(jax.random.key(1), (5, 7), 0, 100)
   logits = model.apply({"params": params}, tokens)
@@ -49,8 +49,8 @@ def test_output_is_one_logit_per_review(cell, implementation):
 
 
 def test_summary_lists_layers_with_keras_shapes():
-  model = models.SentimentClassifier(cell="rnn")
-  text = models.summary(model, init_params(model), 512)
+  model = classifier.SentimentClassifier(cell="rnn")
+  text = classifier.summary(model, init_params(model), 512)
   assert "embedding (Embed)            (None, 512, 256)          2,560,000" in text
   assert "rnn (SimpleCell)             (None, 128)               49,280" in text
   assert "dense (Dense)                (None, 1)                 129" in text
@@ -108,7 +108,7 @@ def test_kernels_are_not_picked_on_a_jax_they_were_not_checked_on(
 def test_auto_implementation_on_this_machine_builds_a_runnable_model():
   config = load_config("lstm")
   assert config.implementation == "auto"
-  model = models.model_from_config(config)
+  model = classifier.model_from_config(config)
   if jax.default_backend() == "cpu":
     assert model.implementation == "hoisted"
   assert implementation.line(config).startswith(
@@ -137,12 +137,12 @@ def test_prediction_falls_back_from_pallas_only_where_it_cannot_run(
     assert "Hopper" in warning and "XLA loop" in warning
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 def test_gpu_default_unroll_gives_the_same_logits_and_gradients(cell):
   """The GPU default unroll, on 11 steps (not a multiple of it)."""
   tokens = jax.random.randint(jax.random.key(1), (3, 11), 0, 50)
-  model = models.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
-                                     hidden_dim=5)
+  model = classifier.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
+                                         hidden_dim=5)
   unrolled = model.clone(unroll=implementation.AUTO_UNROLL["gpu"])
   params = init_params(model, seq_len=11)
   assert_outputs_and_grads_close(
@@ -151,14 +151,14 @@ def test_gpu_default_unroll_gives_the_same_logits_and_gradients(cell):
       atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 def test_bfloat16_matmuls_with_float32_state_stay_close_to_float32(cell):
   """dtype=bfloat16: matmul operands bf16, carries and gate math float32;
   logits and gradients within bf16 rounding of the float32 model's, and a
   wrong policy (e.g. state rounded to bf16 each step) would drift more."""
   tokens = jax.random.randint(jax.random.key(1), (8, 40), 0, 200)
-  model = models.SentimentClassifier(cell=cell, num_words=200, embed_dim=16,
-                                     hidden_dim=16)
+  model = classifier.SentimentClassifier(cell=cell, num_words=200, embed_dim=16,
+                                         hidden_dim=16)
   bf16 = model.clone(dtype=jnp.bfloat16)
   params = init_params(model, seq_len=40)
 

@@ -2,7 +2,7 @@
 
 import io
 
-from flax_sentiment import monitor
+from flax_sentiment.tracking import monitor
 
 
 def test_plain_progress_when_not_a_terminal_and_bar_on_one():

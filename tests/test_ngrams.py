@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from flax_sentiment import ensemble, loop, ngrams, predict, report, text_models
-from flax_sentiment.errors import UserError
+from flax_sentiment.text_models import common, ngrams
+from flax_sentiment.training import loop
+from flax_sentiment.usage import ensemble, predict, report, trained
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import snapshot, tiny_config
 
 
@@ -96,8 +98,8 @@ def test_features_come_from_train_reviews_only(csv_run):
 
 def test_predict_scores_what_the_run_evaluated(csv_run):
   root, config, history = csv_run
-  predictor = predict.load_predictor(root / "run")
-  texts, labels = text_models.split_texts(config)["test"]
+  predictor = trained.load_predictor(root / "run")
+  texts, labels = common.split_texts(config)["test"]
   p = predictor([t.decode() for t in texts])
   assert np.mean((p > 0.5) == (labels > 0.5)) == pytest.approx(
       history[0]["test_accuracy"])
@@ -131,11 +133,11 @@ def test_damaged_model_file_is_one_line(csv_run, tmp_path):
   shutil.copytree(root / "run", tmp_path / "run")
   (tmp_path / "run" / "ngram_model.npz").write_bytes(b"not a zip")
   with pytest.raises(UserError, match="ngram_model.npz is damaged"):
-    predict.load_predictor(tmp_path / "run")
+    trained.load_predictor(tmp_path / "run")
 
 
 def test_c_values_need_validation():
-  from flax_sentiment.config_checks import validate_config  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training.checks import validate_config  # pylint: disable=g-import-not-at-top
   with pytest.raises(UserError, match="validation_examples"):
     validate_config(tiny_config(model="ngrams", ngram_c_values="0.1,1"))
   with pytest.raises(UserError, match="ngram_c_values"):

@@ -17,11 +17,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from flax_sentiment import api, models, pallas_recurrence, recurrence
+from flax_sentiment import api
+from flax_sentiment.model import classifier, pallas_recurrence, recurrence
 from tests.equivalence import assert_outputs_and_grads_close
 
 plgpu = pytest.importorskip("jax.experimental.pallas.mosaic_gpu")
-CELLS = list(models.CELLS)
+CELLS = list(classifier.CELLS)
 # Batch not a multiple of 16 (padded rows). benchmarks/gpu_check.sh also
 # runs these natively on a GPU at 64 and 1024 steps.
 HIDDEN, IN_DIM, BATCH = 64, 8, 20
@@ -36,7 +37,7 @@ needs_interpreter = pytest.mark.skipif(
 
 
 def cell_params(cell, seed=0):
-  module = models.CELLS[cell](HIDDEN)
+  module = classifier.CELLS[cell](HIDDEN)
   carry = module.initialize_carry(jax.random.key(1), (1, IN_DIM))
   params = module.init(jax.random.key(seed), carry,
                        jnp.zeros((1, IN_DIM)))["params"]
@@ -179,7 +180,7 @@ def test_model_with_pallas_equals_hoisted_within_bf16_rounding(capfd):
   padding, pooled states), implementation="pallas" vs "hoisted" (float32):
   logits and gradients of the embedding."""
   def model(implementation):
-    return models.SentimentClassifier(
+    return classifier.SentimentClassifier(
         cell="lstm", num_words=50, embed_dim=8, hidden_dim=HIDDEN,
         mask_padding=True, implementation=implementation,
         bidirectional=True, pooling="last+max+mean")
@@ -254,7 +255,7 @@ def test_lowers_for_cuda_at_production_shapes(name):
   the reverse kernel) and an evaluation forward, exported for CUDA."""
   config_name, overrides = PRODUCTION[name]
   config = api.load_config(config_name, implementation="pallas", **overrides)
-  model = models.model_from_config(config)
+  model = classifier.model_from_config(config)
   params = jax.eval_shape(lambda: model.init(
       jax.random.key(0), jnp.zeros((1, config.seq_len), jnp.int32)))
   def tokens(batch):

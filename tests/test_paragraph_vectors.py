@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from flax_sentiment import (ensemble, loop, paragraph_vectors, predict,
-                            text_models)
-from flax_sentiment.config_checks import validate_config
-from flax_sentiment.errors import UserError
+from flax_sentiment.text_models import common, paragraph_vectors
+from flax_sentiment.training import loop
+from flax_sentiment.usage import ensemble, trained
+from flax_sentiment.training.checks import validate_config
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import snapshot, tiny_config
 
 GOOD, BAD = ["great", "superb", "loved", "moving"], ["awful", "dull", "hated",
@@ -84,7 +85,7 @@ def test_vectors_are_reproducible_and_independent_of_the_batch(pv_run):
   np.testing.assert_array_equal(together, alone)
   assert not np.allclose(together[0], together[1])
   # The same texts and config train the same Doc2Vec.
-  splits = text_models.split_texts(config)
+  splits = common.split_texts(config)
   corpus = splits["train"][0][:30]
   first = paragraph_vectors.train_doc2vec(corpus, config)
   second = paragraph_vectors.train_doc2vec(corpus, config)
@@ -94,15 +95,15 @@ def test_vectors_are_reproducible_and_independent_of_the_batch(pv_run):
 
 def test_it_reads_train_and_unlabeled_text_never_test(pv_run):
   root, _, _ = pv_run
-  words = predict.load_predictor(root / "run").word_ids
+  words = trained.load_predictor(root / "run").word_ids
   assert "quux" in words and "great" in words
   assert "zyzzyva" not in words
 
 
 def test_predict_and_ensemble_score_what_the_run_evaluated(pv_run):
   root, config, history = pv_run
-  predictor = predict.load_predictor(root / "run")
-  texts, labels = text_models.split_texts(config)["test"]
+  predictor = trained.load_predictor(root / "run")
+  texts, labels = common.split_texts(config)["test"]
   p = predictor([t.decode() for t in texts])
   assert np.mean((p > 0.5) == (labels > 0.5)) == pytest.approx(
       history[0]["test_accuracy"])
@@ -133,10 +134,10 @@ def test_damaged_model_is_one_line(pv_run, tmp_path):
   model = tmp_path / "run" / "paragraph_vectors"
   (model / paragraph_vectors.DOC2VEC_FILE).write_bytes(b"not a pickle")
   with pytest.raises(UserError, match="paragraph_vectors is damaged"):
-    predict.load_predictor(tmp_path / "run")
+    trained.load_predictor(tmp_path / "run")
   shutil.rmtree(model)
   with pytest.raises(UserError, match="paragraph_vectors is missing"):
-    predict.load_predictor(tmp_path / "run")
+    trained.load_predictor(tmp_path / "run")
 
 
 def test_c_values_need_validation(tmp_path):

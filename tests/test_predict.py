@@ -16,7 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import checkpoints, predict
+from flax_sentiment.tracking import checkpoints
+from flax_sentiment.usage import predict, trained
 from tests.conftest import (REPO, one_error_line, predict_cli, run_fake,
                             tiny_flags)
 
@@ -132,7 +133,7 @@ def test_stdin_is_scored_batch_by_batch_while_it_is_still_open(finished):
   texts = [f"{w} film number {i}" for i, w in
            enumerate(["great", "awful", "superb", "boring"] * 3)]
   proc = subprocess.Popen(
-      [sys.executable, "-m", "flax_sentiment.predict",
+      [sys.executable, "-m", "flax_sentiment.usage.predict",
        f"--workdir={finished}", "--file", "-", "--batch-size", "4"],
       cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True,
@@ -173,7 +174,7 @@ def with_params(finished, tmp_path, change) -> pathlib.Path:
   (saved as training saves, digest included)."""
   workdir = tmp_path / "run"
   shutil.copytree(finished, workdir)
-  _, _, state, meta = predict.load_trained_state(workdir)
+  _, _, state, meta = trained.load_trained_state(workdir)
   state = state.replace(params=change(state.params))
   step = max(int(p.name) for p in (workdir / "checkpoints").iterdir()
              if p.name.isdigit())
@@ -208,7 +209,7 @@ def huge_params(params):
 def test_weights_that_are_not_finite_give_one_error_no_scores(
     finished, tmp_path, change):
   workdir = with_params(finished, tmp_path, change)
-  assert (predict.first_non_finite(predict.load_trained_state(workdir)[2]
+  assert (trained.first_non_finite(trained.load_trained_state(workdir)[2]
                                    .params) is None) == (change is huge_params)
   for flags in ([], ["--json"], ["--explain"]):
     proc = predict_cli(f"--workdir={workdir}", *flags, *TEXTS)
@@ -242,7 +243,7 @@ def test_undecodable_bytes_are_refused_with_file_and_line(
   assert f"--file {path} " in line and f"line {line_number}" in line
   assert what in line
   from_stdin = subprocess.run(
-      [sys.executable, "-m", "flax_sentiment.predict",
+      [sys.executable, "-m", "flax_sentiment.usage.predict",
        f"--workdir={finished}", "--file", "-"], cwd=REPO, input=content,
       capture_output=True, timeout=120,
       env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -309,11 +310,11 @@ def test_explain_needs_one_workdir(finished):
 
 
 def test_predictor_api_scores_and_explains(finished):
-  predictor = predict.load_predictor(finished, batch_size=2)
+  predictor = trained.load_predictor(finished, batch_size=2)
   texts = ["great wonderful superb film", "awful boring dull movie", "film"]
   probabilities = predictor(texts)
   assert probabilities.shape == (3,)
-  np.testing.assert_allclose(predict.load_predictor(finished)(texts),
+  np.testing.assert_allclose(trained.load_predictor(finished)(texts),
                              probabilities, rtol=1e-6)  # batching changes nothing
   explanations = predictor.explain(texts, steps=32)
   np.testing.assert_allclose([e.probability for e in explanations],

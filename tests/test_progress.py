@@ -4,8 +4,8 @@ without a validation split."""
 
 import pytest
 
-from flax_sentiment import progress
-from flax_sentiment.progress import Progress
+from flax_sentiment.tracking import progress
+from flax_sentiment.tracking.progress import Progress
 
 
 def record(epoch, validation=None, test=0.5, validation_loss=0.5,

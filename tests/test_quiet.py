@@ -2,7 +2,7 @@
 
 import io
 
-from flax_sentiment.quiet import ClosedLoopFilter
+from flax_sentiment.runtime.quiet import ClosedLoopFilter
 
 CLOSED = ("Traceback (most recent call last):\n"
           '  File "/x/asyncio/base_events.py", line 1, in call_soon\n'

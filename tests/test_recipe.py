@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from flax_sentiment import cli, config_files, recipe
+from flax_sentiment import cli, recipe
+from flax_sentiment.configuration import loading
 from flax_sentiment.configs import best
 
 pytest.importorskip("sklearn")
@@ -98,4 +99,4 @@ def test_the_command_dry_run_and_its_one_line_errors(tmp_path, capsys):
   with pytest.raises(SystemExit, match=r"broken.py:2: get_recipe\(\) raised "
                      "KeyError"):
     cli.main(["recipe", "--config", str(broken), "--dry-run"])
-  assert config_files.names()  # the shipped configs still load
+  assert loading.names()  # the shipped configs still load

@@ -8,12 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import batching, models, recurrence
+from flax_sentiment.data import batching
+from flax_sentiment.model import classifier, recurrence
 from tests.equivalence import (assert_outputs_and_grads_close,
                                hoisted_last_hidden)
 from tests import equivalence
 
-CELLS = list(models.CELLS)
+CELLS = list(classifier.CELLS)
 
 
 HIDDEN = 5
@@ -25,7 +26,7 @@ def stock_last_hidden(cell, params, inputs, seq_lengths=None):
 
 
 def cell_params(cell, in_dim=6, seed=0):
-  module = models.CELLS[cell](HIDDEN)
+  module = classifier.CELLS[cell](HIDDEN)
   carry = module.initialize_carry(jax.random.key(1), (1, in_dim))
   params = module.init(jax.random.key(seed), carry, jnp.zeros((1, in_dim)))["params"]
   # Non-zero biases so that a mix-up of bias terms cannot hide.
@@ -113,8 +114,8 @@ def test_post_padding_with_seq_lengths_equals_each_review_alone(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_model_masking_hoisted_equals_stock(cell):
-  model = models.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
-                                     hidden_dim=5, mask_padding=True)
+  model = classifier.SentimentClassifier(cell=cell, num_words=50, embed_dim=6,
+                                         hidden_dim=5, mask_padding=True)
   tokens = jnp.array([[3, 4, 5, 0, 0, 0], [7, 0, 0, 0, 0, 0],
                       [1, 2, 3, 4, 5, 6]])
   params = model.init(jax.random.key(0), tokens)["params"]
@@ -128,8 +129,8 @@ def test_model_masking_hoisted_equals_stock(cell):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("num_words", [10, 1000])  # table vs. token projection
 def test_model_hoisted_equals_stock_forward_and_gradients(cell, num_words):
-  model = models.SentimentClassifier(cell=cell, num_words=num_words,
-                                     embed_dim=6, hidden_dim=5)
+  model = classifier.SentimentClassifier(cell=cell, num_words=num_words,
+                                         embed_dim=6, hidden_dim=5)
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, num_words)
   assert (tokens.size > num_words) == (num_words == 10)
   params = model.init(jax.random.key(0), tokens)["params"]
@@ -143,8 +144,8 @@ def test_model_hoisted_equals_stock_forward_and_gradients(cell, num_words):
 @pytest.mark.parametrize("mask_padding", [False, True])
 def test_model_with_distinct_ids_equals_stock_forward_and_gradients(
     cell, mask_padding):
-  model = models.SentimentClassifier(cell=cell, num_words=1000, embed_dim=6,
-                                     hidden_dim=5, mask_padding=mask_padding)
+  model = classifier.SentimentClassifier(cell=cell, num_words=1000, embed_dim=6,
+                                         hidden_dim=5, mask_padding=mask_padding)
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 1, 40)
   tokens = tokens.at[:, -3:].set(0)  # padding at the end
   ids = batching.distinct_ids(np.asarray(tokens)[None], 1000)[0]
@@ -172,8 +173,8 @@ def _masked_run(cell, reverse, params, inputs, mask):
 
 def _stock_run(cell, reverse, params, inputs, lengths):
   """nn.RNN over the stock cell with seq_lengths (the stock path's masking
-  of end padding; backward: reverse + keep_order, as models.py runs it)."""
-  rnn = nn.RNN(models.CELLS[cell](HIDDEN), return_carry=True,
+  of end padding; backward: reverse + keep_order, as classifier.py runs it)."""
+  rnn = nn.RNN(classifier.CELLS[cell](HIDDEN), return_carry=True,
                reverse=reverse, keep_order=True)
   carry, states = rnn.apply({"params": {"cell": params}}, inputs,
                             seq_lengths=lengths)

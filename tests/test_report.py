@@ -4,8 +4,8 @@ reports, its AUC and F1 (blank for older runs), accuracy by review length."""
 import numpy as np
 import pytest
 
-from flax_sentiment import report
-from flax_sentiment.rundir import RunDir
+from flax_sentiment.usage import report
+from flax_sentiment.tracking.rundir import RunDir
 
 
 def history(test_accuracies, validation=None):

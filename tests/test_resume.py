@@ -9,10 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import fields, loop, predict, rundir, train
+from flax_sentiment.configuration import fields
+from flax_sentiment.tracking import rundir
+from flax_sentiment.training import loop, train_steps
+from flax_sentiment.usage import trained
 from flax_sentiment.configs import default
-from flax_sentiment.checkpoints import CheckpointMismatchError
-from flax_sentiment.errors import UserError
+from flax_sentiment.tracking.checkpoints import CheckpointMismatchError
+from flax_sentiment.runtime.errors import UserError
 from tests.conftest import snapshot, tiny_config
 
 TIMING_KEYS = {"epoch_seconds", "train_examples_per_second", "compile_seconds",
@@ -52,7 +55,7 @@ CHANGED = {
 
 def outcome(workdir: pathlib.Path):
   """(params, metrics without timings) of a finished workdir."""
-  _, _, state, _ = predict.load_trained_state(workdir, say=lambda _: None)
+  _, _, state, _ = trained.load_trained_state(workdir, say=lambda _: None)
   records = [{k: v for k, v in r.items() if k not in TIMING_KEYS}
              for r in rundir.read_metrics(workdir)]
   return jax.tree.leaves(jax.device_get(state.params)), records
@@ -203,8 +206,8 @@ def test_schedule_length_is_the_planned_steps(fake_imdb, tmp_path,
   # Length buckets run more steps than ceil(N / batch): the schedule must be
   # sized by the steps the run executes, so a linear one ends at zero there.
   sized = []
-  schedule = train.learning_rate_schedule
-  monkeypatch.setattr(train, "learning_rate_schedule", lambda config, total: (
+  schedule = train_steps.learning_rate_schedule
+  monkeypatch.setattr(train_steps, "learning_rate_schedule", lambda config, total: (
       sized.append(total), schedule(config, total))[1])
   config = config_with(tmp_path, lr_schedule="linear", padding="post",
                        mask_padding=True, length_buckets=3, num_epochs=2, seq_len=48,

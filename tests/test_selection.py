@@ -8,9 +8,10 @@ import json
 import jax
 import numpy as np
 
-from flax_sentiment import loop, predict, report
-from flax_sentiment.progress import Progress
-from flax_sentiment.rundir import RunDir
+from flax_sentiment.training import loop
+from flax_sentiment.usage import report, trained
+from flax_sentiment.tracking.progress import Progress
+from flax_sentiment.tracking.rundir import RunDir
 from tests.conftest import tiny_config
 
 
@@ -121,7 +122,7 @@ def test_a_run_keeps_and_reports_the_validation_peak(fake_imdb, tmp_path,
   assert result["test_auc"] == evaluated[1]["test_auc"]
 
   assert (workdir / "best_checkpoint").is_dir()
-  _, _, best, meta = predict.load_trained_state(workdir)
+  _, _, best, meta = trained.load_trained_state(workdir)
   assert meta["epoch"] == 2
   assert (jax.tree.structure(best.params)
           == jax.tree.structure(params_at_end[1]))

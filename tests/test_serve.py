@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment import predict, serve
+from flax_sentiment.usage import serve, trained
 from tests.conftest import REPO, run_fake, tiny_flags
 
 SEQ_LEN = 16  # tiny_flags'
@@ -41,7 +41,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(workdir):
-  return predict.load_predictor(workdir)
+  return trained.load_predictor(workdir)
 
 
 class Running:
@@ -128,7 +128,7 @@ def test_scores_equal_the_predictors(server, predictor):
   assert [r["text"] for r in results] == TEXTS
   np.testing.assert_allclose([r["probability_positive"] for r in results],
                              want, rtol=0, atol=1e-6)
-  for r, p, (words, unknown) in zip(results, want, predict.word_counts(
+  for r, p, (words, unknown) in zip(results, want, trained.word_counts(
       TEXTS, predictor.word_ids)):
     assert r["label"] == ("positive" if p > 0.5 else "negative")
     assert (r["words"], r["unknown_words"]) == (words, unknown)
@@ -271,7 +271,7 @@ def test_sixteen_concurrent_requests_all_get_their_own_scores(server,
 
 def test_non_finite_scores_are_500_never_a_nan(workdir, predictor):
   nan = jax.tree.map(lambda x: np.full_like(x, np.nan), predictor.params)
-  broken = predict.Predictor(workdir, predictor.config,
+  broken = trained.Predictor(workdir, predictor.config,
                              predictor.vocabulary, nan)
   running = Running(serve.Service(serve.WorkdirModel(broken)))
   try:
@@ -286,7 +286,7 @@ def test_non_finite_scores_are_500_never_a_nan(workdir, predictor):
 
 def test_an_export_is_scored_and_says_it_cannot_explain(workdir, predictor,
                                                         tmp_path):
-  from flax_sentiment import export, exported  # here: it may change
+  from flax_sentiment.usage import export, exported  # here: it may change
   out = export.export_model(workdir, tmp_path / "export", say=lambda _: None)
   model = serve.load_model(export=str(out))
   running = Running(serve.Service(model))
@@ -305,7 +305,7 @@ def test_an_export_is_scored_and_says_it_cannot_explain(workdir, predictor,
     np.testing.assert_allclose(scores, predictor(TEXTS), atol=1e-5)
     assert all("contributions" not in r for r in reply["results"])
     assert [r["words"] for r in reply["results"]] == [
-        w for w, _ in predict.word_counts(TEXTS, predictor.word_ids)]
+        w for w, _ in trained.word_counts(TEXTS, predictor.word_ids)]
     assert "explanations_unavailable" not in json.loads(
         post(running, {"texts": TEXTS})[2])
   finally:

@@ -2,7 +2,7 @@
 
 import signal
 
-from flax_sentiment.signals import StopSignals
+from flax_sentiment.training.signals import StopSignals
 
 
 def test_a_signal_during_the_collective_counts_at_the_next_call():

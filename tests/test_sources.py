@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from flax_sentiment import data, sources
-from flax_sentiment.sources import DataError
+from flax_sentiment.data import datasets, sources
+from flax_sentiment.data.sources import DataError
 from tests.conftest import REPO, one_error_line, tiny_config
 from tests.fake_imdb import fake_records
 
@@ -99,14 +99,14 @@ def test_vocabulary_from_the_train_part_only_and_cache_keyed_by_content(
   test = write_reviews_csv(tmp_path / "test.csv", 16, 1, "zyzzyva")
   config = tiny_config(dataset=str(train), test_dataset=str(test),
                        cache_dir=str(tmp_path / "cache"), num_words=1000)
-  reviews = data.load_imdb(config)
+  reviews = datasets.load_imdb(config)
   assert "zyzzyva" not in reviews.vocabulary and len(reviews.test) == 16
   assert len(reviews.train) == 64 and reviews.train.tokens.shape == (64, 16)
   caches = set((tmp_path / "cache").glob("imdb_tokens_*.npz"))
-  data.load_imdb(config)  # same content: the cache is used, not rebuilt
+  datasets.load_imdb(config)  # same content: the cache is used, not rebuilt
   assert set((tmp_path / "cache").glob("imdb_tokens_*.npz")) == caches
   write_reviews_csv(train, 64, 0, "zyzzyva")  # same path, other content
-  assert "zyzzyva" in data.load_imdb(config).vocabulary
+  assert "zyzzyva" in datasets.load_imdb(config).vocabulary
   assert len(set((tmp_path / "cache").glob("imdb_tokens_*.npz"))) == 2
 
 
@@ -114,7 +114,7 @@ def test_held_out_test_share_is_balanced_and_disjoint(tmp_path):
   train = write_reviews_csv(tmp_path / "all.csv", 100, 0)
   config = tiny_config(dataset=str(train), test_fraction=0.2,
                        cache_dir=str(tmp_path / "cache"))
-  raw = data.read_raw(config)
+  raw = datasets.read_raw(config)
   assert len(raw["test"][0]) == 20 and len(raw["train"][0]) == 80
   assert raw["test"][1].sum() == 10
   assert not set(raw["test"][0]) & set(raw["train"][0]) - {b""}
@@ -124,9 +124,9 @@ def test_fewer_reviews_than_a_batch_is_refused(tmp_path):
   train = write_reviews_csv(tmp_path / "few.csv", 10, 0)
   config = tiny_config(dataset=str(train), batch_size=32,
                        cache_dir=str(tmp_path / "cache"))
-  with pytest.raises(data.ConfigError, match=r"few.csv gives 8 train "
+  with pytest.raises(datasets.ConfigError, match=r"few.csv gives 8 train "
                      r"reviews, fewer than one batch"):
-    data.load_imdb(config)
+    datasets.load_imdb(config)
 
 
 def cli(*args, cwd, timeout=240):

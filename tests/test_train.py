@@ -8,13 +8,17 @@ import numpy as np
 import optax
 import pytest
 
-from flax_sentiment import batching, checkpoints, loop, models, predict, train
+from flax_sentiment.data import batching
+from flax_sentiment.model import classifier
+from flax_sentiment.tracking import checkpoints
+from flax_sentiment.training import loop, train_steps
+from flax_sentiment.usage import trained
 from tests.conftest import tiny_config
 
 
 def make_state(config):
-  return train.create_train_state(models.model_from_config(config), config,
-                                  jax.random.key(0))
+  return train_steps.create_train_state(classifier.model_from_config(config), config,
+                                        jax.random.key(0))
 
 
 def fixed_batch(config, batch=8, seed=0):
@@ -25,22 +29,22 @@ def fixed_batch(config, batch=8, seed=0):
           "weights": jnp.ones(batch, jnp.float32)}
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 def test_one_jitted_step_changes_every_parameter(cell):
   config = tiny_config(cell=cell)
   state = make_state(config)
-  new_state, metrics = jax.jit(train.train_step)(state, fixed_batch(config))
+  new_state, metrics = jax.jit(train_steps.train_step)(state, fixed_batch(config))
   assert int(new_state.step) == 1 and float(metrics["count"]) == 8
   for before, after in zip(jax.tree.leaves(state.params),
                            jax.tree.leaves(new_state.params)):
     assert not np.allclose(before, after)
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 def test_loss_decreases_on_a_fixed_batch(cell):
   config = tiny_config(cell=cell, learning_rate=1e-2)
   state, batch = make_state(config), fixed_batch(config)
-  step = jax.jit(train.train_step)
+  step = jax.jit(train_steps.train_step)
   losses = []
   for _ in range(30):
     state, metrics = step(state, batch)
@@ -55,8 +59,8 @@ def test_filler_rows_and_batches_change_nothing():
   filled = {k: jnp.concatenate([v, jnp.zeros((3,) + v.shape[1:], v.dtype)])
             for k, v in real.items()}  # 3 filler rows, weight 0
   chunk = {k: jnp.stack([v, jnp.zeros_like(v)]) for k, v in filled.items()}
-  expected, metrics = jax.jit(train.train_step)(state, real)
-  got, chunk_metrics = jax.jit(train.train_chunk)(state, chunk)
+  expected, metrics = jax.jit(train_steps.train_step)(state, real)
+  got, chunk_metrics = jax.jit(train_steps.train_chunk)(state, chunk)
   assert int(got.step) == 1  # the all-filler batch was skipped
   for a, b in zip(jax.tree.leaves(expected.params), jax.tree.leaves(got.params)):
     np.testing.assert_allclose(a, b, atol=1e-6)
@@ -143,7 +147,7 @@ def assert_steps_match_reference(state, batches, learning_rate, clip=None):
   """One jitted train_step, several in a row, and one train_chunk of all
   the batches equal the reference's parameters (and metric sums)."""
   want, norms = reference_steps(state, batches, learning_rate, clip=clip)
-  step = jax.jit(train.train_step)
+  step = jax.jit(train_steps.train_step)
   got = state
   for i, batch in enumerate(batches):
     before = got
@@ -155,13 +159,13 @@ def assert_steps_match_reference(state, batches, learning_rate, clip=None):
     loss = reference_loss(state.apply_fn, before.params, batch)
     np.testing.assert_allclose(sums["loss"], loss * jnp.sum(w), rtol=1e-5)
   chunk = {k: jnp.stack([b[k] for b in batches]) for k in batches[0]}
-  chunked, _ = jax.jit(train.train_chunk)(state, chunk)
+  chunked, _ = jax.jit(train_steps.train_chunk)(state, chunk)
   assert int(chunked.step) == len(batches)
   assert_params_equal(chunked.params, want[-1])
   return want, norms
 
 
-@pytest.mark.parametrize("cell", list(models.CELLS))
+@pytest.mark.parametrize("cell", list(classifier.CELLS))
 def test_train_steps_equal_hand_written_loss_and_adam(cell):
   config = tiny_config(cell=cell, learning_rate=1e-2)
   assert_steps_match_reference(make_state(config), step_batches(), 1e-2)
@@ -296,7 +300,7 @@ def test_training_with_distinct_ids_equals_training_without(
     config = tiny_config(project_distinct_words=on,
                          cache_dir=str(tmp_path / "cache"))
     histories.append(loop.train_and_evaluate(config, tmp_path / str(on)))
-    params.append(predict.load_trained_state(tmp_path / str(on))[2].params)
+    params.append(trained.load_trained_state(tmp_path / str(on))[2].params)
     calls.append(len(used))
   # Fake reviews use ~30 words of the 64: every chunk (train and test) took
   # the distinct path when on; none asked for it when off.
@@ -335,7 +339,7 @@ def test_length_buckets_train_and_resume_exactly(fake_imdb, tmp_path,
              "eval_seconds"}
   assert ([{k: v for k, v in r.items() if k not in timings} for r in whole] ==
           [{k: v for k, v in r.items() if k not in timings} for r in resumed])
-  params = [predict.load_trained_state(tmp_path / name)[2].params
+  params = [trained.load_trained_state(tmp_path / name)[2].params
             for name in ("whole", "split")]
   for a, b in zip(*map(jax.tree.leaves, params)):
     np.testing.assert_array_equal(a, b)

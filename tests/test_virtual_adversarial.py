@@ -10,8 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import (batching, checkpoints, config_checks, errors,
-                            loop, models, predict, train)
+from flax_sentiment.data import batching
+from flax_sentiment.model import classifier
+from flax_sentiment.runtime import errors
+from flax_sentiment.tracking import checkpoints
+from flax_sentiment.training import checks, loop, train_steps
+from flax_sentiment.usage import trained
 from tests.conftest import tiny_config
 
 # [batch, seq_len], end-padded; the last row is all padding (a filler row).
@@ -25,8 +29,8 @@ def _state(epsilon: float = 0.0, **options):
   config = tiny_config(num_words=12, embed_dim=6, hidden_dim=5, seq_len=8,
                        virtual_adversarial_epsilon=epsilon,
                        padding="post", mask_padding=True, **options)
-  model = models.model_from_config(config)
-  return train.create_train_state(model, config, jax.random.key(0))
+  model = classifier.model_from_config(config)
+  return train_steps.create_train_state(model, config, jax.random.key(0))
 
 
 def _batch(unlabeled_weights=(1.0, 1.0, 1.0, 0.0), unlabeled=UNLABELED):
@@ -41,9 +45,9 @@ def test_bernoulli_kl_is_the_kl_of_the_two_probabilities():
   b = jnp.array([1.0, 0.0, -0.5, 2.5, -4.0])
   p, q = jax.nn.sigmoid(a), jax.nn.sigmoid(b)
   direct = p * jnp.log(p / q) + (1 - p) * jnp.log((1 - p) / (1 - q))
-  np.testing.assert_allclose(train.bernoulli_kl(a, b), direct, rtol=1e-5)
-  np.testing.assert_allclose(train.bernoulli_kl(a, a), 0.0, atol=1e-7)
-  assert bool(jnp.all(train.bernoulli_kl(a, b)[jnp.array([0, 2, 3, 4])] > 0))
+  np.testing.assert_allclose(train_steps.bernoulli_kl(a, b), direct, rtol=1e-5)
+  np.testing.assert_allclose(train_steps.bernoulli_kl(a, a), 0.0, atol=1e-7)
+  assert bool(jnp.all(train_steps.bernoulli_kl(a, b)[jnp.array([0, 2, 3, 4])] > 0))
 
 
 def _logits_of(state, tokens=UNLABELED):
@@ -56,26 +60,26 @@ def test_the_direction_raises_the_kl_more_than_random_ones_of_its_norm():
   logits_of = _logits_of(state)
   clean = logits_of(None)
   epsilon = 0.5
-  direction = train.virtual_adversarial_perturbation(
+  direction = train_steps.virtual_adversarial_perturbation(
       logits_of, clean, UNLABELED, 6, xi=0.05, epsilon=epsilon,
       rng=jax.random.key(1))
   norms = jnp.sqrt(jnp.sum(direction ** 2, axis=(0, 2)))
   np.testing.assert_allclose(norms, [epsilon] * 3 + [0.0], rtol=1e-5)
   # No direction on padding (the model masks it; the noise starts at 0).
   assert float(jnp.abs(direction[5:, 1]).max()) == 0.0
-  kl = train.bernoulli_kl(clean, logits_of(direction))[:3]
+  kl = train_steps.bernoulli_kl(clean, logits_of(direction))[:3]
   real = (UNLABELED.T != 0)[..., None]
   for seed in range(8):
     noise = jax.random.normal(jax.random.key(10 + seed), direction.shape)
-    random = train.per_review_l2(noise * real, epsilon)
-    random_kl = train.bernoulli_kl(clean, logits_of(random))[:3]
+    random = train_steps.per_review_l2(noise * real, epsilon)
+    random_kl = train_steps.bernoulli_kl(clean, logits_of(random))[:3]
     assert bool(jnp.all(kl > random_kl)), (seed, kl, random_kl)
 
 
 def test_filler_unlabeled_rows_contribute_nothing():
   state = _state(1.0)
   rng = jax.random.key(3)
-  grads = jax.jit(train._virtual_adversarial_grads)  # pylint: disable=protected-access
+  grads = jax.jit(train_steps._virtual_adversarial_grads)  # pylint: disable=protected-access
   other = UNLABELED.at[3].set(jnp.array([9, 8, 7, 6, 5, 4, 3, 2]))
   first = grads(state, _batch(), rng)
   second = grads(state, _batch(unlabeled=other), rng)
@@ -93,7 +97,7 @@ def test_off_is_bitwise_the_old_step_and_on_keeps_clean_metrics():
   batch = _batch()
   labeled_only = {k: v for k, v in batch.items()
                   if not k.startswith("unlabeled")}
-  step = jax.jit(train.train_step)
+  step = jax.jit(train_steps.train_step)
   with_unlabeled, sums = step(state, batch)
   without, plain_sums = step(state, labeled_only)
   for a, b in zip(jax.tree.leaves(with_unlabeled), jax.tree.leaves(without)):
@@ -115,9 +119,9 @@ def test_distinct_ids_cover_the_unlabeled_tokens_too():
       np.concatenate([np.asarray(TOKENS), np.asarray(UNLABELED)])[None], 12,
       capacity=11)[0]
   assert set(np.asarray(UNLABELED).ravel()) <= set(ids.tolist())
-  with_ids, _ = jax.jit(train.train_step)(state,
-                                          dict(batch, distinct_ids=ids))
-  without, _ = jax.jit(train.train_step)(state, batch)
+  with_ids, _ = jax.jit(train_steps.train_step)(state,
+                                                dict(batch, distinct_ids=ids))
+  without, _ = jax.jit(train_steps.train_step)(state, batch)
   for a, b in zip(jax.tree.leaves(with_ids.params),
                   jax.tree.leaves(without.params)):
     np.testing.assert_allclose(a, b, atol=1e-6)
@@ -159,14 +163,14 @@ def test_virtual_adversarial_needs_unlabeled_reviews_of_your_own(tmp_path):
   reviews.write_text("text,label\nfine,1\n")
   config = tiny_config(dataset=str(reviews), virtual_adversarial_epsilon=1.0)
   with pytest.raises(errors.ConfigError, match="unlabeled_dataset"):
-    config_checks.validate_config(config)
+    checks.validate_config(config)
 
 
 def test_a_run_trains_on_unlabeled_reviews_and_resumes_exactly(
     fake_imdb, tmp_path, monkeypatch):
   traced = []
-  original = train._virtual_adversarial_grads  # pylint: disable=protected-access
-  monkeypatch.setattr(train, "_virtual_adversarial_grads",
+  original = train_steps._virtual_adversarial_grads  # pylint: disable=protected-access
+  monkeypatch.setattr(train_steps, "_virtual_adversarial_grads",
                       lambda *a: traced.append(a[1]) or original(*a))
   config = tiny_config(seq_len=48, length_buckets=3, padding="post",
                        mask_padding=True, num_epochs=3,
@@ -187,7 +191,7 @@ def test_a_run_trains_on_unlabeled_reviews_and_resumes_exactly(
     loop.train_and_evaluate(config, tmp_path / "split")
   monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
   loop.train_and_evaluate(config, tmp_path / "split")
-  params = [predict.load_trained_state(tmp_path / name)[2].params
+  params = [trained.load_trained_state(tmp_path / name)[2].params
             for name in ("whole", "split")]
   for a, b in zip(*map(jax.tree.leaves, params)):
     np.testing.assert_array_equal(a, b)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from flax_sentiment import xla_cpu
+from flax_sentiment.runtime import xla_cpu
 from tests.conftest import REPO
 
 

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment import predict, train
+from flax_sentiment.training import train_steps
+from flax_sentiment.usage import trained
 from tests.conftest import run_fake, tiny_config, tiny_flags
 from tests.test_train import fixed_batch, make_state
 
@@ -26,7 +27,7 @@ def finished(proc):
 
 
 def params_and_losses(workdir):
-  _, _, state, _ = predict.load_trained_state(workdir)
+  _, _, state, _ = trained.load_trained_state(workdir)
   records = [json.loads(l) for l in
              (workdir / "metrics.jsonl").read_text().splitlines()]
   losses = [(r["train_loss"], r["test_loss"], r["train_accuracy"],
@@ -101,7 +102,7 @@ def test_bfloat16_compute_keeps_float32_params_and_learns():
   state, batch = make_state(config), fixed_batch(config)
   logits = state.apply_fn({"params": state.params}, batch["tokens"])
   assert logits.shape == (8,) and logits.dtype == jnp.float32
-  step = jax.jit(train.train_step)
+  step = jax.jit(train_steps.train_step)
   losses = []
   for _ in range(30):
     state, metrics = step(state, batch)

@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 
-from flax_sentiment import checkpoints, loop, predict
+from flax_sentiment.tracking import checkpoints
+from flax_sentiment.training import loop
+from flax_sentiment.usage import trained
 from tests.conftest import REPO, run_fake, tiny_config, tiny_flags
 
 METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss",
@@ -42,17 +44,17 @@ def test_lstm_learns_real_reviews(real_data_dir, tmp_path):
 
 
 def test_predict_on_own_text_after_training(tmp_path):
-  from flax_sentiment import predict
+  from flax_sentiment.usage import trained
   workdir = tmp_path / "run"
   proc = run_fake(tiny_flags(workdir, tmp_path / "cache", num_epochs=4))
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
   texts = ["great wonderful superb loved it, a great film",
            "awful boring terrible, the worst dull movie"]
-  probabilities = predict.load_predictor(workdir)(texts)
+  probabilities = trained.load_predictor(workdir)(texts)
   assert probabilities.shape == (2,)
   assert probabilities[0] > 0.5 > probabilities[1]
-  cli = subprocess.run([sys.executable, "-m", "flax_sentiment.predict",
+  cli = subprocess.run([sys.executable, "-m", "flax_sentiment.usage.predict",
                         f"--workdir={workdir}", *texts], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
   assert cli.returncode == 0, cli.stderr
@@ -69,7 +71,7 @@ def test_second_run_loads_compiled_steps_from_the_cache(tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     outputs.append(checkpoints.state_digest(
-        predict.load_trained_state(tmp_path / name)[2].params))
+        trained.load_trained_state(tmp_path / name)[2].params))
     entries.append(sorted(p.name for p in (tmp_path / "cache" / "jax").iterdir()))
   assert len(entries[0]) > 0
   assert entries[1] == entries[0]

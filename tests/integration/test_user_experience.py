@@ -7,8 +7,9 @@ import json
 import pytest
 
 from flax_sentiment.configs import default
-from flax_sentiment import progress, report, rundir
-from flax_sentiment.rundir import RunDir
+from flax_sentiment.tracking import progress, rundir
+from flax_sentiment.usage import report
+from flax_sentiment.tracking.rundir import RunDir
 from tests.conftest import (one_error_line, predict_cli, run_fake, snapshot,
                             tiny_flags)
 

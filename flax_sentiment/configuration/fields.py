@@ -1,0 +1,379 @@
+"""Every config field, declared once: its default, meaning, check and
+resume rule.
+
+`FIELDS` is the one place a field is declared. From it derive:
+`configs/default.py` (`default_config()`), `--help` (`describe_fields`),
+the per-field checks (`check_fields`, called by
+`config_checks.validate_config`, which adds the checks that relate several
+fields) and what may change when a run resumes (`may_change_on_resume`).
+A new field is one `Field(...)` line here; code reads it as `config.<name>`
+(no `config.get` fallbacks: a saved config of an older run is completed
+with these defaults by `complete`).
+
+The defaults are the Keras notebook's LSTM experiment at seq_len 64.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+from flax_sentiment.runtime.errors import ConfigError
+
+# A check returns what the value must be (for the error line), or None.
+Check = Callable[[Any], "str | None"]
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def positive_int(value) -> str | None:
+  return None if _is_int(value) and value > 0 else "a positive integer"
+
+
+def non_negative_int(value) -> str | None:
+  return (None if _is_int(value) and value >= 0
+          else "0 (off) or a positive integer")
+
+
+def optional_positive_int(value) -> str | None:
+  return (None if value is None or (_is_int(value) and value > 0)
+          else "a positive integer, or None for no limit")
+
+
+def optional_int(value) -> str | None:
+  return None if value is None or _is_int(value) else "an integer or None"
+
+
+def positive_number(value) -> str | None:
+  return (None if _is_number(value) and value > 0
+          else "a finite number > 0, e.g. 1e-3")
+
+
+def non_negative_number(value) -> str | None:
+  return None if _is_number(value) and value >= 0 else "a number >= 0"
+
+
+def rate(value) -> str | None:
+  return (None if _is_number(value) and 0 <= value < 1
+          else "a probability in [0, 1)")
+
+
+def boolean(value) -> str | None:
+  return None if isinstance(value, bool) else "True or False"
+
+
+def text(value) -> str | None:
+  return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def optional_text(value) -> str | None:
+  return (None if value is None or (isinstance(value, str) and value)
+          else "a non-empty string, or None")
+
+
+def parse_number_list(value: str) -> list[float]:
+  """"0.1,1" -> [0.1, 1.0] (ValueError unless finite numbers > 0)."""
+  numbers = [float(part) for part in str(value).split(",")]
+  if not numbers or not all(math.isfinite(x) and x > 0 for x in numbers):
+    raise ValueError(value)
+  return numbers
+
+
+def number_list(value) -> str | None:
+  try:
+    parse_number_list(value)
+    return None if isinstance(value, str) else "a string"
+  except ValueError:
+    return "comma-separated numbers > 0, e.g. '0.1,1'"
+
+
+def one_of(*allowed: str) -> Check:
+  def check(value) -> str | None:
+    return None if value in allowed else f"one of: {', '.join(allowed)}"
+  check.choices = allowed
+  return check
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One config field. `on_resume`: why the field may differ between a
+  workdir's checkpoints and the config that continues them (None: it must
+  match — it fixes the parameters, the optimizer, the data or its order).
+  `kind`: the Python type of an optional (None-default) field."""
+  default: Any
+  help: str
+  check: Check
+  on_resume: str | None = None
+  kind: type | None = None
+
+
+F = Field
+FIELDS: dict[str, Field] = {
+    # ----- Model.
+    "model": F("recurrent", "recurrent (embedding -> RNN/LSTM/GRU -> dense) "
+               "| ngrams (naive-Bayes-weighted logistic regression on "
+               "binary word n-grams; needs scikit-learn) | paragraph_vectors "
+               "(logistic regression on PV-DBOW review vectors, gensim; "
+               "needs scikit-learn)",
+               one_of("recurrent", "ngrams", "paragraph_vectors")),
+    "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
+                     positive_int),
+    "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "
+                         "this many train reviews", positive_int),
+    "ngram_c_values": F("0.03,0.1,0.3,1", "model=ngrams: inverse "
+                        "regularization strengths tried (comma-separated); "
+                        "the best on validation is kept", number_list),
+    "pv_dim": F(100, "model=paragraph_vectors: the width of a review's "
+                "vector", positive_int),
+    "pv_epochs": F(10, "model=paragraph_vectors: Doc2Vec's passes over the "
+                   "reviews (also the inference passes of each review)",
+                   positive_int),
+    "pv_window": F(10, "model=paragraph_vectors: Doc2Vec's context window",
+                   positive_int),
+    "pv_sample": F(1e-4, "model=paragraph_vectors: Doc2Vec's downsampling "
+                   "of frequent words (0: none; small corpora need 0)",
+                   non_negative_number),
+    "pv_min_count": F(2, "model=paragraph_vectors: keep words found at least "
+                      "this many times", positive_int),
+    "pv_c_values": F("0.1,1", "model=paragraph_vectors: inverse "
+                     "regularization strengths tried (comma-separated); the "
+                     "best on validation is kept", number_list),
+    "cell": F("lstm", "rnn (SimpleRNN, tanh) | lstm | gru",
+              one_of("rnn", "lstm", "gru")),
+    "num_words": F(10_000, "vocabulary size incl. the 2 reserved ids (0 pad, "
+                   "1 unknown)", positive_int),
+    "embed_dim": F(256, "embedding width", positive_int),
+    "hidden_dim": F(128, "recurrent state width (per direction)",
+                    positive_int),
+    "dtype": F("float32", "compute dtype: float32 | bfloat16 (parameters "
+               "stay float32)", one_of("float32", "bfloat16")),
+    "bidirectional": F(False, "add a backward recurrence per layer (needs "
+                       "mask_padding=True)", boolean),
+    "num_layers": F(1, "stacked recurrent layers", positive_int),
+    "pooling": F("last", "features for the dense layer: last | max | mean, "
+                 "or joined with + (max/mean skip padding; need "
+                 "mask_padding=True)", text),
+    "embed_dropout": F(0.0, "training: drop whole words (embedding rows) "
+                       "with this probability", rate),
+    "dropout": F(0.0, "training: dropout between layers and before the "
+                 "dense layer", rate),
+    "pretrained_embeddings": F(
+        "none", "none | word2vec: initialize the embedding with word2vec "
+        "(gensim) trained on train + unlabeled reviews (never test or "
+        "validation text)", one_of("none", "word2vec")),
+    "pretrain_lm_epochs": F(
+        0, ">0: first pretrain the embedding and recurrences as a language "
+        "model (forward: next word, backward: previous word) for this many "
+        "epochs over train + unlabeled reviews (never test or validation "
+        "text; cached, shared by seeds)", non_negative_int),
+    "lm_sampled_words": F(1024, "language-model pretraining: sampled-softmax "
+                          "candidates a step", positive_int),
+    "lm_batch_size": F(64, "language-model pretraining: pieces a batch",
+                       positive_int),
+    "lm_learning_rate": F(2e-3, "language-model pretraining: Adam peak "
+                          "learning rate (warmup, cosine decay)",
+                          positive_number),
+    # ----- Data.
+    "dataset": F("imdb_reviews", "imdb_reviews (tfds) or a path: "
+                 "reviews.csv/.tsv, reviews.jsonl, or a folder with pos/ and "
+                 "neg/ text files", text),
+    "test_dataset": F(None, "test reviews, given like dataset (None: IMDB's "
+                      "test split, or test_fraction of a dataset file)",
+                      optional_text, kind=str),
+    "test_fraction": F(0.2, "with a dataset path and no test_dataset: share "
+                       "of its reviews held out (seeded by validation_seed) "
+                       "as the test set", rate),
+    "unlabeled_dataset": F(None, "unlabeled reviews (a .txt with one per "
+                           "line, or like dataset) for word2vec and "
+                           "vocabulary_splits=train+unsupervised (None: "
+                           "IMDB's unsupervised split)", optional_text,
+                           kind=str),
+    "text_field": F("text", "column (CSV/TSV) or key (JSONL) of the text",
+                    text),
+    "label_field": F("label", "column or key of the label (0/1, neg/pos, "
+                     "negative/positive, false/true)", text),
+    "seq_len": F(64, "tokens per review after padding/truncation",
+                 positive_int),
+    "padding": F("pre", "Keras pad_sequences side for padding: pre | post",
+                 one_of("pre", "post")),
+    "truncating": F("pre", "side cut from long reviews: pre | post",
+                    one_of("pre", "post")),
+    "mask_padding": F(False, "True: padding leaves the recurrent state "
+                      "untouched", boolean),
+    "length_buckets": F(0, ">0: length-aware batching with this many "
+                        "buckets (needs padding=post, mask_padding=True)",
+                        non_negative_int),
+    "vocabulary_splits": F("train", "text the vocabulary comes from: train | "
+                           "train+unsupervised (never test)",
+                           one_of("train", "train+unsupervised")),
+    "max_train_examples": F(None, "seeded, label-balanced train subset "
+                            "(None: all)", optional_positive_int, kind=int),
+    "max_test_examples": F(None, "seeded, label-balanced test subset (None: "
+                           "all)", optional_positive_int, kind=int),
+    "data_dir": F(None, "folder holding imdb_reviews/ (None: TFDS_DATA_DIR "
+                  "or ~/tensorflow_datasets)", optional_text,
+                  on_resume="where IMDB is read from (its vocabulary is "
+                  "checked)", kind=str),
+    "download": F(True, "let tfds download IMDB if it is not found", boolean,
+                  on_resume="whether tfds may download"),
+    "cache_dir": F(None, "token and compilation cache (None: "
+                   "$FLAX_SENTIMENT_CACHE or ~/.cache/flax_sentiment)",
+                   optional_text, on_resume="token and compilation caches",
+                   kind=str),
+    # ----- Training.
+    "batch_size": F(32, "global train batch (must divide over the devices)",
+                    positive_int),
+    "num_epochs": F(5, "epochs to train", positive_int,
+                    on_resume="train on, or stop sooner (constant learning "
+                    "rate only: a schedule's length depends on it)"),
+    "learning_rate": F(1e-3, "Adam learning rate (peak, with a schedule)",
+                       positive_number),
+    "lr_schedule": F("constant", "constant | cosine | linear: warmup, then "
+                     "decay to 0 at the last epoch",
+                     one_of("constant", "cosine", "linear")),
+    "warmup_steps": F(0, "linear warmup steps (with a schedule)",
+                      non_negative_int),
+    "weight_decay": F(0.0, ">0: AdamW decoupled weight decay",
+                      non_negative_number),
+    "clip_grad_norm": F(0.0, ">0: clip gradients to this global norm",
+                        non_negative_number),
+    "adversarial_epsilon": F(
+        0.0, ">0: adversarial training (Miyato et al. 2017): also fit the "
+        "batch with its embedded tokens moved this far (L2 per review) along "
+        "the loss gradient", non_negative_number),
+    "virtual_adversarial_epsilon": F(
+        0.0, ">0: virtual adversarial training on unlabeled reviews (Miyato "
+        "et al. 2017; IMDB's unsupervised split or unlabeled_dataset): also "
+        "fit each train batch's unlabeled batch to keep its predictions "
+        "when its embedded tokens move this far (L2 per review, the scale of "
+        "adversarial_epsilon) in the direction that changes them most",
+        non_negative_number),
+    "virtual_adversarial_xi": F(
+        0.05, "virtual adversarial training: the finite-difference step "
+        "(L2 per review) of the power iteration that finds that direction "
+        "(Miyato: xi/epsilon = 0.1/5 on normalized embeddings; 0.05 is that "
+        "share of epsilon 2.5)", positive_number),
+    "seed": F(0, "initialization, data order, subsets, validation split",
+              non_negative_int),
+    "steps_per_call": F(32, "train steps per compiled call (lax.scan)",
+                        positive_int),
+    "eval_batch_size": F(500, "evaluation batch, rounded up to a multiple of "
+                         "the device count", positive_int,
+                         on_resume="evaluation metrics are sums over every "
+                         "review"),
+    "validation_examples": F(0, ">0: hold out this many train reviews for "
+                             "validation (model selection, early stopping)",
+                             non_negative_int),
+    "validation_seed": F(0, "seed of the validation split (kept fixed when "
+                         "`seed` varies, so seeds share it)",
+                         non_negative_int),
+    "early_stopping_patience": F(0, ">0: stop when validation accuracy has "
+                                 "not improved for this many epochs",
+                                 non_negative_int,
+                                 on_resume="applied to the epochs recorded "
+                                 "so far"),
+    # ----- Speed (results do not depend on them beyond float rounding).
+    "implementation": F("auto", "recurrence: auto (pallas on one Hopper GPU, "
+                        "else hoisted) | hoisted (fast XLA loop) | stock "
+                        "(nn.RNN) | pallas (Mosaic GPU kernels, Hopper GPUs)",
+                        one_of("auto", "hoisted", "stock", "pallas")),
+    "unroll": F(0, "time steps per loop iteration (unmasked hoisted loops); "
+                "0: by backend (8 on GPU, 1 elsewhere)", non_negative_int),
+    "project_distinct_words": F(True, "project only the words each batch "
+                                "uses (same math, faster)", boolean),
+    # ----- What a run shows.
+    "progress": F(True, "progress bar on a terminal (False: plain lines "
+                  "only)", boolean, on_resume="display only"),
+    "progress_every_seconds": F(30.0, "seconds between plain progress lines",
+                                non_negative_number,
+                                on_resume="display only"),
+    # ----- Checkpoints.
+    "checkpoint_every_steps": F(200, "train steps between mid-epoch "
+                                "checkpoints", positive_int,
+                                on_resume="when checkpoints are written"),
+    "keep_checkpoints": F(2, "checkpoints kept in <workdir>/checkpoints",
+                          positive_int, on_resume="how many are kept"),
+    # ----- Many processes (None: single process or auto-detected TPU).
+    "coordinator_address": F(None, "HOST:PORT of process 0 (multi-process "
+                             "runs)", optional_text,
+                             on_resume="where the processes meet", kind=str),
+    "num_processes": F(None, "processes in a multi-process run",
+                       optional_positive_int,
+                       on_resume="how many processes share the devices",
+                       kind=int),
+    "process_id": F(None, "this process's index in a multi-process run",
+                    optional_int, on_resume="differs per process by "
+                    "definition", kind=int),
+}
+del F
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field at its default (None-default fields as typed
+  placeholders, so `--config.max_train_examples=2000` parses)."""
+  config = ml_collections.ConfigDict()
+  for name, field in FIELDS.items():
+    config[name] = (placeholder(field.kind) if field.default is None
+                    else field.default)
+  return config
+
+
+def complete(saved: dict) -> ml_collections.ConfigDict:
+  """A saved config (config.json) with the fields it predates at their
+  defaults (which reproduce what older versions did)."""
+  config = default_config()
+  config.update({k: v for k, v in saved.items() if k in FIELDS})
+  return config
+
+
+def check_fields(config) -> None:
+  """Raises ConfigError for an unknown field, a missing one, or the first
+  value its own check refuses."""
+  unknown = sorted(set(config.keys()) - set(FIELDS))
+  if unknown:
+    raise ConfigError(f"unknown config field {unknown[0]!r}; see "
+                      f"flax-sentiment train --help for the fields")
+  missing = [name for name in FIELDS if name not in config]
+  if missing:
+    raise ConfigError(f"the config has no field {missing[0]!r}; start it "
+                      f"from flax_sentiment.configs.default.get_config()")
+  for name, field in FIELDS.items():
+    must_be = field.check(config[name])
+    if must_be and hasattr(field.check, "choices"):
+      raise ConfigError(f"config.{name}={config[name]!r} is not allowed; "
+                        f"use {must_be}")
+    if must_be:
+      raise ConfigError(f"config.{name}={config[name]!r} must be {must_be}")
+
+
+def may_change_on_resume(name: str, config) -> bool:
+  """Whether field `name` may differ when `config` continues a run."""
+  field = FIELDS.get(name)
+  if field is None or field.on_resume is None:
+    return False
+  return not (name == "num_epochs" and config["lr_schedule"] != "constant")
+
+
+def resume_rules() -> dict[str, str]:
+  """{field: why it may change on resume} (for messages and docs)."""
+  return {name: f.on_resume for name, f in FIELDS.items() if f.on_resume}
+
+
+def describe_fields(config) -> str:
+  """Every field of `config` with its value and meaning (for --help)."""
+  width = max(len(f) for f in config.keys())
+  lines = []
+  for name in config.keys():
+    meaning = FIELDS[name].help if name in FIELDS else ""
+    lines.append(f"  --config.{name:<{width}} = {config[name]!r:<12} "
+                 f"{meaning}")
+  return "\n".join(lines)

@@ -1,0 +1,446 @@
+"""Reviews: reading (IMDB via tfds, or your own files via `sources`),
+tokenizing, vocabulary, padding, caching.
+
+Token ids: 0 = padding, 1 = out-of-vocabulary, 2 .. num_words - 1 = the
+num_words - 2 most frequent words of the *train* split (ties broken
+alphabetically). Words are runs of `[a-z0-9']` after lower-casing and turning
+`<br />` into a space.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+import socket
+import time
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
+
+PAD_ID = 0
+OOV_ID = 1
+NUM_RESERVED_IDS = 2
+TOKENIZER_VERSION = 1  # bump when tokenize() changes: it keys the cache
+PADDING_SIDES = ("pre", "post")
+DATASET = "imdb_reviews"
+
+_WORD = re.compile(r"[a-z0-9']+")
+# Where tfds' imdb_reviews builder downloads the reviews from.
+IMDB_SOURCE_HOST = "ai.stanford.edu"
+
+
+def tokenize(text: str | bytes) -> list[str]:
+  """Lower-cases, treats `<br />` as whitespace, returns the words."""
+  if isinstance(text, bytes):
+    text = text.decode("utf-8", errors="replace")
+  return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+def build_vocabulary(tokenized: Iterable[Sequence[str]],
+                     num_words: int) -> list[str]:
+  """The `num_words - 2` most frequent words; word i gets id i + 2."""
+  counts = Counter()
+  for words in tokenized:
+    counts.update(words)
+  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+  return [word for word, _ in ranked[:num_words - NUM_RESERVED_IDS]]
+
+
+def encode(tokenized: Iterable[Sequence[str]],
+           vocabulary: Sequence[str]) -> list[np.ndarray]:
+  """Words to ids; unknown words become OOV_ID."""
+  ids = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
+  return [np.array([ids.get(w, OOV_ID) for w in words], np.int32)
+          for words in tokenized]
+
+
+def pad_sequences(sequences: Sequence[np.ndarray], maxlen: int,
+                  padding: str = "pre", truncating: str = "pre") -> np.ndarray:
+  """Keras `pad_sequences` with value 0: [num_sequences, maxlen] int32.
+
+  truncating="pre" keeps the last `maxlen` ids, "post" the first; padding
+  "pre" puts the zeros in front, "post" behind.
+  """
+  if padding not in PADDING_SIDES or truncating not in PADDING_SIDES:
+    raise ValueError(f"padding/truncating must be one of {PADDING_SIDES}, "
+                     f"got {padding!r}/{truncating!r}")
+  out = np.zeros((len(sequences), maxlen), np.int32)
+  for row, seq in zip(out, sequences):
+    kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+    if len(kept):
+      if padding == "pre":
+        row[maxlen - len(kept):] = kept
+      else:
+        row[:len(kept)] = kept
+  return out
+
+
+def balanced_subset(labels: np.ndarray, size: int | None,
+                    seed: int) -> np.ndarray:
+  """Sorted indices of a seeded subset with (as near as possible) equal
+  numbers of each label; all indices if `size` is None or too large."""
+  if size is None or size >= len(labels):
+    return np.arange(len(labels))
+  rng = np.random.default_rng(seed)
+  classes = np.unique(labels)
+  per_class = [size // len(classes) + (i < size % len(classes))
+               for i in range(len(classes))]
+  chosen = [rng.permutation(np.flatnonzero(labels == c))[:n]
+            for c, n in zip(classes, per_class)]
+  return np.sort(np.concatenate(chosen))
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split, padded: tokens [examples, seq_len] int32, labels [examples]
+  int32, lengths [examples] (real tokens kept after truncation),
+  true_lengths [examples] (words of each review before truncation)."""
+  tokens: np.ndarray
+  labels: np.ndarray
+  lengths: np.ndarray
+  true_lengths: np.ndarray | None = None
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImdbData:
+  train: Split
+  test: Split
+  vocabulary: list[str]
+  validation: Split | None = None  # carved from train (validation_examples)
+  # Unpadded ids of the text pretraining may use: the train reviews kept for
+  # training (never validation or test) and the unlabeled reviews.
+  pretraining_ids: list[np.ndarray] | None = None
+  # The unlabeled reviews, padded (labels -1), for virtual adversarial
+  # training (virtual_adversarial_epsilon > 0), else None.
+  unlabeled: Split | None = None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _data_source(config):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.runtime.quiet import quiet_library  # pylint: disable=g-import-not-at-top
+  with quiet_library():  # no tfds log line before our own message
+    builder = tfds.builder(DATASET, data_dir=config.data_dir)
+    prepared, looked_in = builder.is_prepared(), builder.data_dir
+  if not prepared:
+    fix = ("Point --config.data_dir (or the TFDS_DATA_DIR environment "
+           "variable) at a folder that holds imdb_reviews/, e.g. "
+           "../shared/tensorflow_datasets")
+    if not config.download:
+      raise DataNotFoundError(
+          f"IMDB data not found: looked in {looked_in} and download is off "
+          f"(--config.download=False). {fix}.")
+    if not _source_reachable():
+      # tfds would retry for minutes before failing; say it now.
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in}, and {IMDB_SOURCE_HOST} (where "
+          f"tfds downloads it from) cannot be resolved: this machine looks "
+          f"offline. {fix}.")
+    try:
+      builder.download_and_prepare(file_format="array_record")
+    except ImportError as e:
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in}, and preparing it needs "
+          f"TensorFlow ({e}): pip install -e '.[prepare]' (or "
+          f"tensorflow-cpu), or {fix[0].lower()}{fix[1:]}.") from e
+    except Exception as e:  # network, disk ...
+      raise DataNotFoundError(
+          f"IMDB data not found in {looked_in} and downloading it failed "
+          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+          f"{fix}, or run where the internet is reachable.") from e
+  return builder
+
+
+def _source_reachable() -> bool:
+  try:
+    socket.getaddrinfo(IMDB_SOURCE_HOST, 80)
+    return True
+  except OSError:
+    return False
+
+
+def read_split(builder, split: str) -> tuple[list[bytes], np.ndarray]:
+  """All (text, label) pairs of a split, in tfds order."""
+  source = builder.as_data_source(split=split)
+  if hasattr(source, "__getitems__"):
+    records = source.__getitems__(list(range(len(source))))
+  else:
+    records = [source[i] for i in range(len(source))]
+  texts = [r["text"] for r in records]
+  labels = np.array([r["label"] for r in records], np.int32)
+  return texts, labels
+
+
+# ---------------------------------------------------------------- caching
+
+
+def _fingerprint(texts: list[bytes], labels: np.ndarray) -> str:
+  digest = hashlib.sha256(labels.tobytes())
+  for text in texts:
+    digest.update(hashlib.sha256(text).digest())
+  return digest.hexdigest()
+
+
+def default_cache_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get(
+      "FLAX_SENTIMENT_CACHE", pathlib.Path.home() / ".cache" / "flax_sentiment"))
+
+
+def _ragged_to_flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  offsets = np.zeros(len(seqs) + 1, np.int64)
+  np.cumsum([len(s) for s in seqs], out=offsets[1:])
+  flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
+  return flat.astype(np.int32), offsets
+
+
+def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+  return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def uses_unlabeled_text(config) -> bool:
+  """Whether the run reads unlabeled reviews (vocabulary, word2vec,
+  language-model pretraining or virtual adversarial training)."""
+  return (config.vocabulary_splits != "train"
+          or config.pretrained_embeddings != "none"
+          or bool(config.pretrain_lm_epochs)
+          or bool(config.virtual_adversarial_epsilon))
+
+
+def held_out(labels: np.ndarray, fraction: float, seed: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+  """(kept, held) sorted indices: a seeded, label-balanced `fraction` of
+  the reviews held out (at least one review on each side)."""
+  size = min(max(1, round(len(labels) * fraction)), len(labels) - 1)
+  held = balanced_subset(labels, size, seed)
+  return np.setdiff1d(np.arange(len(labels)), held), held
+
+
+def read_raw(config, say=lambda message: None
+             ) -> dict[str, tuple[list[bytes], np.ndarray]]:
+  """{split: (texts, labels)}: "train" and "test", and "unsupervised"
+  (labels -1) when the config uses unlabeled text and has some: IMDB's
+  splits (`dataset="imdb_reviews"`, via tfds) or your own files
+  (`sources`), a test file or a held-out share of the dataset."""
+  from flax_sentiment.data import sources  # pylint: disable=g-import-not-at-top
+  raw = {}
+  if config.dataset == DATASET:
+    builder = _data_source(config)
+    say(f"Reading IMDB from {builder.data_dir} ...")
+    wanted = ["train"] + ([] if config.test_dataset else ["test"])
+    if uses_unlabeled_text(config) and not config.unlabeled_dataset:
+      wanted.append("unsupervised")
+    raw = {split: read_split(builder, split) for split in wanted}
+  else:
+    say(f"Reading reviews from {config.dataset} ...")
+    raw["train"] = sources.read_labeled(config.dataset, config.text_field,
+                                        config.label_field)
+    if not config.test_dataset:
+      texts, labels = raw["train"]
+      kept, held = held_out(labels, config.test_fraction,
+                            config.validation_seed + 1)
+      raw["train"] = ([texts[i] for i in kept], labels[kept])
+      raw["test"] = ([texts[i] for i in held], labels[held])
+  if config.test_dataset:
+    raw["test"] = sources.read_labeled(config.test_dataset, config.text_field,
+                                       config.label_field, "test_dataset")
+  if config.unlabeled_dataset and uses_unlabeled_text(config):
+    texts = sources.read_unlabeled(config.unlabeled_dataset,
+                                   config.text_field)
+    raw["unsupervised"] = (texts, np.full(len(texts), -1, np.int32))
+  if "unsupervised" not in raw and config.vocabulary_splits != "train":
+    raise ConfigError(
+        f"config.vocabulary_splits={config.vocabulary_splits!r} needs "
+        f"unlabeled reviews: pass --config.unlabeled_dataset=FILE, or use "
+        f"--config.vocabulary_splits=train")
+  return raw
+
+
+def check_enough_reviews(raw: dict, config) -> None:
+  """At least one batch of train reviews, and some test reviews (your own
+  data; IMDB has 25,000 of each)."""
+  where = {"train": config.dataset,
+           "test": config.test_dataset or config.dataset}
+  if len(raw["train"][0]) < config.batch_size:
+    raise ConfigError(
+        f"{where['train']} gives {len(raw['train'][0])} train reviews, fewer "
+        f"than one batch (config.batch_size={config.batch_size}); give more "
+        f"reviews or a smaller --config.batch_size")
+  if not len(raw["test"][0]):
+    raise ConfigError(f"{where['test']} gives no test reviews")
+
+
+def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
+  """Token ids per review of every split `read_raw` gives, cached on disk.
+
+  Returns ({"train": (ids, labels), "test": (ids, labels)}, vocabulary), ids
+  being a list of int32 arrays; also "unsupervised" (labels -1) when the
+  config uses unlabeled reviews. The vocabulary comes from train text
+  (plus unlabeled text with vocabulary_splits="train+unsupervised"), never
+  test text. The cache key covers the tokenizer version, num_words, the
+  vocabulary's splits and a fingerprint of every text and label — the data's
+  content, wherever it was read from — so any change to those re-tokenizes,
+  and nothing else does.
+  """
+  start = time.perf_counter()
+  vocabulary_splits = config.vocabulary_splits.split("+")
+  raw = read_raw(config, say)
+  if config.dataset != DATASET:
+    check_enough_reviews(raw, config)
+  splits = list(raw)
+  key = hashlib.sha256(json.dumps([
+      TOKENIZER_VERSION, config.num_words]
+      + ([] if vocabulary_splits == ["train"] else [vocabulary_splits])
+      + [[_fingerprint(*raw[s]) for s in splits]]).encode()).hexdigest()
+  cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
+  path = cache_dir / f"imdb_tokens_{key[:24]}.npz"
+  if path.exists():
+    cached = np.load(path, allow_pickle=False)
+    vocabulary = [str(w) for w in cached["vocabulary"]]
+    say(f"Loaded token ids from the cache {path} "
+        f"({time.perf_counter() - start:.1f}s)")
+    return {s: (_flat_to_ragged(cached[f"{s}_ids"], cached[f"{s}_offsets"]),
+                raw[s][1]) for s in raw}, vocabulary
+
+  say(f"Tokenizing {sum(len(t) for t, _ in raw.values()):,} reviews (once; "
+      f"cached in {cache_dir}) ...")
+  words = {s: [tokenize(t) for t in texts] for s, (texts, _) in raw.items()}
+  vocabulary = build_vocabulary(
+      (w for s in vocabulary_splits for w in words[s]), config.num_words)
+  ids = {s: encode(words[s], vocabulary) for s in words}
+  arrays = {"vocabulary": np.array(vocabulary)}
+  for s in ids:
+    arrays[f"{s}_ids"], arrays[f"{s}_offsets"] = _ragged_to_flat(ids[s])
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+  np.savez(partial, **arrays)
+  os.replace(partial, path)  # atomic: a killed run leaves no half cache
+  return {s: (ids[s], raw[s][1]) for s in ids}, vocabulary
+
+
+def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
+            config) -> Split:
+  seqs = [ids[i] for i in keep]
+  return Split(tokens=pad_sequences(seqs, config.seq_len, config.padding,
+                                    config.truncating),
+               labels=labels[keep],
+               lengths=np.array([min(len(s), config.seq_len) for s in seqs],
+                                np.int32),
+               true_lengths=np.array([len(s) for s in seqs], np.int32))
+
+
+def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+  """(train ids, validation ids) of the train split: `max_train_examples`
+  (seeded, label-balanced) if set, then `validation_examples` of those
+  (seeded by `validation_seed`, label-balanced) held out. The validation
+  ids depend on those seeds and sizes only, never on the test split; with a
+  fixed `validation_seed`, runs of several seeds share one validation split
+  (and so one set of pretrained word vectors)."""
+  train = balanced_subset(labels, config.max_train_examples, config.seed)
+  size = config.validation_examples
+  if not size:
+    return train, np.zeros(0, np.int64)
+  if size >= len(train):
+    raise ConfigError(
+        f"config.validation_examples={size} leaves no reviews to train on "
+        f"({len(train):,} train reviews); use fewer, e.g. "
+        f"--config.validation_examples={max(1, len(train) // 10)}")
+  held = train[balanced_subset(labels[train], size,
+                              config.validation_seed + 2)]
+  return np.setdiff1d(train, held), held
+
+
+def test_subset(labels: np.ndarray, config) -> np.ndarray:
+  """Sorted ids of the test reviews a run evaluates on: all, or
+  `max_test_examples` of them (seeded, label-balanced)."""
+  return balanced_subset(labels, config.max_test_examples, config.seed + 1)
+
+
+# Below this share of known train words a model learns little (the
+# notebook's 10,000 words cover ~95% of IMDB's train words).
+MIN_KNOWN_SHARE = 0.5
+
+
+def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
+  """A warning line if the vocabulary leaves most train words unknown."""
+  total = sum(len(ids) for ids in train_ids)
+  unknown = sum(int(np.sum(ids == OOV_ID)) for ids in train_ids)
+  if not total or (total - unknown) / total >= MIN_KNOWN_SHARE:
+    return None
+  return (f"warning: config.num_words={config.num_words} keeps "
+          f"{config.num_words - NUM_RESERVED_IDS:,} words, which cover only "
+          f"{(total - unknown) / total:.0%} of the train words; the model "
+          f"sees mostly unknown words and will learn little. Use more, e.g. "
+          f"--config.num_words=10000")
+
+
+def load_imdb(config, say=lambda message: None) -> ImdbData:
+  """Reads, tokenizes (cached), subsets and pads the splits per `config`;
+  `say` gets a line for each slow step."""
+  tokenized, vocabulary = tokenized_imdb(config, say)
+  train_ids, train_labels = tokenized["train"]
+  test_ids, test_labels = tokenized["test"]
+  train_keep, held = split_train(train_labels, config)
+  test_keep = test_subset(test_labels, config)
+  warning = vocabulary_warning([train_ids[i] for i in train_keep], config)
+  if warning:
+    say(warning)
+  pretraining = None
+  if uses_unlabeled_text(config):
+    pretraining = ([train_ids[i] for i in train_keep]
+                   + list(tokenized.get("unsupervised", ([],))[0]))
+  return ImdbData(
+      train=_padded(train_ids, train_labels, train_keep, config),
+      test=_padded(test_ids, test_labels, test_keep, config),
+      vocabulary=vocabulary,
+      validation=(_padded(train_ids, train_labels, held, config)
+                  if len(held) else None),
+      pretraining_ids=pretraining,
+      unlabeled=unlabeled_split(tokenized, config))
+
+
+def unlabeled_split(tokenized: dict, config) -> Split | None:
+  """The unlabeled reviews padded like the train split, for virtual
+  adversarial training (None when it is off)."""
+  if not config.virtual_adversarial_epsilon:
+    return None
+  ids, labels = tokenized.get("unsupervised", ([], None))
+  if not len(ids):
+    raise ConfigError(
+        f"config.virtual_adversarial_epsilon="
+        f"{config.virtual_adversarial_epsilon} found no unlabeled reviews; "
+        f"pass --config.unlabeled_dataset=FILE with some")
+  return _padded(ids, labels, np.arange(len(ids)), config)
+
+
+def vocabulary_json(vocabulary: Sequence[str]) -> str:
+  """The text of a workdir's vocab.json."""
+  return json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID,
+                     "first_word_id": NUM_RESERVED_IDS,
+                     "words": list(vocabulary)})
+
+
+def vocabulary_digest(vocabulary: Sequence[str]) -> str:
+  """sha256 of a vocabulary (as vocab.json holds it) and the tokenizer
+  version."""
+  return hashlib.sha256(json.dumps([TOKENIZER_VERSION, list(vocabulary)]
+                                   ).encode()).hexdigest()
+
+
+def load_vocabulary(path: pathlib.Path) -> list[str]:
+  """The words of a vocab.json (ValueError/KeyError/TypeError if it is not
+  one)."""
+  words = json.loads(pathlib.Path(path).read_bytes().decode("utf-8"))["words"]
+  if not isinstance(words, list) or not all(isinstance(w, str)
+                                            for w in words):
+    raise ValueError("its words are not a list of strings")
+  return words

@@ -1,0 +1,142 @@
+"""The checks a config passes before any data is read or anything compiled:
+each field's own check (declared with the field in `fields`), then the
+rules that relate several fields and the machine."""
+
+import jax
+
+from flax_sentiment.configuration import fields
+from flax_sentiment.model import implementation
+from flax_sentiment.data.datasets import DATASET, NUM_RESERVED_IDS
+from flax_sentiment.runtime.errors import ConfigError
+from flax_sentiment.configuration.fields import describe_fields  # noqa: F401 (re-export)
+from flax_sentiment.model.classifier import POOLINGS
+
+
+def _check_model_options(config) -> None:
+  """Pooling names; bidirectional and max/mean pooling need masking."""
+  parts = config.pooling.split("+") if isinstance(config.pooling, str) else []
+  if (not parts or any(p not in POOLINGS for p in parts)
+      or len(set(parts)) < len(parts)):
+    raise ConfigError(f"config.pooling={config.pooling!r} is not allowed; use "
+                      f"one of {', '.join(POOLINGS)} or several joined by +, "
+                      f"e.g. last+max+mean")
+  if not config.mask_padding and (config.bidirectional
+                                  or set(parts) - {"last"}):
+    what = ("bidirectional=True" if config.bidirectional
+            else f"pooling={config.pooling!r}")
+    raise ConfigError(
+        f"config.{what} needs masked padding (the backward direction must "
+        f"start at each review's last real token, pooling must skip "
+        f"padding); add --config.mask_padding=True")
+
+
+def _check_text_models(config) -> None:
+  """A text model (n-grams, paragraph vectors) chooses its C on validation
+  and runs in one process."""
+  c_field = {"ngrams": "ngram_c_values",
+             "paragraph_vectors": "pv_c_values"}.get(config.model)
+  if c_field is None:
+    return
+  if (len(fields.parse_number_list(config[c_field])) > 1
+      and not config.validation_examples):
+    raise ConfigError(
+        f"config.{c_field}={config[c_field]!r} are chosen on validation: add "
+        f"--config.validation_examples=2500, or give one value")
+  if (config.num_processes or 1) > 1:
+    raise ConfigError(f"config.model={config.model!r} runs in one process; "
+                      f"drop --config.num_processes")
+
+
+def validate_config(config) -> None:
+  """Raises ConfigError naming the first bad field, its value and the fix."""
+  fields.check_fields(config)
+  if config.early_stopping_patience and not config.validation_examples:
+    raise ConfigError(
+        f"config.early_stopping_patience={config.early_stopping_patience} "
+        f"needs a validation split; add --config.validation_examples=2500")
+  _check_model_options(config)
+  _check_values(config)
+  _check_text_models(config)
+  _check_virtual_adversarial(config)
+  _check_data_options(config)
+  _check_processes(config)
+
+
+def _check_values(config) -> None:
+  """num_words."""
+  if config.num_words <= NUM_RESERVED_IDS:
+    raise ConfigError(
+        f"config.num_words={config.num_words} leaves no room for words: ids "
+        f"0 (padding) and 1 (unknown) are reserved; use at least "
+        f"{NUM_RESERVED_IDS + 1}")
+
+
+def _check_virtual_adversarial(config) -> None:
+  """Virtual adversarial training needs unlabeled reviews: IMDB's
+  unsupervised split, or unlabeled_dataset with reviews of your own."""
+  if (config.virtual_adversarial_epsilon and config.dataset != DATASET
+      and not config.unlabeled_dataset):
+    raise ConfigError(
+        f"config.virtual_adversarial_epsilon="
+        f"{config.virtual_adversarial_epsilon} needs unlabeled reviews: pass "
+        f"--config.unlabeled_dataset=FILE, or use "
+        f"--config.virtual_adversarial_epsilon=0")
+
+
+def _check_data_options(config) -> None:
+  """Length buckets and masking, and what each implementation supports."""
+  if config.length_buckets and (config.padding != "post"
+                                or not config.mask_padding):
+    raise ConfigError(
+        f"config.length_buckets={config.length_buckets} needs padding at the "
+        f"end and masking (got padding={config.padding!r}, mask_padding="
+        f"{config.mask_padding}); add --config.padding=post "
+        f"--config.mask_padding=True, or use configs/lstm_buckets.py")
+  if (config.mask_padding and config.implementation == "stock"
+      and config.padding == "pre"):
+    raise ConfigError(
+        "config.implementation='stock' (nn.RNN seq_lengths) masks padding only "
+        "at the end; with mask_padding=True use --config.padding=post or "
+        "--config.implementation=hoisted")
+  if config.implementation == "pallas" and config.unroll > 1:
+    raise ConfigError(
+        f"config.unroll={config.unroll} applies to the XLA loop; "
+        f"implementation='pallas' runs the whole loop in one kernel; use "
+        f"--config.unroll=0")
+  if (config.mask_padding and config.implementation in ("auto", "hoisted")
+      and config.unroll > 1):
+    raise ConfigError(
+        f"config.unroll={config.unroll} applies only without masking: with "
+        f"mask_padding=True the loops skip the steps that are padding in "
+        f"every row, so their length is not known when compiling; use "
+        f"--config.unroll=1")
+
+
+def _check_processes(config) -> None:
+  if config.num_processes is not None and config.num_processes > 1:
+    if config.coordinator_address is None or config.process_id is None:
+      raise ConfigError(
+          f"config.num_processes={config.num_processes} needs "
+          f"--config.coordinator_address=HOST:PORT and --config.process_id")
+    if not 0 <= config.process_id < config.num_processes:
+      raise ConfigError(f"config.process_id={config.process_id} must be in "
+                        f"[0, {config.num_processes})")
+
+
+def check_implementation_runs(config, device: jax.Device) -> None:
+  """implementation='pallas' only where its kernels can run: an NVIDIA
+  Hopper GPU, hidden sizes whose weights fit in shared memory."""
+  if config.implementation != "pallas":
+    return
+  reason = implementation.pallas_cannot_run(config, device)
+  if reason:
+    raise ConfigError(reason)
+
+
+def check_batch_divides(config, num_devices: int) -> None:
+  """The global train batch is split evenly over the devices. (Evaluation
+  batches are rounded up to a multiple of the device count instead.)"""
+  if config.batch_size % num_devices:
+    raise ConfigError(
+        f"config.batch_size={config.batch_size} does not divide evenly over "
+        f"{num_devices} devices; use a multiple of {num_devices}")

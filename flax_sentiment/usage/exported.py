@@ -1,0 +1,412 @@
+"""Loads and runs an export of a trained model (`flax_sentiment.usage.export`).
+
+Needs only the standard library, numpy, jax and flatbuffers (jax.export's
+format; jax does not bring it): no flax, orbax, optax,
+tensorflow or the rest of flax_sentiment. The file is self-contained, and
+every export carries a copy of it, so an export directory can be shipped
+alone:
+
+  python DIR/exported.py DIR "A wonderful film." "Dull and long."
+  python DIR/exported.py DIR --file reviews.txt --json   # one review a line
+
+In Python (`import exported` beside the copy, or `flax_sentiment.usage.exported`):
+
+  model = exported.load(DIR)
+  model.predict(["A wonderful film."])   # P(positive), np.ndarray [n]
+
+An export directory holds:
+  model.jax_export  a serialized `jax.export.Exported`: token ids [b, seq_len]
+                    int32 -> P(positive) [b] float32, for any batch size b;
+  vocab.json        the run's vocabulary (word i has id i + 2);
+  exported.py       this loader;
+  export.json       the manifest: format and tokenizer versions, the
+                    tokenization settings, the run's config, the platforms,
+                    the sha256 of every other file and a digest of itself.
+
+`load` refuses a damaged export, one of another format or one tokenized
+by another tokenizer version with one `ExportError` (a ValueError) that
+names the directory and the fix.
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import pathlib
+import re
+import sys
+import unicodedata
+from typing import Iterable, Iterator, Sequence, TextIO
+
+import jax
+import numpy as np
+
+FORMAT = "flax-sentiment-export"
+FORMAT_VERSION = 1
+# The tokenizer below; equal to flax_sentiment.data.datasets.TOKENIZER_VERSION
+# (tests/test_export.py checks both agree on texts).
+TOKENIZER_VERSION = 1
+MANIFEST = "export.json"
+MODEL_FILE = "model.jax_export"
+VOCABULARY_FILE = "vocab.json"
+LOADER_FILE = "exported.py"
+PAD_ID, OOV_ID, FIRST_WORD_ID = 0, 1, 2
+PADDING_SIDES = ("pre", "post")
+DEFAULT_BATCH_SIZE = 256  # rows per compiled call: bounds memory
+ECHO_CHARS = 60  # echoed text is cut to this many characters
+
+WORD_PATTERN = r"[a-z0-9']+"  # a word, after lower-casing
+
+_WORD = re.compile(WORD_PATTERN)
+
+
+class ExportError(ValueError):
+  """An export that cannot be used; the message names it and the fix."""
+
+
+# The tokenizer (TOKENIZER_VERSION), as flax_sentiment.data has it.
+
+
+def tokenize(text: str | bytes) -> list[str]:
+  """Lower-cases, treats `<br />` as whitespace, returns the words."""
+  if isinstance(text, bytes):
+    text = text.decode("utf-8", errors="replace")
+  return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+def encode(texts: Sequence[str], word_ids: dict[str, int], seq_len: int,
+           padding: str, truncating: str) -> np.ndarray:
+  """Texts -> token ids [len(texts), seq_len] int32, as in training:
+  unknown words 1, padding 0, Keras `pad_sequences` (truncating "pre"
+  keeps the last `seq_len` words, "post" the first; padding "pre" puts the
+  zeros in front, "post" behind)."""
+  out = np.zeros((len(texts), seq_len), np.int32)
+  for row, text in zip(out, texts):
+    ids = [word_ids.get(w, OOV_ID) for w in tokenize(text)]
+    kept = ids[-seq_len:] if truncating == "pre" else ids[:seq_len]
+    if kept:
+      if padding == "pre":
+        row[seq_len - len(kept):] = kept
+      else:
+        row[:len(kept)] = kept
+  return out
+
+
+# Digests, shared with the exporter.
+
+
+def file_digest(path: pathlib.Path) -> str:
+  """sha256 (hex) of a file's bytes."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def manifest_digest(manifest: dict) -> str:
+  """sha256 (hex) of the manifest without its "digest" field, as canonical
+  JSON: any edit to export.json is detected."""
+  rest = {k: v for k, v in manifest.items() if k != "digest"}
+  text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Reading an export.
+
+
+def _damaged(path: pathlib.Path, what: str) -> ExportError:
+  return ExportError(f"export {path} is damaged ({what}); export the run "
+                     f"again: python -m flax_sentiment.usage.export --workdir "
+                     f"RUN --out {path}")
+
+
+def read_manifest(path: pathlib.Path) -> dict:
+  """export.json of the export directory `path`, its format, digest and
+  tokenizer version checked (ExportError otherwise)."""
+  if not path.is_dir():
+    raise ExportError(f"export {path} does not exist or is not a "
+                      f"directory; pass the --out directory of "
+                      f"python -m flax_sentiment.usage.export")
+  file = path / MANIFEST
+  if not file.is_file():
+    raise ExportError(f"{path} is not a flax-sentiment export (no "
+                      f"{MANIFEST}); pass the --out directory of "
+                      f"python -m flax_sentiment.usage.export")
+  try:
+    manifest = json.loads(file.read_text(encoding="utf-8"))
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise _damaged(path, f"{MANIFEST} does not read as JSON: {e}") from None
+  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    raise _damaged(path, f"{MANIFEST} is not a {FORMAT} manifest")
+  version = manifest.get("format_version")
+  if version != FORMAT_VERSION:
+    raise ExportError(f"export {path} has format version {version!r}; this "
+                      f"loader reads version {FORMAT_VERSION}: use the "
+                      f"{LOADER_FILE} saved in {path}, or export the run "
+                      f"again with this flax-sentiment")
+  if manifest.get("digest") != manifest_digest(manifest):
+    raise _damaged(path, f"{MANIFEST} was changed: its digest does not "
+                   f"match")
+  tokenizer = manifest.get("tokenizer_version")
+  if tokenizer != TOKENIZER_VERSION:
+    raise ExportError(f"export {path} was tokenized with tokenizer version "
+                      f"{tokenizer!r}, this loader implements version "
+                      f"{TOKENIZER_VERSION} (its scores would be wrong): "
+                      f"use the {LOADER_FILE} saved in {path}, or export "
+                      f"the run again with this flax-sentiment")
+  return manifest
+
+
+def verify_files(path: pathlib.Path, manifest: dict) -> None:
+  """Every file the manifest lists exists with its sha256 (ExportError
+  otherwise)."""
+  files = manifest.get("files")
+  if not isinstance(files, dict) or not {MODEL_FILE,
+                                         VOCABULARY_FILE} <= set(files):
+    raise _damaged(path, f"{MANIFEST} lists no {MODEL_FILE} and "
+                   f"{VOCABULARY_FILE}")
+  for name, want in sorted(files.items()):
+    file = path / name
+    if pathlib.PurePath(name).name != name or not file.is_file():
+      raise _damaged(path, f"{name} is missing")
+    if file_digest(file) != want:
+      raise _damaged(path, f"{name} does not match its sha256 in "
+                     f"{MANIFEST}")
+
+
+def read_vocabulary(path: pathlib.Path) -> list[str]:
+  """The words of vocab.json; word i has id i + 2."""
+  try:
+    vocab = json.loads((path / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    words = vocab["words"]
+    ids = (vocab.get("pad_id", PAD_ID), vocab.get("oov_id", OOV_ID),
+           vocab.get("first_word_id", FIRST_WORD_ID))
+  except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError,
+          AttributeError) as e:
+    raise _damaged(path, f"{VOCABULARY_FILE} does not read: {e!r}") from None
+  if ids != (PAD_ID, OOV_ID, FIRST_WORD_ID) or not all(
+      isinstance(w, str) for w in words):
+    raise _damaged(path, f"{VOCABULARY_FILE} is not a vocabulary with pad "
+                   f"id 0, unknown id 1 and words from id 2")
+  return words
+
+
+def _platform(device: jax.Device) -> str:
+  """The jax.export platform name of a device: cpu, cuda, rocm or tpu."""
+  if device.platform != "gpu":
+    return device.platform
+  version = str(getattr(device.client, "platform_version", "")).lower()
+  return "rocm" if "rocm" in version else "cuda"
+
+
+def pick_device(path: pathlib.Path, platforms: Sequence[str]) -> jax.Device:
+  """The first device of a platform the export was made for (the CPU if it
+  was made for the CPU and the default devices are accelerators)."""
+  for device in jax.devices():
+    if _platform(device) in platforms:
+      return device
+  if "cpu" in platforms:
+    try:
+      return jax.devices("cpu")[0]
+    except RuntimeError:
+      pass
+  here = sorted({_platform(d) for d in jax.devices()})
+  raise ExportError(f"export {path} was made for {', '.join(platforms)}, "
+                    f"this machine runs {', '.join(here)}; export the run "
+                    f"again with --platform {here[0]}")
+
+
+class ExportedModel:
+  """A loaded export: texts -> P(positive).
+
+  Attributes: path, manifest (export.json), vocabulary, seq_len, padding,
+  truncating, config (the run's), platforms, device (where it runs),
+  batch_size (rows per call).
+  """
+
+  def __init__(self, path: pathlib.Path, manifest: dict,
+               vocabulary: list[str], exported: jax.export.Exported,
+               device: jax.Device, batch_size: int = DEFAULT_BATCH_SIZE):
+    tokens = manifest["tokenization"]
+    self.path, self.manifest, self.vocabulary = path, manifest, vocabulary
+    self.seq_len = int(tokens["seq_len"])
+    self.padding, self.truncating = tokens["padding"], tokens["truncating"]
+    self.config = manifest.get("config", {})
+    self.platforms = tuple(manifest["platforms"])
+    self.device, self.batch_size = device, batch_size
+    self._word_ids = {w: i + FIRST_WORD_ID for i, w in enumerate(vocabulary)}
+    self._call = jax.jit(exported.call)
+
+  def encode(self, texts: Sequence[str]) -> np.ndarray:
+    """Texts -> token ids [len(texts), seq_len] int32."""
+    return encode(texts, self._word_ids, self.seq_len, self.padding,
+                  self.truncating)
+
+  def word_counts(self, text: str) -> tuple[int, int]:
+    """(words, unknown words) of a text, over the whole text."""
+    words = tokenize(text)
+    return len(words), sum(w not in self._word_ids for w in words)
+
+  def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
+    """Token ids [n, seq_len] -> P(positive) [n] float32, in batches of at
+    most `batch_size` rows (a smaller batch is padded to the next power of
+    two: few compiled shapes)."""
+    tokens = np.asarray(tokens, np.int32)
+    if tokens.ndim != 2 or tokens.shape[1] != self.seq_len:
+      raise ValueError(f"tokens must be [n, {self.seq_len}], got "
+                       f"{list(tokens.shape)}")
+    out = [self._batch(tokens[i:i + self.batch_size])
+           for i in range(0, len(tokens), self.batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+  def predict(self, texts: Iterable[str]) -> np.ndarray:
+    """Texts (any iterable: read `batch_size` at a time) -> P(positive)
+    [n] float32."""
+    if isinstance(texts, (str, bytes)):
+      raise TypeError("predict takes a list of texts, not one text")
+    out, chunk = [], []
+    for text in texts:
+      chunk.append(text)
+      if len(chunk) == self.batch_size:
+        out.append(self._batch(self.encode(chunk)))
+        chunk = []
+    if chunk:
+      out.append(self._batch(self.encode(chunk)))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+  __call__ = predict
+
+  def _batch(self, tokens: np.ndarray) -> np.ndarray:
+    rows = len(tokens)
+    padded_rows = min(self.batch_size, 1 << max(rows - 1, 0).bit_length())
+    if rows < padded_rows:
+      tokens = np.concatenate([tokens, np.zeros(
+          (padded_rows - rows, self.seq_len), np.int32)])
+    scores = self._call(jax.device_put(tokens, self.device))
+    return np.asarray(scores, np.float32)[:rows]
+
+
+def load(path: str | pathlib.Path,
+         batch_size: int = DEFAULT_BATCH_SIZE) -> ExportedModel:
+  """The export in directory `path`, checked (ExportError if it is damaged,
+  of another format or tokenizer version, or made for other platforms)."""
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  path = pathlib.Path(path)
+  manifest = read_manifest(path)
+  verify_files(path, manifest)
+  try:
+    tokens = manifest["tokenization"]
+    seq_len, platforms = int(tokens["seq_len"]), list(manifest["platforms"])
+    sides = (tokens["padding"], tokens["truncating"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise _damaged(path, f"{MANIFEST} lacks {e}") from None
+  if seq_len < 1 or not set(sides) <= set(PADDING_SIDES):
+    raise _damaged(path, f"{MANIFEST} has seq_len {seq_len}, padding/"
+                   f"truncating {sides[0]!r}/{sides[1]!r}")
+  vocabulary = read_vocabulary(path)
+  try:
+    exported = jax.export.deserialize(
+        bytearray((path / MODEL_FILE).read_bytes()))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ExportError(f"export {path}: jax {jax.__version__} cannot read "
+                      f"{MODEL_FILE} ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); use "
+                      f"the jax version that exported it "
+                      f"({manifest.get('jax_version', 'unknown')}) or export "
+                      f"the run again") from None
+  avals = exported.in_avals
+  if (len(avals) != 1 or len(avals[0].shape) != 2
+      or avals[0].shape[1] != seq_len or avals[0].dtype != np.int32):
+    raise _damaged(path, f"{MODEL_FILE} does not take token ids [b, "
+                   f"{seq_len}] int32 (it takes {avals})")
+  device = pick_device(path, platforms)
+  return ExportedModel(path, manifest, vocabulary, exported, device,
+                       batch_size)
+
+
+# The command line.
+
+
+def _short(text: str) -> str:
+  """`text` on one line, cut to ECHO_CHARS, control and invisible format
+  characters (escape sequences, bidirectional overrides) shown as U+FFFD."""
+  text = " ".join(text.split())
+  text = text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 1] + "…"
+  return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Cs")
+                 and c not in "\u200c\u200d" else c for c in text)
+
+
+def _open_file(path: str | None) -> TextIO | None:
+  """The --file stream (UTF-8, undecodable bytes replaced), stdin for -."""
+  if path is None or path == "-":
+    return None if path is None else sys.stdin
+  try:
+    return open(path, encoding="utf-8", errors="replace")
+  except OSError as e:
+    raise ExportError(f"cannot read --file {path} ({e.strerror}); pass a "
+                      f"text file with one review per line, or - for "
+                      f"stdin") from None
+
+
+def _texts(arguments: Sequence[str], stream: TextIO | None
+           ) -> Iterator[str]:
+  """The texts given as arguments, then the non-blank lines of `stream`,
+  one at a time."""
+  yield from arguments
+  if stream is not None:
+    for line in stream:
+      line = line.rstrip("\r\n").removeprefix("\ufeff")
+      if line.strip():
+        yield line
+
+
+def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+  texts = iter(texts)
+  while batch := list(itertools.islice(texts, size)):
+    yield batch
+
+
+def main(argv: list[str]) -> None:
+  parser = argparse.ArgumentParser(
+      description="Sentiment of your own text, from a flax-sentiment "
+      "export directory (needs only numpy and jax).")
+  parser.add_argument("export", help="the export directory")
+  parser.add_argument("texts", nargs="*", help="reviews to classify")
+  parser.add_argument("--file", help="read texts from this file, one per "
+                      "line ('-': stdin)")
+  parser.add_argument("--json", action="store_true",
+                      help="one JSON object per text")
+  parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                      help="reviews read, scored and printed at a time "
+                      "(bounds memory)")
+  args = parser.parse_intermixed_args(argv)  # DIR --json TEXT ... too
+  if args.batch_size < 1:
+    parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+  try:
+    if not args.texts and args.file is None:
+      raise ExportError("no texts given; pass them as arguments, or --file "
+                        "PATH (one review per line; - reads stdin)")
+    stream = _open_file(args.file)
+    model = load(args.export, args.batch_size)
+  except ExportError as e:
+    sys.exit(f"error: {e}")
+  try:
+    for batch in _batches(_texts(args.texts, stream), args.batch_size):
+      for text, p in zip(batch, model.predict(batch)):
+        label = "positive" if p > 0.5 else "negative"
+        if args.json:
+          words, unknown = model.word_counts(text)
+          print(json.dumps({"text": text, "probability_positive": float(p),
+                            "label": label, "words": words,
+                            "unknown_words": unknown}))
+        else:
+          print(f"{p:.3f}  {label:<8}  {_short(text)}")
+      sys.stdout.flush()
+  finally:
+    if stream not in (None, sys.stdin):
+      stream.close()
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
