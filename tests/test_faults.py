@@ -176,17 +176,3 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_earlier_ones(
     loop.train_and_evaluate(more, workdir)
   assert "\n" not in str(error.value)
   assert snapshot(workdir / "checkpoints") == before
-
-
-def test_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
-  import errno  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.tracking import rundir  # pylint: disable=g-import-not-at-top
-
-  def full(self, data):
-    self.touch()  # part of it was written
-    raise OSError(errno.ENOSPC, "No space left on device")
-  monkeypatch.setattr(pathlib.Path, "write_bytes", full)
-  with pytest.raises(UserError, match="no space left"):
-    rundir.write_atomic(tmp_path / "config.json", "{}")
-  assert list(tmp_path.iterdir()) == []

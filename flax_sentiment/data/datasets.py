@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
 
 PAD_ID = 0
@@ -320,10 +321,8 @@ def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
   arrays = {"vocabulary": np.array(vocabulary)}
   for s in ids:
     arrays[f"{s}_ids"], arrays[f"{s}_offsets"] = _ragged_to_flat(ids[s])
-  cache_dir.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-  np.savez(partial, **arrays)
-  os.replace(partial, path)  # atomic: a killed run leaves no half cache
+  with files.atomic_file(path, flag="--config.cache_dir") as f:
+    np.savez(f, **arrays)  # a killed run leaves no half cache
   return {s: (ids[s], raw[s][1]) for s in ids}, vocabulary
 
 

@@ -9,13 +9,13 @@ the text, the vocabulary size and the width (the same for every seed of a run).
 """
 
 import hashlib
-import os
 import pathlib
 import time
 
 import numpy as np
 
 from flax_sentiment.data import datasets
+from flax_sentiment.runtime import files
 
 WINDOW = 5
 EPOCHS = 5
@@ -71,10 +71,8 @@ def word2vec_table(ids: list[np.ndarray], config,
   table[found] = vectors / vectors.std()
   table[datasets.PAD_ID] = 0.0
   table = table.astype(np.float32)
-  cache_dir.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-  np.save(partial, table)
-  os.replace(partial, path)
+  with files.atomic_file(path, flag="--config.cache_dir") as f:
+    np.save(f, table)
   say(f"word2vec: {len(found):,} of {config.num_words:,} words "
       f"({time.perf_counter() - start:.0f}s)")
   return table

@@ -30,7 +30,8 @@ import numpy as np
 from flax_sentiment.data import datasets
 from flax_sentiment.tracking import metrics, monitor, progress
 from flax_sentiment.runtime.errors import ConfigError, UserError
-from flax_sentiment.tracking.rundir import RunDir, write_atomic
+from flax_sentiment.runtime.files import write_atomic
+from flax_sentiment.tracking.rundir import RunDir
 
 KINDS = {"ngrams": "flax_sentiment.text_models.ngrams",
          "paragraph_vectors": "flax_sentiment.text_models.paragraph_vectors"}

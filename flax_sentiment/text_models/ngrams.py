@@ -30,6 +30,7 @@ import numpy as np
 from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets
 from flax_sentiment.text_models import common
+from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, UserError
 from flax_sentiment.tracking.rundir import RunDir
 
@@ -94,14 +95,13 @@ class NgramModel:
     """One .npz (written atomically): the n-grams as UTF-8 lines, the
     weights, bias and max_n."""
     path = pathlib.Path(path)
-    partial = path.with_name(f".{path.name}.tmp.npz")
     joined = "\n".join(self.ngrams).encode("utf-8")
-    np.savez(partial, ngrams=np.frombuffer(joined, np.uint8),
-             weights=self.weights.astype(np.float32),
-             header=np.frombuffer(json.dumps(
-                 {"bias": float(self.bias), "max_n": self.max_n,
-                  "format": FORMAT_VERSION}).encode(), np.uint8))
-    partial.replace(path)
+    with files.atomic_file(path) as f:
+      np.savez(f, ngrams=np.frombuffer(joined, np.uint8),
+               weights=self.weights.astype(np.float32),
+               header=np.frombuffer(json.dumps(
+                   {"bias": float(self.bias), "max_n": self.max_n,
+                    "format": FORMAT_VERSION}).encode(), np.uint8))
 
   @classmethod
   def load(cls, path: pathlib.Path) -> "NgramModel":

@@ -24,7 +24,6 @@ regression's weights [pv_dim], bias).
 import dataclasses
 import json
 import pathlib
-import shutil
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, word_vectors
 from flax_sentiment.text_models import common
+from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.tracking.rundir import RunDir
 
@@ -119,17 +119,11 @@ class ParagraphVectorModel:
     """`directory`/doc2vec.model (gensim's files) and classifier.npz,
     written beside it first and moved in place: a crash leaves the old
     model or none, never half of one."""
-    directory = pathlib.Path(directory)
-    partial = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    self.doc2vec.save(str(partial / DOC2VEC_FILE))
-    np.savez(partial / CLASSIFIER_FILE, weights=self.weights,
-             bias=np.float64(self.bias), header=np.frombuffer(json.dumps(
-                 {"format": FORMAT_VERSION}).encode(), np.uint8))
-    if directory.exists():
-      shutil.rmtree(directory)
-    partial.replace(directory)
+    with files.atomic_directory(directory) as partial:
+      self.doc2vec.save(str(partial / DOC2VEC_FILE))
+      np.savez(partial / CLASSIFIER_FILE, weights=self.weights,
+               bias=np.float64(self.bias), header=np.frombuffer(json.dumps(
+                   {"format": FORMAT_VERSION}).encode(), np.uint8))
 
   @classmethod
   def load(cls, directory: pathlib.Path) -> "ParagraphVectorModel":

@@ -27,7 +27,7 @@ from jax.experimental import multihost_utils
 from flax_sentiment.runtime import parallel
 from flax_sentiment.runtime.quiet import (drop_closed_loop_tracebacks,
                                           quiet_library)
-from flax_sentiment.tracking.rundir import disk_error
+from flax_sentiment.runtime.files import disk_error
 from flax_sentiment.runtime.errors import UserError
 
 

@@ -23,14 +23,13 @@ import dataclasses
 import errno
 import fcntl
 import json
-import os
 import pathlib
-import shutil
 import tempfile
 
 from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets
 from flax_sentiment.runtime import parallel
+from flax_sentiment.runtime.files import write_atomic
 from flax_sentiment.runtime.errors import ConfigError, UserError
 
 def check_writable_dir(path: pathlib.Path, what: str, flag: str) -> None:
@@ -57,42 +56,6 @@ def check_writable_dir(path: pathlib.Path, what: str, flag: str) -> None:
                     e.errno, f"does not take new files: {e.strerror}")
       raise UserError(f"{what} {path} cannot be written ({existing} "
                       f"{reason}); pass another {flag}") from None
-
-
-def write_atomic(path: pathlib.Path, text: str) -> bool:
-  """Writes `text` to `path` via a temporary file (a kill leaves either the
-  old or the new file), unless it already holds exactly that. Returns
-  whether it wrote."""
-  path = pathlib.Path(path)
-  if path.is_file() and path.read_bytes() == text.encode():
-    return False
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-  try:
-    partial.write_bytes(text.encode())
-    os.replace(partial, path)
-  except OSError as e:
-    partial.unlink(missing_ok=True)  # no .tmp left behind
-    raise disk_error(path, e, len(text.encode())) from None
-  return True
-
-
-def disk_error(path: pathlib.Path, error: OSError, needed: int | None = None
-               ) -> UserError:
-  """One line for a write that failed (a full disk: the space needed and
-  free)."""
-  if error.errno == errno.ENOSPC:
-    try:
-      free = shutil.disk_usage(pathlib.Path(path).parent).free
-    except OSError:
-      free = 0
-    need = f"about {needed / 1e6:.1f} MB more, " if needed else ""
-    return UserError(f"no space left on the disk of {path} ({need}"
-                     f"{free / 1e6:.1f} MB free); free some space or pass "
-                     f"another --workdir; files written before are "
-                     f"untouched")
-  return UserError(f"cannot write {path} ({error.strerror}); pass another "
-                   f"--workdir")
 
 
 class DamagedFileError(UserError):

@@ -25,7 +25,6 @@ stopped pretraining resumes where it stopped and a killed one at its last
 finished epoch, ending as an uninterrupted one would.
 """
 
-import os
 import pathlib
 import signal
 import time
@@ -40,6 +39,7 @@ import optax
 from flax_sentiment.data import batching, datasets, word_vectors
 from flax_sentiment.model import classifier
 from flax_sentiment.training import signals
+from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import UserError
 
 SEED = 0             # the pretraining is the same for every seed of a run
@@ -187,10 +187,8 @@ def cache_key(ids: list[np.ndarray], config) -> str:
 
 
 def _write_atomic_bytes(path: pathlib.Path, content: bytes) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-  partial.write_bytes(content)
-  os.replace(partial, path)
+  files.write_atomic(path, content, flag="--config.cache_dir",
+                     skip_unchanged=False)
 
 
 def epoch_plans(lengths: np.ndarray, config, epochs: int

@@ -30,7 +30,8 @@ from flax_sentiment.text_models import common
 from flax_sentiment.tracking import metrics
 from flax_sentiment.usage import trained
 from flax_sentiment.runtime.errors import UserError
-from flax_sentiment.tracking.rundir import read_json_file, write_atomic
+from flax_sentiment.runtime.files import write_atomic
+from flax_sentiment.tracking.rundir import read_json_file
 
 ENSEMBLE_FILE = "ensemble.json"
 # Most grid points of the weight simplex searched (0.1 steps: 8 members);

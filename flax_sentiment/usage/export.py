@@ -16,11 +16,9 @@ loader, copied into every export).
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import shutil
 import sys
-import tempfile
 from typing import Any, Callable, Sequence
 
 import jax
@@ -30,6 +28,7 @@ import flax_sentiment
 from flax_sentiment.data import datasets
 from flax_sentiment.model import classifier, scoring
 from flax_sentiment.usage import exported, trained
+from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.tracking.rundir import RunDir
 
@@ -119,42 +118,6 @@ def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
   return out
 
 
-def write_atomically(out_dir: pathlib.Path,
-                     write: Callable[[pathlib.Path], None]) -> None:
-  """Runs `write` into a fresh directory beside `out_dir`, then puts it in
-  `out_dir`'s place (an earlier export there is replaced only once the new
-  one is complete). On any failure nothing new is left behind."""
-  out_dir.parent.mkdir(parents=True, exist_ok=True)
-  temp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.",
-                                       dir=out_dir.parent))
-  old = None
-  try:
-    write(temp)
-    os.chmod(temp, 0o777 & ~_umask())
-    check_out_dir(out_dir)  # again: it may have changed while writing
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-      old = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.",
-                                          dir=out_dir.parent))
-      os.replace(out_dir, old)  # onto the empty directory just made
-    try:
-      os.replace(temp, out_dir)  # out_dir is now absent or empty
-    except OSError:
-      if old is not None:
-        os.replace(old, out_dir)
-        old = None
-      raise
-  finally:
-    shutil.rmtree(temp, ignore_errors=True)
-    if old is not None:
-      shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
-
-
 def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
                  platforms: Sequence[str] = ("cpu",),
                  fall_back: bool = False,
@@ -208,7 +171,9 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
         sort_keys=True) + "\n", encoding="utf-8")
 
   try:
-    write_atomically(out_dir, write)
+    with files.atomic_directory(out_dir, flag="--out") as temp:
+      write(temp)
+      check_out_dir(out_dir)  # again: it may have changed while writing
   except OSError as e:
     raise UserError(f"cannot write --out {out_dir} ({e.strerror or e}); "
                     f"pass a directory you can write to") from e
