@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime.errors import DataNotFoundError
 from tests.conftest import tiny_config
 
@@ -15,31 +16,31 @@ SEQS = [np.array([1, 2, 3, 4, 5]), np.array([6, 7]), np.array([], np.int32)]
     ("post", "post", [[1, 2, 3, 4], [6, 7, 0, 0], [0, 0, 0, 0]]),
 ])
 def test_pad_sequences_matches_keras(padding, truncating, expected):
-  out = datasets.pad_sequences(SEQS, 4, padding, truncating)
+  out = tokenizer.pad_sequences(SEQS, 4, padding, truncating)
   assert out.dtype == np.int32
   np.testing.assert_array_equal(out, expected)
 
 
 def test_pad_sequences_rejects_unknown_side():
   with pytest.raises(ValueError, match="'middle'"):
-    datasets.pad_sequences(SEQS, 4, padding="middle")
+    tokenizer.pad_sequences(SEQS, 4, padding="middle")
 
 
 def test_tokenize_lowercases_and_splits_br_tags():
-  assert datasets.tokenize(b"Great film!<br /><br />I'd SEE it again.") == [
+  assert tokenizer.tokenize(b"Great film!<br /><br />I'd SEE it again.") == [
       "great", "film", "i'd", "see", "it", "again"]
 
 
 def test_vocabulary_reserves_ids_and_maps_unknown_words():
   train = [["b", "a", "b"], ["c", "b", "a"], ["d"]]
-  vocab = datasets.build_vocabulary(train, num_words=4)
+  vocab = tokenizer.build_vocabulary(train, num_words=4)
   assert vocab == ["b", "a"]  # most frequent first; 0 and 1 reserved
-  ids = datasets.encode([["a", "b", "zzz", "c"]], vocab)[0]
-  np.testing.assert_array_equal(ids, [3, 2, datasets.OOV_ID, datasets.OOV_ID])
+  ids = tokenizer.encode([["a", "b", "zzz", "c"]], vocab)[0]
+  np.testing.assert_array_equal(ids, [3, 2, tokenizer.OOV_ID, tokenizer.OOV_ID])
 
 
 def test_vocabulary_ties_break_alphabetically():
-  assert datasets.build_vocabulary([["z", "y", "x"]], num_words=10) == ["x", "y", "z"]
+  assert tokenizer.build_vocabulary([["z", "y", "x"]], num_words=10) == ["x", "y", "z"]
 
 
 def test_balanced_subset_is_seeded_and_balanced():
@@ -141,7 +142,7 @@ def test_real_data_reads_both_splits(real_data_dir, tmp_path):
   imdb = datasets.load_imdb(config)
   assert len(imdb.train) == 25_000 and len(imdb.test) == 25_000
   assert imdb.train.labels.sum() == 12_500
-  assert len(imdb.vocabulary) == 10_000 - datasets.NUM_RESERVED_IDS
+  assert len(imdb.vocabulary) == 10_000 - tokenizer.NUM_RESERVED_IDS
   assert imdb.vocabulary[:3] == ["the", "and", "a"]
   # Pre-padding: short reviews end with real tokens, start with zeros.
   short = np.flatnonzero(imdb.train.lengths < 64)

@@ -1,13 +1,13 @@
 """Integrated gradients: contributions add up to the logit's change from the
 baseline, a trained model credits "good" and blames "bad", words past
-seq_len are reported as not read, positions match `datasets.pad_sequences`."""
+seq_len are reported as not read, positions match `tokenizer.pad_sequences`."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, scoring
 from flax_sentiment.training import train_steps
 from flax_sentiment.usage import explain
@@ -49,9 +49,9 @@ def trained(steps: int = 300, **overrides):
   rng = np.random.default_rng(0)
   for _ in range(steps):
     reviews, labels = fake_reviews(rng, config.batch_size)
-    tokens = datasets.pad_sequences(datasets.encode(reviews, VOCABULARY),
-                                    config.seq_len, config.padding,
-                                    config.truncating)
+    tokens = tokenizer.pad_sequences(tokenizer.encode(reviews, VOCABULARY),
+                                     config.seq_len, config.padding,
+                                     config.truncating)
     state, _ = step(state, {"tokens": jnp.asarray(tokens),
                             "labels": jnp.asarray(labels),
                             "weights": jnp.ones_like(labels)})
@@ -69,8 +69,8 @@ def lstm():
 
 
 def tokens_of(texts, config) -> np.ndarray:
-  return datasets.pad_sequences(
-      datasets.encode([datasets.tokenize(t) for t in texts], VOCABULARY),
+  return tokenizer.pad_sequences(
+      tokenizer.encode([tokenizer.tokenize(t) for t in texts], VOCABULARY),
       config.seq_len, config.padding, config.truncating)
 
 
@@ -102,8 +102,8 @@ def test_baseline_logit_is_that_of_the_baseline_review(model_and_params):
   tokens = tokens_of(TEXTS, config)
   zero_row = jax.tree.map(lambda x: x, params)
   zero_row["embedding"]["embedding"] = params["embedding"][
-      "embedding"].at[datasets.OOV_ID].set(0.0)
-  as_unknown = np.where(tokens != datasets.PAD_ID, datasets.OOV_ID, datasets.PAD_ID)
+      "embedding"].at[tokenizer.OOV_ID].set(0.0)
+  as_unknown = np.where(tokens != tokenizer.PAD_ID, tokenizer.OOV_ID, tokenizer.PAD_ID)
   want = scoring.Scorer(model, zero_row).logits(as_unknown)
   got = explain.Explainer(model, params, steps=2)(tokens)["baseline_logits"]
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -179,7 +179,7 @@ def test_read_positions_are_where_pad_sequences_puts_each_word(padding,
   seq_len = 5
   for length in (0, 1, 4, 5, 6, 9):
     ids = np.arange(10, 10 + length, dtype=np.int32)  # word i has id 10 + i
-    row = datasets.pad_sequences([ids], seq_len, padding, truncating)[0]
+    row = tokenizer.pad_sequences([ids], seq_len, padding, truncating)[0]
     places = explain.read_positions(length, seq_len, padding, truncating)
     assert sum(p is not None for p in places) == min(length, seq_len)
     for i, place in enumerate(places):
@@ -197,7 +197,7 @@ def test_batches_and_their_padding_rows_change_nothing(lstm):
   for key in whole:
     assert small[key].shape == (5,) + whole[key].shape[1:]
     np.testing.assert_allclose(small[key], whole[key], rtol=1e-5, atol=1e-6)
-  assert np.all(whole["attributions"][tokens == datasets.PAD_ID] == 0)
+  assert np.all(whole["attributions"][tokens == tokenizer.PAD_ID] == 0)
 
 
 def test_render_colors_on_a_terminal_and_marks_plain_text():

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.usage import export, exported, trained
 from flax_sentiment.runtime.errors import UserError
 from tests.conftest import (REPO, one_error_line, predict_cli, run_fake,
@@ -192,13 +192,50 @@ def test_shipped_export_runs_alone(trained, tmp_path):
       for line in lines]
 
 
+def test_loader_and_predict_give_the_same_records(trained, tmp_path):
+  """One record builder: the loader's --json and predict --json agree on
+  every key and value (texts with no words or none known included)."""
+  workdir, out = trained("lstm")
+  proc = predict_cli(f"--workdir={workdir}", "--json", *TEXTS)
+  assert proc.returncode == 0, proc.stderr
+  want = [json.loads(line) for line in proc.stdout.splitlines()]
+  proc = run_script(tmp_path, out / "exported.py", out, "--json", *TEXTS)
+  assert proc.returncode == 0, proc.stderr
+  got = [json.loads(line) for line in proc.stdout.splitlines()]
+  assert [g.keys() for g in got] == [w.keys() for w in want]
+  assert any("warning" in w for w in want)  # "!!!" has no words
+  for g, w in zip(got, want):
+    assert g.pop("probability_positive") == pytest.approx(
+        w.pop("probability_positive"), abs=1e-5)
+    assert g == w
+
+
+@pytest.mark.parametrize("content", [
+    b"fine\n" + b"long " * 300_000 + b"\n",   # a 1.5 MB line
+    b"fine\nnul \0 byte\n",                   # a binary file
+    b"fine\ncaf\xe9\n",                       # Latin-1, not UTF-8
+])
+def test_loader_refuses_the_files_predict_refuses_with_its_line(
+    trained, tmp_path, content):
+  workdir, out = trained("lstm")
+  (tmp_path / "reviews.txt").write_bytes(content)
+  by_predict = predict_cli(f"--workdir={workdir}", "--file",
+                           str(tmp_path / "reviews.txt"))
+  by_loader = run_script(tmp_path, out / "exported.py", out, "--file",
+                         str(tmp_path / "reviews.txt"))
+  assert by_predict.returncode == by_loader.returncode == 1
+  want = one_error_line(by_predict)
+  assert "line 2" in want
+  assert one_error_line(by_loader) == want
+
+
 def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
   workdir, out = trained("bidirectional_masked")
   manifest = json.loads((out / "export.json").read_text())
   config = json.loads((workdir / "config.json").read_text())
   assert manifest["format"] == "flax-sentiment-export"
   assert manifest["format_version"] == exported.FORMAT_VERSION
-  assert manifest["tokenizer_version"] == datasets.TOKENIZER_VERSION
+  assert manifest["tokenizer_version"] == tokenizer.TOKENIZER_VERSION
   assert manifest["config"] == config
   assert manifest["platforms"] == ["cpu", "cuda"]
   assert {k: manifest["tokenization"][k] for k in
@@ -212,7 +249,7 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
   assert (out / "exported.py").read_bytes() == (
       REPO / "flax_sentiment" / "exported.py").read_bytes()
   assert json.loads((out / "vocab.json").read_text())["words"] == (
-      datasets.load_vocabulary(workdir / "vocab.json"))
+      tokenizer.load_vocabulary(workdir / "vocab.json"))
   function = jax.export.deserialize(
       bytearray((out / "model.jax_export").read_bytes()))
   (aval,) = function.in_avals
@@ -227,11 +264,11 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("truncating", ["pre", "post"])
 def test_loader_tokenizes_as_training(padding, truncating):
-  assert exported.TOKENIZER_VERSION == datasets.TOKENIZER_VERSION
+  assert exported.TOKENIZER_VERSION == tokenizer.TOKENIZER_VERSION
   texts = TEXTS + ("Ünïcode café <br/>it's", "a\tb\nc", "", "don't 'quote'")
   for text in texts:
-    assert exported.tokenize(text) == datasets.tokenize(text)
-    assert exported.tokenize(text.encode()) == datasets.tokenize(text.encode())
+    assert exported.tokenize(text) == tokenizer.tokenize(text)
+    assert exported.tokenize(text.encode()) == tokenizer.tokenize(text.encode())
   vocabulary = ["the", "great", "it's", "don't", "boring", "10", "a"]
   config = types.SimpleNamespace(seq_len=6, padding=padding,
                                  truncating=truncating)

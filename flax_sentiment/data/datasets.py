@@ -1,84 +1,28 @@
-"""Reviews: reading (IMDB via tfds, or your own files via `sources`),
-tokenizing, vocabulary, padding, caching.
-
-Token ids: 0 = padding, 1 = out-of-vocabulary, 2 .. num_words - 1 = the
-num_words - 2 most frequent words of the *train* split (ties broken
-alphabetically). Words are runs of `[a-z0-9']` after lower-casing and turning
-`<br />` into a space.
-"""
+"""Reviews as a run reads them: IMDB via tfds or your own files via
+`sources`, tokenized and encoded by `tokenizer` (cached by content), the
+vocabulary from train text only, the validation and held-out test splits,
+padded to [examples, seq_len] int32."""
 
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
-import re
 import socket
 import time
-from collections import Counter
-from typing import Iterable, Sequence
 
 import numpy as np
 
+from flax_sentiment.data.tokenizer import (NUM_RESERVED_IDS, OOV_ID,
+                                          TOKENIZER_VERSION, build_vocabulary,
+                                          encode, pad_sequences, tokenize)
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
 
-PAD_ID = 0
-OOV_ID = 1
-NUM_RESERVED_IDS = 2
-TOKENIZER_VERSION = 1  # bump when tokenize() changes: it keys the cache
-PADDING_SIDES = ("pre", "post")
 DATASET = "imdb_reviews"
 
-_WORD = re.compile(r"[a-z0-9']+")
 # Where tfds' imdb_reviews builder downloads the reviews from.
 IMDB_SOURCE_HOST = "ai.stanford.edu"
-
-
-def tokenize(text: str | bytes) -> list[str]:
-  """Lower-cases, treats `<br />` as whitespace, returns the words."""
-  if isinstance(text, bytes):
-    text = text.decode("utf-8", errors="replace")
-  return _WORD.findall(text.lower().replace("<br />", " "))
-
-
-def build_vocabulary(tokenized: Iterable[Sequence[str]],
-                     num_words: int) -> list[str]:
-  """The `num_words - 2` most frequent words; word i gets id i + 2."""
-  counts = Counter()
-  for words in tokenized:
-    counts.update(words)
-  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-  return [word for word, _ in ranked[:num_words - NUM_RESERVED_IDS]]
-
-
-def encode(tokenized: Iterable[Sequence[str]],
-           vocabulary: Sequence[str]) -> list[np.ndarray]:
-  """Words to ids; unknown words become OOV_ID."""
-  ids = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
-  return [np.array([ids.get(w, OOV_ID) for w in words], np.int32)
-          for words in tokenized]
-
-
-def pad_sequences(sequences: Sequence[np.ndarray], maxlen: int,
-                  padding: str = "pre", truncating: str = "pre") -> np.ndarray:
-  """Keras `pad_sequences` with value 0: [num_sequences, maxlen] int32.
-
-  truncating="pre" keeps the last `maxlen` ids, "post" the first; padding
-  "pre" puts the zeros in front, "post" behind.
-  """
-  if padding not in PADDING_SIDES or truncating not in PADDING_SIDES:
-    raise ValueError(f"padding/truncating must be one of {PADDING_SIDES}, "
-                     f"got {padding!r}/{truncating!r}")
-  out = np.zeros((len(sequences), maxlen), np.int32)
-  for row, seq in zip(out, sequences):
-    kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
-    if len(kept):
-      if padding == "pre":
-        row[maxlen - len(kept):] = kept
-      else:
-        row[:len(kept)] = kept
-  return out
 
 
 def balanced_subset(labels: np.ndarray, size: int | None,
@@ -419,27 +363,3 @@ def unlabeled_split(tokenized: dict, config) -> Split | None:
         f"{config.virtual_adversarial_epsilon} found no unlabeled reviews; "
         f"pass --config.unlabeled_dataset=FILE with some")
   return _padded(ids, labels, np.arange(len(ids)), config)
-
-
-def vocabulary_json(vocabulary: Sequence[str]) -> str:
-  """The text of a workdir's vocab.json."""
-  return json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID,
-                     "first_word_id": NUM_RESERVED_IDS,
-                     "words": list(vocabulary)})
-
-
-def vocabulary_digest(vocabulary: Sequence[str]) -> str:
-  """sha256 of a vocabulary (as vocab.json holds it) and the tokenizer
-  version."""
-  return hashlib.sha256(json.dumps([TOKENIZER_VERSION, list(vocabulary)]
-                                   ).encode()).hexdigest()
-
-
-def load_vocabulary(path: pathlib.Path) -> list[str]:
-  """The words of a vocab.json (ValueError/KeyError/TypeError if it is not
-  one)."""
-  words = json.loads(pathlib.Path(path).read_bytes().decode("utf-8"))["words"]
-  if not isinstance(words, list) or not all(isinstance(w, str)
-                                            for w in words):
-    raise ValueError("its words are not a list of strings")
-  return words

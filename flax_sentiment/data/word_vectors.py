@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime import files
 
 WINDOW = 5
@@ -56,7 +57,7 @@ def word2vec_table(ids: list[np.ndarray], config,
     return np.load(path)
   from gensim.models import Word2Vec  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  sentences = [[str(i) for i in review if i >= datasets.NUM_RESERVED_IDS]
+  sentences = [[str(i) for i in review if i >= tokenizer.NUM_RESERVED_IDS]
                for review in ids]
   say(f"Training word2vec on {len(sentences):,} reviews "
       f"({sum(map(len, sentences)):,} words; once, cached) ...")
@@ -69,7 +70,7 @@ def word2vec_table(ids: list[np.ndarray], config,
   found = [i for i in range(config.num_words) if str(i) in model.wv]
   vectors = np.stack([model.wv[str(i)] for i in found])
   table[found] = vectors / vectors.std()
-  table[datasets.PAD_ID] = 0.0
+  table[tokenizer.PAD_ID] = 0.0
   table = table.astype(np.float32)
   with files.atomic_file(path, flag="--config.cache_dir") as f:
     np.save(f, table)

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.tracking import metrics, monitor, progress
 from flax_sentiment.runtime.errors import ConfigError, UserError
 from flax_sentiment.runtime.files import write_atomic
@@ -106,7 +107,7 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray, split: str,
   metrics of `metrics.split_rates` (by review length given the texts)."""
   z, y = np.asarray(logits, np.float64), np.asarray(labels) > 0.5
   loss = np.mean(np.logaddexp(0.0, np.where(y, -z, z)))
-  lengths = (np.array([len(datasets.tokenize(t)) for t in texts])
+  lengths = (np.array([len(tokenizer.tokenize(t)) for t in texts])
              if texts is not None else None)
   return {f"{split}_loss": float(loss),
           f"{split}_accuracy": float(np.mean((z > 0) == y)),

@@ -4,7 +4,7 @@ family of Wang & Manning 2012, fitted as a logistic regression).
 
   flax-sentiment train --config ngrams --workdir runs/ngrams
 
-Features: the distinct n-grams of a review's words (`datasets.tokenize`, the
+Features: the distinct n-grams of a review's words (`tokenizer.tokenize`, the
 whole review, never truncated) found in at least `ngram_min_count` reviews
 of the train part. Each feature is scaled by its log-count ratio
 r = log((α + positive count) / ‖·‖₁) - log((α + negative count) / ‖·‖₁)
@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.text_models import common
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, UserError
@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 def text_ngrams(text: str | bytes, max_n: int) -> set[str]:
   """The distinct 1..max_n-grams of a text's words, words joined by one
   space: "not bad" (max_n 2) -> {"not", "bad", "not bad"}."""
-  words = datasets.tokenize(text)
+  words = tokenizer.tokenize(text)
   return {" ".join(words[i:i + n]) for n in range(1, max_n + 1)
           for i in range(len(words) - n + 1)}
 

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import datasets, word_vectors
+from flax_sentiment.data import tokenizer, word_vectors
 from flax_sentiment.text_models import common
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import UserError
@@ -49,7 +49,7 @@ def train_doc2vec(texts: Sequence[str | bytes], config):
   """Doc2Vec PV-DBOW over `texts` (one tag per text), one worker, seeded:
   the same texts and config give the same model."""
   from gensim.models.doc2vec import Doc2Vec, TaggedDocument  # pylint: disable=g-import-not-at-top
-  documents = [TaggedDocument(datasets.tokenize(t), [i]) for i, t in enumerate(texts)]
+  documents = [TaggedDocument(tokenizer.tokenize(t), [i]) for i, t in enumerate(texts)]
   model = Doc2Vec(vector_size=config.pv_dim, dm=0, window=config.pv_window,
                   min_count=config.pv_min_count, sample=config.pv_sample,
                   negative=5,
@@ -102,7 +102,7 @@ class ParagraphVectorModel:
     (`infer_vector`)."""
     out = np.zeros((len(texts), self.doc2vec.vector_size), np.float32)
     for row, text in enumerate(texts):
-      out[row] = infer_vector(self.doc2vec, datasets.tokenize(text))
+      out[row] = infer_vector(self.doc2vec, tokenizer.tokenize(text))
     return out
 
   def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:

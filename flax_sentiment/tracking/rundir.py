@@ -27,7 +27,7 @@ import pathlib
 import tempfile
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime import parallel
 from flax_sentiment.runtime.files import write_atomic
 from flax_sentiment.runtime.errors import ConfigError, UserError
@@ -188,9 +188,9 @@ class RunDir:
       return
     recorded = (self.newest_checkpoint_meta() or {}).get("vocabulary_sha256")
     if recorded:
-      changed = recorded != datasets.vocabulary_digest(vocabulary)
+      changed = recorded != tokenizer.vocabulary_digest(vocabulary)
     elif self.vocabulary_file.is_file():
-      changed = datasets.load_vocabulary(self.vocabulary_file) != list(vocabulary)
+      changed = tokenizer.load_vocabulary(self.vocabulary_file) != list(vocabulary)
     else:
       changed = False
     if changed:
@@ -229,7 +229,7 @@ class RunDir:
     checkpoint)."""
     if parallel.is_primary():
       write_atomic(self.config_file, config.to_json(indent=2))
-      write_atomic(self.vocabulary_file, datasets.vocabulary_json(vocabulary))
+      write_atomic(self.vocabulary_file, tokenizer.vocabulary_json(vocabulary))
 
   def repair_run_files(self, config, vocabulary: list[str],
                        history: list[dict]) -> list[str]:
@@ -249,12 +249,12 @@ class RunDir:
                                       config.to_json(indent=2)):
       repaired.append(self.config_file.name)
     try:
-      vocabulary_ok = datasets.load_vocabulary(self.vocabulary_file) == list(
+      vocabulary_ok = tokenizer.load_vocabulary(self.vocabulary_file) == list(
           vocabulary)
     except (OSError, ValueError, KeyError, TypeError):
       vocabulary_ok = False
     if not vocabulary_ok and write_atomic(
-        self.vocabulary_file, datasets.vocabulary_json(vocabulary)):
+        self.vocabulary_file, tokenizer.vocabulary_json(vocabulary)):
       repaired.append(self.vocabulary_file.name)
     try:
       metrics_ok = self.read_metrics() == _to_json(list(history))

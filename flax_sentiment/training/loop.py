@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from flax_sentiment.data import datasets, word_vectors
+from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, implementation
 from flax_sentiment.runtime import parallel
 from flax_sentiment.text_models import common
@@ -121,7 +122,7 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
     run = Run(config, rundir, console, feeds, ckpts, best_ckpt,
               monitor.TensorBoard(rundir.tensorboard), stop,
               last_saved=progress.step if progress.started else None,
-              vocabulary_sha256=datasets.vocabulary_digest(imdb.vocabulary))
+              vocabulary_sha256=tokenizer.vocabulary_digest(imdb.vocabulary))
     # Said once SIGTERM/SIGINT are handled: from here on they checkpoint.
     for line in (monitor.start_line(progress, config, ckpts.directory),
                  monitor.data_line(imdb)):

@@ -25,7 +25,7 @@ through its `perturbation` input (added to the embedded tokens, as in
 adversarial training), so every cell, implementation, masking, direction and
 pooling is explained the same way, `embedding.project_tokens` included.
 
-Words are mapped back to positions as `datasets.pad_sequences` placed them
+Words are mapped back to positions as `tokenizer.pad_sequences` placed them
 (`read_positions`): words cut by `seq_len` (the first ones with
 truncating="pre", the last ones with "post") are reported `read=False`
 with no contribution; words not in the vocabulary were read as the unknown
@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.model import scoring
 
 BASELINES = ("zero", "padding")
@@ -108,8 +108,8 @@ def integrated_gradients(model, params: Any, tokens: jax.Array,
   table = params["embedding"]["embedding"]  # [num_words, embed]
   time_major = tokens.T  # [seq_len, batch], the model's layout
   x = jnp.take(table, time_major, axis=0)  # [seq_len, batch, embed]
-  real = (time_major != datasets.PAD_ID)[..., None]
-  base = jnp.zeros_like(x) if baseline == "zero" else table[datasets.PAD_ID]
+  real = (time_major != tokenizer.PAD_ID)[..., None]
+  base = jnp.zeros_like(x) if baseline == "zero" else table[tokenizer.PAD_ID]
   delta = jnp.where(real, x - base, 0.0)  # x - b (b = x at padding)
 
   def logit_sum(perturbation):  # the model reads x + perturbation
@@ -201,7 +201,7 @@ class Explanation:
 def read_positions(num_words: int, seq_len: int, padding: str = "pre",
                    truncating: str = "pre") -> list[int | None]:
   """Where each of a review's `num_words` words sits in its padded row of
-  `seq_len` tokens, as `datasets.pad_sequences` places it; None for a word cut
+  `seq_len` tokens, as `tokenizer.pad_sequences` places it; None for a word cut
   off (truncating "pre" keeps the last seq_len words, "post" the first)."""
   kept = min(num_words, seq_len)
   first = num_words - kept if truncating == "pre" else 0
@@ -210,20 +210,12 @@ def read_positions(num_words: int, seq_len: int, padding: str = "pre",
           for i in range(num_words)]
 
 
-def word_ids(vocabulary: Sequence[str]) -> dict[str, int]:
-  """word -> id (`datasets.encode`'s numbering; missing words are OOV_ID)."""
-  return {w: i + datasets.NUM_RESERVED_IDS for i, w in enumerate(vocabulary)}
-
-
 def explain_words(explainer: Explainer, texts: Sequence[str],
                   ids: dict[str, int], config) -> list[Explanation]:
   """The Explanation of each text, tokenized and padded as in training
   (`config.seq_len`, `.padding`, `.truncating`)."""
-  words = [datasets.tokenize(t) for t in texts]
-  encoded = [np.array([ids.get(w, datasets.OOV_ID) for w in ws], np.int32)
-             for ws in words]
-  tokens = datasets.pad_sequences(encoded, config.seq_len, config.padding,
-                                  config.truncating)
+  words = [tokenizer.tokenize(t) for t in texts]
+  tokens = tokenizer.words_to_ids(words, ids, config)
   out = explainer(tokens)
   explanations = []
   for i, (text, ws) in enumerate(zip(texts, words)):
@@ -249,7 +241,8 @@ def explain_texts(model, params: Any, config, vocabulary: Sequence[str],
   once per call: to explain many batches keep an `Explainer`, or use
   `trained.load_predictor(workdir).explain`)."""
   explainer = Explainer(model, params, steps, baseline, rule, batch_size)
-  return explain_words(explainer, texts, word_ids(vocabulary), config)
+  return explain_words(explainer, texts, tokenizer.word_ids(vocabulary),
+                       config)
 
 
 # 256-colour terminal palette, weakest to strongest.

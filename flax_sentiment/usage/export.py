@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 import flax_sentiment
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, scoring
 from flax_sentiment.usage import exported, trained
 from flax_sentiment.runtime import files
@@ -95,13 +95,13 @@ def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
   out = {
       "format": exported.FORMAT,
       "format_version": exported.FORMAT_VERSION,
-      "tokenizer_version": datasets.TOKENIZER_VERSION,
+      "tokenizer_version": tokenizer.TOKENIZER_VERSION,
       "tokenization": {
           "seq_len": config["seq_len"], "padding": config["padding"],
           "truncating": config["truncating"], "lower_case": True,
           "line_break": "<br />", "word_pattern": exported.WORD_PATTERN,
-          "pad_id": datasets.PAD_ID, "oov_id": datasets.OOV_ID,
-          "first_word_id": datasets.NUM_RESERVED_IDS},
+          "pad_id": tokenizer.PAD_ID, "oov_id": tokenizer.OOV_ID,
+          "first_word_id": tokenizer.NUM_RESERVED_IDS},
       "function": {"input": "token ids [b, seq_len] int32",
                    "output": "P(positive) [b] float32",
                    "implementation": "hoisted (XLA loop)"},
@@ -132,11 +132,11 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
   out_dir = pathlib.Path(out_dir)
   platforms = check_platforms(platforms)
   check_out_dir(out_dir)
-  if exported.TOKENIZER_VERSION != datasets.TOKENIZER_VERSION:
+  if exported.TOKENIZER_VERSION != tokenizer.TOKENIZER_VERSION:
     raise RuntimeError(
         f"flax_sentiment/exported.py implements tokenizer version "
-        f"{exported.TOKENIZER_VERSION}, flax_sentiment.data.datasets is at "
-        f"{datasets.TOKENIZER_VERSION}: update exported.py's tokenizer")
+        f"{exported.TOKENIZER_VERSION}, flax_sentiment.data.tokenizer is at "
+        f"{tokenizer.TOKENIZER_VERSION}: update exported.py's tokenizer")
   config, vocabulary, state, meta = trained.load_trained_state(
       workdir, fall_back=fall_back, say=say)
   rundir = RunDir(workdir)
@@ -161,7 +161,7 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
   def write(directory: pathlib.Path) -> None:
     (directory / exported.MODEL_FILE).write_bytes(function.serialize())
     (directory / exported.VOCABULARY_FILE).write_text(
-        datasets.vocabulary_json(vocabulary), encoding="utf-8")
+        tokenizer.vocabulary_json(vocabulary), encoding="utf-8")
     shutil.copyfile(loader, directory / exported.LOADER_FILE)
     files = {name: exported.file_digest(directory / name)
              for name in (exported.MODEL_FILE, exported.VOCABULARY_FILE,

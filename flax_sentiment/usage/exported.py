@@ -36,14 +36,14 @@ import pathlib
 import re
 import sys
 import unicodedata
-from typing import Iterable, Iterator, Sequence, TextIO
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import jax
 import numpy as np
 
 FORMAT = "flax-sentiment-export"
 FORMAT_VERSION = 1
-# The tokenizer below; equal to flax_sentiment.data.datasets.TOKENIZER_VERSION
+# The tokenizer below; equal to flax_sentiment.data.tokenizer.TOKENIZER_VERSION
 # (tests/test_export.py checks both agree on texts).
 TOKENIZER_VERSION = 1
 MANIFEST = "export.json"
@@ -58,6 +58,14 @@ ECHO_CHARS = 60  # echoed text is cut to this many characters
 WORD_PATTERN = r"[a-z0-9']+"  # a word, after lower-casing
 
 _WORD = re.compile(WORD_PATTERN)
+
+
+MAX_LINE_BYTES = 1 << 20  # a longer --file line is refused (no review is)
+
+
+class InputError(ValueError):
+  """A --file that is not one UTF-8 review a line; the message names the
+  file, the line and the fix."""
 
 
 class ExportError(ValueError):
@@ -93,6 +101,36 @@ def encode(texts: Sequence[str], word_ids: dict[str, int], seq_len: int,
 
 
 # Digests, shared with the exporter.
+
+
+def label_of(probability: float) -> str:
+  """The label a probability of the positive class gets."""
+  return "positive" if probability > 0.5 else "negative"
+
+
+def meaningless(words: int, unknown: int) -> str | None:
+  """Why a text's score means nothing (no words, or none known), or None."""
+  if not words:
+    return "the text has no words; its score means nothing"
+  if words == unknown:
+    return ("none of its words is in the vocabulary; its score means "
+            "nothing")
+  return None
+
+
+def prediction_record(text: str, probability: float, words: int,
+                      unknown: int, words_used: int) -> dict:
+  """One text's prediction as `predict --json`, serve's POST /predict and
+  this loader's --json give it (one builder for all three): text,
+  probability_positive, label, words, unknown_words, words_used, and a
+  warning when the score means nothing."""
+  record = {"text": text, "probability_positive": float(probability),
+            "label": label_of(probability), "words": words,
+            "unknown_words": unknown, "words_used": words_used}
+  warning = meaningless(words, unknown)
+  if warning:
+    record["warning"] = warning
+  return record
 
 
 def file_digest(path: pathlib.Path) -> str:
@@ -338,28 +376,55 @@ def _short(text: str) -> str:
                  and c not in "\u200c\u200d" else c for c in text)
 
 
-def _open_file(path: str | None) -> TextIO | None:
-  """The --file stream (UTF-8, undecodable bytes replaced), stdin for -."""
-  if path is None or path == "-":
-    return None if path is None else sys.stdin
+def _open_file(path: str | None) -> tuple[BinaryIO | None, str]:
+  """The --file stream (binary; stdin for -) and its name in messages."""
+  if path is None:
+    return None, ""
+  if path == "-":
+    return sys.stdin.buffer, "stdin (--file -)"
   try:
-    return open(path, encoding="utf-8", errors="replace")
+    return open(path, "rb"), f"--file {path}"
   except OSError as e:
     raise ExportError(f"cannot read --file {path} ({e.strerror}); pass a "
                       f"text file with one review per line, or - for "
                       f"stdin") from None
 
 
-def _texts(arguments: Sequence[str], stream: TextIO | None
-           ) -> Iterator[str]:
-  """The texts given as arguments, then the non-blank lines of `stream`,
-  one at a time."""
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+  """The non-blank lines of a binary stream, decoded as UTF-8 (a leading
+  byte-order mark dropped), one at a time. InputError naming `name` and the
+  line number for a NUL byte (a binary or UTF-16 file), bytes that are not
+  UTF-8, or a line over MAX_LINE_BYTES (InputError: predict and this
+  loader read --file alike)."""
+  fix = "pass a UTF-8 text file with one review per line"
+  for number in itertools.count(1):
+    raw = stream.readline(MAX_LINE_BYTES + 1)
+    if not raw:
+      return
+    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+      raise InputError(f"{name} has a line longer than {MAX_LINE_BYTES:,} "
+                      f"bytes at line {number} (a binary file?); {fix}")
+    if b"\0" in raw:
+      raise InputError(f"{name} is not text: line {number} holds a NUL byte "
+                      f"(a binary or UTF-16 file?); {fix}")
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise InputError(
+          f"{name} is not UTF-8 text at line {number} (byte "
+          f"0x{raw[e.start]:02x} at column {e.start + 1}); {fix} (e.g. "
+          f"iconv -f latin1 -t utf-8 converts Latin-1)") from None
+    if number == 1:
+      line = line.removeprefix("\ufeff")
+    line = line.rstrip("\r\n")
+    if line.strip():
+      yield line
+
+
+def _texts(arguments: Sequence[str], lines: Iterable[str]) -> Iterator[str]:
+  """The texts given as arguments, then the lines of --file."""
   yield from arguments
-  if stream is not None:
-    for line in stream:
-      line = line.rstrip("\r\n").removeprefix("\ufeff")
-      if line.strip():
-        yield line
+  yield from lines
 
 
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -388,25 +453,27 @@ def main(argv: list[str]) -> None:
     if not args.texts and args.file is None:
       raise ExportError("no texts given; pass them as arguments, or --file "
                         "PATH (one review per line; - reads stdin)")
-    stream = _open_file(args.file)
+    stream, name = _open_file(args.file)
     model = load(args.export, args.batch_size)
   except ExportError as e:
     sys.exit(f"error: {e}")
+  lines = read_lines(stream, name) if stream else ()
   try:
-    for batch in _batches(_texts(args.texts, stream), args.batch_size):
+    for batch in _batches(_texts(args.texts, lines), args.batch_size):
       for text, p in zip(batch, model.predict(batch)):
-        label = "positive" if p > 0.5 else "negative"
         if args.json:
           words, unknown = model.word_counts(text)
-          print(json.dumps({"text": text, "probability_positive": float(p),
-                            "label": label, "words": words,
-                            "unknown_words": unknown}))
+          print(json.dumps(prediction_record(
+              text, p, words, unknown, min(words, model.seq_len))))
         else:
-          print(f"{p:.3f}  {label:<8}  {_short(text)}")
+          print(f"{p:.3f}  {label_of(p):<8}  {_short(text)}")
       sys.stdout.flush()
+  except InputError as e:
+    sys.exit(f"error: {e}")
   finally:
-    if stream not in (None, sys.stdin):
+    if stream not in (None, sys.stdin.buffer):
       stream.close()
+
 
 if __name__ == "__main__":
   main(sys.argv[1:])

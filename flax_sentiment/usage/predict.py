@@ -30,7 +30,7 @@ import numpy as np
 
 from flax_sentiment.model import scoring
 from flax_sentiment.runtime.errors import UserError
-from flax_sentiment.usage import explain
+from flax_sentiment.usage import explain, exported
 # The library side lives in usage.trained; its public names stay reachable
 # here (flax_sentiment.predict.load_predictor is the documented API).
 from flax_sentiment.usage.trained import (  # pylint: disable=unused-import
@@ -38,7 +38,6 @@ from flax_sentiment.usage.trained import (  # pylint: disable=unused-import
     load_ensemble, load_predictor, load_trained_state, note, run_config,
     word_counts)
 
-MAX_LINE_BYTES = 1 << 20  # a longer --file line is refused (no review is)
 T = TypeVar("T")
 
 
@@ -48,36 +47,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
   items = iter(items)
   while batch := list(itertools.islice(items, size)):
     yield batch
-
-
-def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
-  """The non-blank lines of a binary stream, decoded as UTF-8 (a leading
-  byte-order mark dropped), one at a time. UserError naming `name` and the
-  line number for a NUL byte (a binary or UTF-16 file), bytes that are not
-  UTF-8, or a line over MAX_LINE_BYTES."""
-  fix = "pass a UTF-8 text file with one review per line"
-  for number in itertools.count(1):
-    raw = stream.readline(MAX_LINE_BYTES + 1)
-    if not raw:
-      return
-    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-      raise UserError(f"{name} has a line longer than {MAX_LINE_BYTES:,} "
-                      f"bytes at line {number} (a binary file?); {fix}")
-    if b"\0" in raw:
-      raise UserError(f"{name} is not text: line {number} holds a NUL byte "
-                      f"(a binary or UTF-16 file?); {fix}")
-    try:
-      line = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      raise UserError(
-          f"{name} is not UTF-8 text at line {number} (byte "
-          f"0x{raw[e.start]:02x} at column {e.start + 1}); {fix} (e.g. "
-          f"iconv -f latin1 -t utf-8 converts Latin-1)") from None
-    if number == 1:
-      line = line.removeprefix("\ufeff")
-    line = line.rstrip("\r\n")
-    if line.strip():
-      yield line
 
 
 def _open_input(path: str | None) -> tuple[BinaryIO | None, str]:
@@ -94,12 +63,9 @@ def _open_input(path: str | None) -> tuple[BinaryIO | None, str]:
 
 
 def _warn_if_meaningless(text: str, words: int, unknown: int) -> None:
-  if not words:
-    print(f"warning: {echo(text)!r} has no words; its score means "
-          f"nothing", file=sys.stderr)
-  elif words == unknown:
-    print(f"warning: none of the {words} word(s) of {echo(text)!r} is in "
-          f"the vocabulary; its score means nothing", file=sys.stderr)
+  why = exported.meaningless(words, unknown)
+  if why:
+    print(f"warning: {echo(text)!r}: {why}", file=sys.stderr)
 
 
 def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
@@ -114,13 +80,11 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
   for text, p, (words, unknown), why in zip(
       texts, probabilities, word_counts(texts, predict.word_ids),
       explanations):
-    label = "positive" if p > 0.5 else "negative"
+    label = exported.label_of(p)
     _warn_if_meaningless(text, words, unknown)
     used = predict.reads(words)
     if as_json:
-      record = {"text": text, "probability_positive": float(p),
-                "label": label, "words": words, "unknown_words": unknown,
-                "words_used": used}
+      record = exported.prediction_record(text, p, words, unknown, used)
       lines.append(json.dumps(dict(record, **why.as_json()) if why
                               else record))
       continue
@@ -225,7 +189,7 @@ def main(argv: list[str]) -> None:
                       f"another --explain-rule")
     stream, name = _open_input(args.file)
     texts = itertools.chain(args.texts,
-                            read_lines(stream, name) if stream else ())
+                            exported.read_lines(stream, name) if stream else ())
     first = next(texts, None)  # fails early on a binary or empty --file
     if first is None:
       raise UserError("no texts given; pass them as arguments, or --file "
@@ -244,7 +208,7 @@ def main(argv: list[str]) -> None:
                          1 if interactive else args.batch_size):
       print("\n".join(batch_output(predict, batch, args.json, settings,
                                    color)), flush=True)
-  except UserError as e:
+  except (UserError, exported.InputError) as e:
     sys.exit(f"error: {e}")
   except BrokenPipeError:  # e.g. | head: stop quietly
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

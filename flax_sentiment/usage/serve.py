@@ -60,7 +60,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from flax_sentiment.model import scoring
-from flax_sentiment.usage import explain
+from flax_sentiment.usage import explain, exported
 from flax_sentiment.runtime.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -253,15 +253,8 @@ class Service:
       if not math.isfinite(p) or (why and not _finite_contributions(why)):
         raise ModelError(f"the model scored a NaN or infinite value for "
                          f"{text[:60]!r}")
-      result = {"text": text, "probability_positive": p,
-                "label": "positive" if p > 0.5 else "negative",
-                "words": words, "unknown_words": unknown,
-                "words_used": min(words, self.model.seq_len)}
-      if not words:
-        result["warning"] = "the text has no words; its score means nothing"
-      elif words == unknown:
-        result["warning"] = ("none of its words is in the vocabulary; its "
-                             "score means nothing")
+      result = exported.prediction_record(
+          text, p, words, unknown, min(words, self.model.seq_len))
       if why:
         result.update(why)
       results.append(result)
@@ -469,7 +462,6 @@ def load_model(workdir: str | None = None, export: str | None = None,
   if workdir is not None:
     from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
     return WorkdirModel(trained.load_predictor(workdir, fall_back=fall_back))
-  from flax_sentiment.usage import exported  # pylint: disable=g-import-not-at-top
   try:
     return ExportModel(exported.load(export))
   except exported.ExportError as e:

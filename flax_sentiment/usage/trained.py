@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import datasets
+from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, implementation, scoring
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.text_models import common
@@ -33,9 +33,7 @@ ECHO_CHARS = 60  # echoed text is cut to this many characters
 def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
                  config) -> np.ndarray:
   """Raw texts -> token ids [len(texts), seq_len], as in training."""
-  ids = datasets.encode([datasets.tokenize(t) for t in texts], vocabulary)
-  return datasets.pad_sequences(ids, config.seq_len, config.padding,
-                                config.truncating)
+  return tokenizer.texts_to_ids(texts, tokenizer.word_ids(vocabulary), config)
 
 
 def word_counts(texts: Sequence[str], vocabulary: Iterable[str]
@@ -46,7 +44,7 @@ def word_counts(texts: Sequence[str], vocabulary: Iterable[str]
            else set(vocabulary))
   counts = []
   for text in texts:
-    words = datasets.tokenize(text)
+    words = tokenizer.tokenize(text)
     counts.append((len(words), sum(w not in known for w in words)))
   return counts
 
@@ -114,7 +112,7 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
                     f"{directory}); train first: python run.py --config ... "
                     f"--workdir {workdir}")
   try:
-    vocabulary = datasets.load_vocabulary(rundir.vocabulary_file)
+    vocabulary = tokenizer.load_vocabulary(rundir.vocabulary_file)
   except (OSError, ValueError, KeyError, TypeError) as e:
     what = ("missing" if isinstance(e, FileNotFoundError) else
             f"damaged ({type(e).__name__}: {' '.join(str(e).split())[:80]})")
@@ -187,15 +185,12 @@ class Predictor:
     self.batch_size = batch_size
     self.model = classifier.model_from_config(config)
     self.scorer = scoring.Scorer(self.model, params, batch_size)
-    self.word_ids = explain.word_ids(vocabulary)
+    self.word_ids = tokenizer.word_ids(vocabulary)
     self._explainers = {}
 
   def encode(self, texts: Sequence[str]) -> np.ndarray:
     """Raw texts -> token ids [len(texts), seq_len], as in training."""
-    ids = [np.array([self.word_ids.get(w, datasets.OOV_ID)
-                     for w in datasets.tokenize(t)], np.int32) for t in texts]
-    return datasets.pad_sequences(ids, self.config.seq_len, self.config.padding,
-                                  self.config.truncating)
+    return tokenizer.texts_to_ids(texts, self.word_ids, self.config)
 
   def reads(self, words: int) -> int:
     """How many of a text's `words` the model reads (seq_len at most)."""
