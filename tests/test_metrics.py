@@ -364,3 +364,32 @@ def test_batch_sums_of_an_all_filler_batch_are_zero_not_nan():
   assert float(mean) == 0.0
   assert {k: float(v) for k, v in sums.items()} == {
       "loss": 0.0, "correct": 0.0, "count": 0.0}
+
+
+def test_host_rates_are_batch_sums_in_float64():
+  """Text models' whole-split loss and accuracy (host_rates) are the ones
+  the recurrent runs sum on device (batch_sums), up to float32 rounding."""
+  rng = np.random.default_rng(3)
+  logits = rng.normal(0, 3, 101).astype(np.float32)
+  labels = (rng.random(101) > 0.4).astype(np.float32)
+  _, sums = metrics.batch_sums(jnp.asarray(logits), jnp.asarray(labels),
+                               jnp.ones(101))
+  want = metrics.rates(metrics.add(metrics.empty_totals(), sums), "test")
+  got = metrics.host_rates(logits, labels, "test")
+  assert got["test_loss"] == pytest.approx(want["test_loss"], rel=1e-6)
+  assert got["test_accuracy"] == pytest.approx(want["test_accuracy"])
+  assert got["test_auc"] == metrics.split_rates(logits, labels,
+                                                "test")["test_auc"]
+
+
+def test_probability_accuracy_and_log_loss_by_hand():
+  labels = np.array([1, 0, 1, 0])
+  p = np.array([[0.9, 0.2, 0.4, 0.5],    # 0.5 counts as negative
+                [0.1, 0.8, 0.6, 0.7]])
+  np.testing.assert_allclose(metrics.probability_accuracy(p, labels),
+                             [0.75, 0.25])
+  assert metrics.probability_accuracy(p[0], labels) == 0.75
+  want = -np.mean(np.log([0.9, 0.8, 0.4, 0.5]))
+  assert metrics.probability_log_loss(p[0], labels) == pytest.approx(want)
+  assert metrics.probability_log_loss(np.array([1.0]), np.array([0])) == (
+      pytest.approx(-np.log(1e-7), rel=1e-6))  # clipped, not infinite

@@ -105,13 +105,9 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray, split: str,
                   texts: Sequence[bytes] | None = None) -> dict:
   """{split}_loss (mean binary cross-entropy), _accuracy and the whole-split
   metrics of `metrics.split_rates` (by review length given the texts)."""
-  z, y = np.asarray(logits, np.float64), np.asarray(labels) > 0.5
-  loss = np.mean(np.logaddexp(0.0, np.where(y, -z, z)))
   lengths = (np.array([len(tokenizer.tokenize(t)) for t in texts])
              if texts is not None else None)
-  return {f"{split}_loss": float(loss),
-          f"{split}_accuracy": float(np.mean((z > 0) == y)),
-          **metrics.split_rates(z, labels, split, lengths=lengths)}
+  return metrics.host_rates(logits, labels, split, lengths)
 
 
 def finished_history(config, rundir: RunDir) -> list[dict] | None:

@@ -55,6 +55,38 @@ def rates(totals: dict[str, float], split: str) -> dict[str, float]:
           f"{split}_accuracy": totals["correct"] / count}
 
 
+def host_rates(logits: np.ndarray, labels: np.ndarray, split: str,
+               lengths: np.ndarray | None = None) -> dict:
+  """For a whole split scored on the host (text models): {split}_loss and
+  _accuracy as `batch_sums` defines them, in float64, and the metrics of
+  `split_rates`. logits [n], labels [n], lengths [n] (words) or None."""
+  z = np.asarray(logits, np.float64).reshape(-1)
+  y = np.asarray(labels).reshape(-1) > 0.5
+  loss = np.mean(np.logaddexp(0.0, np.where(y, -z, z)))  # stable BCE
+  return {f"{split}_loss": float(loss),
+          f"{split}_accuracy": float(np.mean((z > 0) == y)),
+          **split_rates(z, labels, split, lengths=lengths)}
+
+
+def probability_accuracy(probabilities: np.ndarray, labels: np.ndarray
+                         ) -> np.ndarray | float:
+  """Accuracy of P(positive) [..., n] against labels [n] (positive above
+  0.5, i.e. logit > 0 as in `batch_sums`); one per leading index."""
+  correct = (np.asarray(probabilities) > 0.5) == (np.asarray(labels) > 0.5)
+  accuracy = np.mean(correct, axis=-1)
+  return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+
+
+def probability_log_loss(probabilities: np.ndarray, labels: np.ndarray,
+                         clip: float = 1e-7) -> np.ndarray | float:
+  """Mean binary cross-entropy of P(positive) [..., n] (clipped to [clip,
+  1 - clip]) against labels [n]; one per leading index."""
+  p = np.clip(np.asarray(probabilities, np.float64), clip, 1 - clip)
+  y = np.asarray(labels) > 0.5
+  loss = -np.mean(np.where(y, np.log(p), np.log1p(-p)), axis=-1)
+  return float(loss) if np.ndim(loss) == 0 else loss
+
+
 def epoch_record(epoch: int, train_totals: dict[str, float],
                  evaluated: dict, steps: int, seconds: float,
                  compile_seconds: float, eval_seconds: float) -> dict:

@@ -108,18 +108,12 @@ def choose_weights(probabilities: np.ndarray, labels: np.ndarray
   if members == 1 or step is None:  # (many members: said by the caller)
     return equal
   grid = simplex_grid(members, step)
-  mixtures = np.clip(grid @ probabilities, 1e-7, 1 - 1e-7)  # [points, n]
-  y = np.asarray(labels) > 0.5
-  accuracy = np.mean((mixtures > 0.5) == y, axis=1)
-  log_loss = -np.mean(np.where(y, np.log(mixtures), np.log1p(-mixtures)),
-                      axis=1)
+  mixtures = grid @ probabilities  # [points, n]
+  accuracy = metrics.probability_accuracy(mixtures, labels)
+  log_loss = metrics.probability_log_loss(mixtures, labels)
   distance = np.sum((grid - equal) ** 2, axis=1)
   best = np.lexsort((distance, log_loss, -accuracy))[0]
   return grid[best]
-
-
-def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-  return float(np.mean((probabilities > 0.5) == (np.asarray(labels) > 0.5)))
 
 
 def _same_reviews(workdirs, labels: list[np.ndarray], split: str) -> None:
@@ -163,6 +157,7 @@ def evaluate_ensemble(workdirs: Sequence[str | pathlib.Path],
   """Each member's validation and test accuracy, the weights chosen on
   validation, and the mixture's accuracy on both (and, for comparison, the
   equal-weight mixture's test accuracy)."""
+  accuracy = metrics.probability_accuracy
   workdirs = [str(w) for w in workdirs]
   chosen = validation_weights(workdirs, say)  # before test is read
   weights = chosen["weights"]
@@ -173,9 +168,9 @@ def evaluate_ensemble(workdirs: Sequence[str | pathlib.Path],
       "workdirs": workdirs,
       "weights": [round(float(w), 6) for w in weights],
       "weights_chosen_by": chosen["chosen_by"],
-      "members_test_accuracy": [_accuracy(p, test_y) for p in test_p],
-      "test_accuracy": _accuracy(weights @ test_p, test_y),
-      "equal_weights_test_accuracy": _accuracy(test_p.mean(axis=0), test_y),
+      "members_test_accuracy": [accuracy(p, test_y) for p in test_p],
+      "test_accuracy": accuracy(weights @ test_p, test_y),
+      "equal_weights_test_accuracy": accuracy(test_p.mean(axis=0), test_y),
       "test_examples": int(len(test_y)),
   }
   mixture = np.clip(weights @ test_p, 1e-12, 1 - 1e-12)
@@ -185,8 +180,8 @@ def evaluate_ensemble(workdirs: Sequence[str | pathlib.Path],
   if "probabilities" in chosen:
     val_p, val_y = chosen["probabilities"], chosen["labels"]
     result.update(
-        members_validation_accuracy=[_accuracy(p, val_y) for p in val_p],
-        validation_accuracy=_accuracy(weights @ val_p, val_y),
+        members_validation_accuracy=[accuracy(p, val_y) for p in val_p],
+        validation_accuracy=accuracy(weights @ val_p, val_y),
         validation_examples=int(len(val_y)))
   return result
 
