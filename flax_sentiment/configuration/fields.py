@@ -117,6 +117,17 @@ class Field:
 
 
 F = Field
+# The kinds of model and cell, declared once: the fields' checks, the text
+# models' dispatch (text_models.common) and the cell registries
+# (model.classifier, model.cells) are built from these.
+RECURRENT = "recurrent"
+# Text models (text_models/<name>.py) and the field of the C values each
+# chooses among on validation.
+TEXT_MODEL_C_FIELDS = {"ngrams": "ngram_c_values",
+                       "paragraph_vectors": "pv_c_values"}
+MODELS = (RECURRENT, *TEXT_MODEL_C_FIELDS)
+CELL_NAMES = ("rnn", "lstm", "gru")
+
 FIELDS: dict[str, Field] = {
     # ----- Model.
     "model": F("recurrent", "recurrent (embedding -> RNN/LSTM/GRU -> dense) "
@@ -124,7 +135,7 @@ FIELDS: dict[str, Field] = {
                "binary word n-grams; needs scikit-learn) | paragraph_vectors "
                "(logistic regression on PV-DBOW review vectors, gensim; "
                "needs scikit-learn)",
-               one_of("recurrent", "ngrams", "paragraph_vectors")),
+               one_of(*MODELS)),
     "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
                      positive_int),
     "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "
@@ -148,7 +159,7 @@ FIELDS: dict[str, Field] = {
                      "regularization strengths tried (comma-separated); the "
                      "best on validation is kept", number_list),
     "cell": F("lstm", "rnn (SimpleRNN, tanh) | lstm | gru",
-              one_of("rnn", "lstm", "gru")),
+              one_of(*CELL_NAMES)),
     "num_words": F(10_000, "vocabulary size incl. the 2 reserved ids (0 pad, "
                    "1 unknown)", positive_int),
     "embed_dim": F(256, "embedding width", positive_int),

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from flax_sentiment.configuration import fields
+
 Params = Any
 Array = jax.Array
 
@@ -143,4 +145,4 @@ def fused_weights(cell: str, params: Params, dtype=jnp.float32) -> Weights:
   raise ValueError(f"unknown cell {cell!r}")
 
 
-CELLS = {"rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
+CELLS = dict(zip(fields.CELL_NAMES, (SIMPLE, LSTM, GRU)))

@@ -7,10 +7,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.model import embedding, recurrence
 from flax_sentiment.model import implementation as implementation_lib
 
-CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+CELLS = dict(zip(fields.CELL_NAMES, (nn.SimpleCell, nn.LSTMCell,
+                                     nn.GRUCell)))
 
 
 POOLINGS = ("last", "max", "mean")

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets
 from flax_sentiment.data import tokenizer
 from flax_sentiment.tracking import metrics, monitor, progress
@@ -34,8 +35,9 @@ from flax_sentiment.runtime.errors import ConfigError, UserError
 from flax_sentiment.runtime.files import write_atomic
 from flax_sentiment.tracking.rundir import RunDir
 
-KINDS = {"ngrams": "flax_sentiment.text_models.ngrams",
-         "paragraph_vectors": "flax_sentiment.text_models.paragraph_vectors"}
+# config.model -> the module that fits and loads it.
+KINDS = {name: f"flax_sentiment.text_models.{name}"
+         for name in fields.TEXT_MODEL_C_FIELDS}
 
 Splits = dict[str, tuple[list[bytes], np.ndarray]]
 

@@ -33,8 +33,7 @@ def _check_model_options(config) -> None:
 def _check_text_models(config) -> None:
   """A text model (n-grams, paragraph vectors) chooses its C on validation
   and runs in one process."""
-  c_field = {"ngrams": "ngram_c_values",
-             "paragraph_vectors": "pv_c_values"}.get(config.model)
+  c_field = fields.TEXT_MODEL_C_FIELDS.get(config.model)
   if c_field is None:
     return
   if (len(fields.parse_number_list(config[c_field])) > 1
