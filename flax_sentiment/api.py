@@ -107,7 +107,8 @@ def train_epoch(state: train_steps.TrainState, feeds: feeding.Feeds, epoch: int,
   start = time.perf_counter()
   try:
     for chunk in chunks:
-      state, sums, _ = loop.train_chunk(state, chunk, feeds.train, where)
+      state, sums, _ = loop.train_chunk(state, chunk, feeds.train, where,
+                                        None, None, feeds.learning_rate)
       chunk_totals = metrics.add(metrics.empty_totals(), sums)
       totals = metrics.add(totals, sums)
       bar.update(int(chunk.weights.sum()), **chunk_totals)

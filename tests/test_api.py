@@ -50,3 +50,20 @@ def test_api_state_starts_from_word2vec_like_a_run(fake_imdb, tmp_path):
   np.testing.assert_array_equal(
       table, np.asarray(loop.new_state(config, model, feeds, imdb)
                         .params["embedding"]["embedding"]))
+
+
+def test_a_diverged_api_epoch_names_the_run_s_learning_rate(
+    fake_imdb, tmp_path, monkeypatch):
+  config, imdb, model, feeds = _setup(cache_dir=str(tmp_path / "cache"),
+                                      num_epochs=1, learning_rate=0.25)
+  state = api.create_state(config, model, feeds, imdb)
+  real_host_sums = loop.feeding.host_sums
+
+  def diverged(sums):
+    host = real_host_sums(sums)
+    host["loss"][0] = np.nan
+    return host
+  monkeypatch.setattr(loop.feeding, "host_sums", diverged)
+  with pytest.raises(loop.NonFiniteLossError,
+                     match=r"learning_rate \(now 0\.25\)"):
+    api.train_epoch(state, feeds, 0, progress=False)

@@ -154,6 +154,7 @@ class Feeds:
   plans: list[list[batching.Chunk]]   # per epoch
   train: ChunkRunner
   eval_sets: list[EvalSet]
+  learning_rate: float   # the config's, named when a loss is not finite
 
   def total_steps(self) -> int:
     """Train steps the planned epochs run (all-filler steps skipped)."""
@@ -212,4 +213,4 @@ def plan_run(config, imdb: datasets.ImdbData,
                          capacities(split.tokens, [chunks]),
                          config.num_words, on_compile)
     eval_sets.append(EvalSet(name, runner, chunks))
-  return Feeds(plans, train_runner, eval_sets)
+  return Feeds(plans, train_runner, eval_sets, config.learning_rate)

@@ -288,8 +288,8 @@ def train_epoch(state, progress: Progress, run: Run
 
 
 def train_chunk(state, chunk, runner: feeding.ChunkRunner,
-                progress: Progress, last_saved: int | None = None,
-                checkpoint_dir=None, learning_rate: float = 0.0):
+                progress: Progress, last_saved: int | None,
+                checkpoint_dir, learning_rate: float):
   """One compiled call over `chunk`: (state, host metric sums [steps],
   real_steps [steps] bool); NonFiniteLossError if a loss is NaN/inf."""
   state, sums = runner(state, chunk)
