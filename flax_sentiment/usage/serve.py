@@ -45,7 +45,9 @@ slow one does not hold up /health); the model is called by one at a time.
 
 import argparse
 import errno
+import functools
 import http.server
+import importlib.resources
 import ipaddress
 import json
 import math
@@ -270,10 +272,17 @@ def json_bytes(value: Any) -> bytes:
   return json.dumps(value, allow_nan=False).encode() + b"\n"
 
 
+@functools.cache
+def page_template() -> str:
+  """serve_page.html, shipped beside this module (package data)."""
+  return importlib.resources.files(__package__).joinpath(
+      "serve_page.html").read_text(encoding="utf-8")
+
+
 def page(info: dict) -> bytes:
   """The demo page, self-contained (inline CSS and JS), for Service.info."""
   data = json.dumps(info).replace("<", "\\u003c").replace(">", "\\u003e")
-  return PAGE.replace("/*INFO*/null", data).encode("utf-8")
+  return page_template().replace("/*INFO*/null", data).encode("utf-8")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -545,210 +554,6 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src "
        "'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action "
        "'none'; frame-ancestors 'none'")
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>flax-sentiment</title>
-<style>
-  body { margin: 0; background: #f5f6f8; color: #1c2026;
-    font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto,
-    "DejaVu Sans", sans-serif; }
-  main { max-width: 900px; margin: 0 auto; padding: 22px 24px; }
-  h1 { font-size: 22px; margin: 0; }
-  .model { color: #59616c; font-size: 14px; margin: 2px 0 14px; }
-  textarea { width: 100%; box-sizing: border-box; min-height: 96px;
-    padding: 10px 12px; font: inherit; border: 1px solid #c3c8d0;
-    border-radius: 6px; resize: vertical; background: #fff; }
-  .row { display: flex; gap: 14px; align-items: center; margin: 10px 0 16px; }
-  button { font: inherit; font-weight: 600; padding: 7px 22px; border: 0;
-    border-radius: 6px; background: #2456d3; color: #fff; cursor: pointer; }
-  button:disabled { background: #8ea4dc; cursor: progress; }
-  .hint { color: #6b727c; font-size: 13px; }
-  #result { background: #fff; border: 1px solid #dadee4; border-radius: 8px;
-    padding: 14px 18px; }
-  #result[hidden] { display: none; }
-  .score { display: flex; gap: 14px; align-items: baseline; flex-wrap: wrap; }
-  .prob { font-size: 30px; font-weight: 700;
-    font-variant-numeric: tabular-nums; }
-  .label { font-size: 18px; font-weight: 600; padding: 1px 12px;
-    border-radius: 14px; }
-  .label.positive { background: #d8f1de; color: #13682c; }
-  .label.negative { background: #fadada; color: #a11c1c; }
-  .stats { color: #59616c; font-size: 14px; }
-  .bar { position: relative; height: 8px; margin: 8px 0 14px;
-    border-radius: 4px;
-    background: linear-gradient(90deg, #d23a3a, #e3e5e8 50%, #1f9d4c); }
-  .bar b { position: absolute; top: -5px; width: 4px; height: 18px;
-    margin-left: -2px; border-radius: 2px; background: #1c2026; }
-  .words { line-height: 2.15; font-size: 17px; }
-  .w { padding: 2px 4px; border-radius: 4px; }
-  .w.unread { color: #a3a9b1; }
-  .w.unknown { text-decoration: underline dotted #7a818b; }
-  .note { color: #6a4b00; background: #fff4d6; border-radius: 6px;
-    padding: 6px 10px; font-size: 14px; margin-top: 10px; }
-  .error { color: #a11c1c; font-weight: 600; }
-  .legend { display: flex; gap: 18px; flex-wrap: wrap; font-size: 13px;
-    color: #59616c; margin-top: 14px; padding-top: 10px;
-    border-top: 1px solid #eceef1; }
-  .chip { display: inline-block; width: 40px; height: 12px; border-radius: 3px;
-    vertical-align: -1px; margin-right: 6px; }
-</style>
-</head>
-<body>
-<main>
-  <h1>flax-sentiment</h1>
-  <div class="model" id="model"></div>
-  <textarea id="text" aria-label="review text"
-    placeholder="Type or paste a movie review..."></textarea>
-  <div class="row">
-    <button id="go" type="button">Score</button>
-    <span class="hint" id="hint">Ctrl+Enter scores too</span>
-  </div>
-  <section id="result" hidden aria-live="polite"></section>
-</main>
-<script>
-"use strict";
-const INFO = /*INFO*/null;
-const $ = (id) => document.getElementById(id);
-const box = $("text"), button = $("go"), out = $("result");
-$("model").textContent = "Model: " + INFO.model;
-box.maxLength = INFO.max_text_chars;
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function color(c, scale) {
-  const a = scale > 0 ? 0.1 + 0.8 * Math.min(1, Math.abs(c) / scale) : 0.1;
-  return c >= 0 ? `rgba(31, 157, 76, ${a.toFixed(3)})`
-                : `rgba(210, 58, 58, ${a.toFixed(3)})`;
-}
-
-function chip(style, text) {
-  const s = el("span");
-  const c = el("span", "chip");
-  c.style.background = style;
-  s.append(c, text);
-  return s;
-}
-
-function legend() {
-  const l = el("div", "legend");
-  l.append(
-    chip("linear-gradient(90deg, rgba(31,157,76,.1), rgba(31,157,76,.9))",
-         "raises P(positive), weak to strong"),
-    chip("linear-gradient(90deg, rgba(210,58,58,.1), rgba(210,58,58,.9))",
-         "lowers it"));
-  const grey = el("span", "w unread", "grey");
-  const under = el("span", "w unknown", "dotted");
-  const g = el("span"), u = el("span");
-  g.append(grey, ` not read (beyond the ${INFO.seq_len} words the model`
-                 + " reads)");
-  u.append(under, " not in the vocabulary");
-  l.append(g, u);
-  l.append(el("span", "", "Colour strength is relative to the text's "
-                          + "strongest word; hover a word for its "
-                          + "contribution to the logit."));
-  return l;
-}
-
-function show(r, unavailable) {
-  out.replaceChildren();
-  const p = r.probability_positive;
-  const score = el("div", "score");
-  score.append(el("span", "prob", p.toFixed(3)), el("span", "", "P(positive)"),
-               el("span", "label " + r.label, r.label));
-  const stats = [`${r.words} word${r.words === 1 ? "" : "s"}`];
-  if (r.unknown_words) stats.push(`${r.unknown_words} not in the vocabulary`);
-  if (r.words > r.words_used) stats.push(`${r.words - r.words_used} not read`);
-  if (r.contributions) {
-    const total = r.contributions.reduce(
-        (sum, w) => sum + (w.read ? w.contribution : 0), 0);
-    stats.push(`logit ${r.logit.toFixed(3)} = baseline `
-               + `${r.baseline_logit.toFixed(3)} + words `
-               + `${total >= 0 ? "+" : ""}${total.toFixed(3)}`);
-  }
-  score.append(el("span", "stats", stats.join(" \\u00b7 ")));
-  const bar = el("div", "bar"), mark = el("b");
-  mark.style.left = (100 * p).toFixed(1) + "%";
-  bar.append(mark);
-  out.append(score, bar);
-  if (r.contributions) {
-    const words = el("div", "words");
-    const scale = Math.max(0, ...r.contributions.filter((w) => w.read)
-                                  .map((w) => Math.abs(w.contribution)));
-    r.contributions.forEach((w, i) => {
-      const s = el("span", "w" + (w.read ? "" : " unread")
-                           + (w.known ? "" : " unknown"), w.word);
-      if (w.read) {
-        s.style.background = color(w.contribution, scale);
-        s.title = (w.contribution >= 0 ? "+" : "")
-                  + w.contribution.toFixed(4)
-                  + (w.known ? "" : " (not in the vocabulary)");
-      } else {
-        s.title = "not read: beyond the model's " + INFO.seq_len + " words";
-      }
-      if (i) words.append(" ");
-      words.append(s);
-    });
-    if (!r.contributions.length) {
-      words.append(el("span", "stats", "(no words)"));
-    }
-    out.append(words);
-  }
-  if (r.warning) out.append(el("div", "note", "Note: " + r.warning + "."));
-  if (unavailable) {
-    out.append(el("div", "note", `Note: ${unavailable}.`));
-  }
-  if (r.contributions) out.append(legend());
-  out.hidden = false;
-}
-
-function fail(message) {
-  out.replaceChildren(el("div", "error", "Error: " + message));
-  out.hidden = false;
-}
-
-async function score() {
-  const text = box.value;
-  if (!text.trim()) { fail("type a review first"); return; }
-  button.disabled = true;
-  $("hint").textContent = "Scoring...";
-  try {
-    const response = await fetch("predict", {
-      method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({texts: [text], explain: INFO.can_explain})});
-    let body;
-    try { body = await response.json(); } catch (e) { body = {}; }
-    if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-    show(body.results[0], body.explanations_unavailable
-                          || INFO.explanations_unavailable);
-  } catch (e) {
-    fail(e.message);
-  } finally {
-    button.disabled = false;
-    $("hint").textContent = "Ctrl+Enter scores too";
-  }
-}
-
-button.addEventListener("click", score);
-box.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    score();
-  }
-});
-const given = new URLSearchParams(location.search).get("text");
-if (given) { box.value = given; score(); } else { box.focus(); }
-</script>
-</body>
-</html>
-"""
 
 
 if __name__ == "__main__":

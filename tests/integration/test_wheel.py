@@ -33,6 +33,10 @@ def venv(tmp_path_factory):
   names = zipfile.ZipFile(wheel).namelist()
   assert "flax_sentiment/configs/lstm.py" in names
   assert "flax_sentiment/configs/best_cpu.py" in names
+  assert "flax_sentiment/usage/serve_page.html" in names
+  for folder in (REPO / "flax_sentiment").iterdir():
+    if (folder / "__init__.py").exists():  # every role folder ships
+      assert f"flax_sentiment/{folder.name}/__init__.py" in names
   run(sys.executable, "-m", "venv", root / "venv", cwd=root)
   python = root / "venv" / "bin" / "python"
   # This interpreter's packages (it may itself be a venv, whose packages
