@@ -25,6 +25,7 @@ stopped pretraining resumes where it stopped and a killed one at its last
 finished epoch, ending as an uninterrupted one would.
 """
 
+import functools
 import pathlib
 import signal
 import time
@@ -142,7 +143,7 @@ def train_step(params: Params, opt_state, tokens: jax.Array,
                log_expected: jax.Array, *, model, optimizer,
                sampled_words: int):
   """One Adam step on one batch: (params, opt_state, loss, count). Pure:
-  jit it with model, optimizer and sampled_words static."""
+  jit it with model, optimizer and sampled_words static (or bound)."""
   candidates = jax.random.categorical(
       key, log_expected, shape=(sampled_words,))
   (loss, count), grads = jax.value_and_grad(lm_loss, has_aux=True)(
@@ -230,6 +231,60 @@ def pretrained_params(config, ids: list[np.ndarray],
   return params["classifier"]
 
 
+def _plan(config, ids: list[np.ndarray]):
+  """(model, tokens [pieces, seq_len], per-epoch plans, distinct-word
+  capacities, log expected counts of the sampled words) of a run."""
+  model = classifier.model_from_config(config).clone(implementation="hoisted")
+  tokens = pieces(ids, config.seq_len)
+  plans = epoch_plans((tokens != 0).sum(axis=1), config,
+                      config.pretrain_lm_epochs)
+  capacities = batching.id_capacities(tokens, plans, config.num_words,
+                                      config.project_distinct_words)
+  log_expected = jnp.asarray(log_expected_counts(
+      ids, config.num_words, config.lm_sampled_words))
+  return model, tokens, plans, capacities, log_expected
+
+
+def _start_line(config, tokens: np.ndarray, plans: list) -> str:
+  return (f"Pretraining the language model: {len(tokens):,} pieces of <= "
+          f"{config.seq_len} tokens ({int((tokens != 0).sum()):,} tokens), "
+          f"{config.pretrain_lm_epochs} epochs of {len(plans[0]):,} steps, "
+          f"{config.lm_sampled_words} sampled words a step (once, cached) "
+          f"...")
+
+
+def _loss_line(epoch: int, epochs: int, loss_sum: jax.Array,
+               count_sum: jax.Array, detail: str = "") -> str:
+  return (f"language model epoch {epoch + 1}/{epochs}: {detail}"
+          f"sampled-softmax loss "
+          f"{float(loss_sum / jnp.maximum(count_sum, 1)):.3f}")
+
+
+def _resume(snapshot: pathlib.Path | None, params: Params, opt_state,
+            total_steps: int, say: Callable[[str], None]):
+  """(params, opt_state, steps done) from `snapshot` if one is there, else
+  the given ones and 0."""
+  if snapshot is None or not snapshot.exists():
+    return params, opt_state, 0
+  saved = _read(snapshot, {"params": params, "opt_state": opt_state,
+                           "steps_done": 0})
+  done = int(saved["steps_done"])
+  say(f"Resuming the language-model pretraining after step {done} of "
+      f"{total_steps} ({snapshot})")
+  return saved["params"], saved["opt_state"], done
+
+
+def _batch(chunk: batching.Chunk, tokens: np.ndarray, config,
+           capacities: dict) -> tuple[np.ndarray, np.ndarray | None]:
+  """A one-step chunk's tokens [1, batch, length] (filler rows zero) and
+  its distinct-word ids (None without distinct-word projection)."""
+  batch = batching.chunk_tokens(chunk, tokens)
+  batch = np.where(chunk.weights[..., None] > 0, batch, 0)
+  distinct = batching.distinct_ids(batch, config.num_words,
+                                   capacities.get(chunk.length))
+  return batch, distinct
+
+
 def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
           snapshot: pathlib.Path | None = None,
           say: Callable[[str], None] = lambda message: None) -> Params:
@@ -239,34 +294,17 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
   optimizer state are written there after each epoch but the last and when
   a SIGTERM/SIGINT stops it (`signals.Interrupted`), and a snapshot found
   there is resumed."""
-  model = classifier.model_from_config(config).clone(implementation="hoisted")
+  model, tokens, plans, capacities, log_expected = _plan(config, ids)
   params = init_params(model, config, embedding)
-  tokens = pieces(ids, config.seq_len)
-  lengths = (tokens != 0).sum(axis=1)
-  epochs = config.pretrain_lm_epochs
-  plans = epoch_plans(lengths, config, epochs)
-  capacities = batching.id_capacities(tokens, plans, config.num_words,
-                                      config.project_distinct_words)
-  total_steps = sum(len(plan) for plan in plans)
+  epochs, total_steps = config.pretrain_lm_epochs, sum(map(len, plans))
   optimizer = make_optimizer(config, total_steps)
   opt_state = optimizer.init(params)
-  done = 0  # steps, all epochs
-  if snapshot is not None and snapshot.exists():
-    saved = _read(snapshot, {"params": params, "opt_state": opt_state,
-                             "steps_done": 0})
-    params, opt_state = saved["params"], saved["opt_state"]
-    done = int(saved["steps_done"])
-    say(f"Resuming the language-model pretraining after step {done} of "
-        f"{total_steps} ({snapshot})")
-  log_expected = jnp.asarray(log_expected_counts(
-      ids, config.num_words, config.lm_sampled_words))
-  step = jax.jit(train_step, static_argnames=("model", "optimizer",
-                                              "sampled_words"),
-                 donate_argnums=(0, 1))
-  say(f"Pretraining the language model: {len(tokens):,} pieces of <= "
-      f"{config.seq_len} tokens ({int(lengths.sum()):,} tokens), "
-      f"{epochs} epochs of {len(plans[0]):,} steps, "
-      f"{config.lm_sampled_words} sampled words a step (once, cached) ...")
+  params, opt_state, done = _resume(snapshot, params, opt_state,
+                                    total_steps, say)
+  step = jax.jit(functools.partial(
+      train_step, model=model, optimizer=optimizer,
+      sampled_words=config.lm_sampled_words), donate_argnums=(0, 1))
+  say(_start_line(config, tokens, plans))
 
   def save(steps_done: int) -> None:
     if snapshot is not None:
@@ -285,17 +323,12 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
       # On device: a float() here would wait for every step to finish.
       loss_sum, count_sum = jnp.zeros(()), jnp.zeros(())
       for i in range(first, len(plans[epoch])):
-        chunk = plans[epoch][i]
-        batch = batching.chunk_tokens(chunk, tokens)  # [1, batch, length]
-        batch = np.where(chunk.weights[..., None] > 0, batch, 0)
-        distinct = batching.distinct_ids(batch, config.num_words,
-                                         capacities.get(chunk.length))
+        batch, distinct = _batch(plans[epoch][i], tokens, config,
+                                 capacities)
         rng = jax.random.fold_in(jax.random.key(SEED), steps_before + i)
         params, opt_state, loss, count = step(
             params, opt_state, batch[0],
-            None if distinct is None else distinct[0], rng, log_expected,
-            model=model, optimizer=optimizer,
-            sampled_words=config.lm_sampled_words)
+            None if distinct is None else distinct[0], rng, log_expected)
         loss_sum, count_sum = loss_sum + loss * count, count_sum + count
         if stop.arrived:
           save(steps_before + i + 1)
@@ -303,15 +336,13 @@ def train(config, ids: list[np.ndarray], embedding: np.ndarray | None,
                              snapshot)
         if time.perf_counter() - last_said >= config.progress_every_seconds:
           last_said = time.perf_counter()
-          say(f"language model epoch {epoch + 1}/{epochs}: step {i + 1}/"
-              f"{len(plans[epoch])}, sampled-softmax loss "
-              f"{float(loss_sum / jnp.maximum(count_sum, 1)):.3f}")
+          say(_loss_line(epoch, epochs, loss_sum, count_sum,
+                         f"step {i + 1}/{len(plans[epoch])}, "))
       steps_before += len(plans[epoch])
       seconds = time.perf_counter() - start
-      say(f"language model epoch {epoch + 1}/{epochs}: sampled-softmax loss "
-          f"{float(loss_sum / jnp.maximum(count_sum, 1)):.3f}, "
-          f"{float(count_sum) / seconds:,.0f} "
-          f"predicted tokens/s ({seconds:.0f}s)")
+      say(_loss_line(epoch, epochs, loss_sum, count_sum) + f", "
+          f"{float(count_sum) / seconds:,.0f} predicted tokens/s "
+          f"({seconds:.0f}s)")
       if epoch + 1 < epochs:
         save(steps_before)
   return jax.device_get(params)

@@ -139,7 +139,7 @@ def _positive_int(text: str) -> int:
   return value
 
 
-def main(argv: list[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description="Sentiment of your own text, from a run.py workdir.")
   parser.add_argument("--workdir", action="append",
@@ -175,39 +175,57 @@ def main(argv: list[str]) -> None:
                       help="quadrature rule along the path (default "
                       "midpoint; implies --explain)")
   parser.add_argument("texts", nargs="*", help="reviews to classify")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def explain_settings(args) -> tuple[int, str, str] | None:
+  """(steps, baseline, rule) when any --explain flag is given, else None;
+  UserError for steps the rule cannot use."""
   explaining = args.explain or any(
       v is not None for v in (args.explain_steps, args.explain_baseline,
                               args.explain_rule))
-  settings = ((args.explain_steps or explain.DEFAULT_STEPS,
-               args.explain_baseline or "zero",
-               args.explain_rule or "midpoint") if explaining else None)
+  if not explaining:
+    return None
+  settings = (args.explain_steps or explain.DEFAULT_STEPS,
+              args.explain_baseline or "zero",
+              args.explain_rule or "midpoint")
+  problem = explain.settings_problem(*settings)
+  if problem:
+    raise UserError(f"--explain-steps: {problem}; pass more, or another "
+                    f"--explain-rule")
+  if args.ensemble or len(args.workdir or ()) > 1:
+    raise UserError(f"--explain explains one model, got "
+                    f"{len(args.workdir or ()) or 'an ensemble of'} "
+                    f"workdirs; pass one --workdir")
+  return settings
+
+
+def run(args) -> None:
+  """Scores the texts of the command line, then of --file, batch by batch."""
+  settings = explain_settings(args)
+  stream, name = _open_input(args.file)
+  texts = itertools.chain(args.texts,
+                          exported.read_lines(stream, name) if stream else ())
+  first = next(texts, None)  # fails early on a binary or empty --file
+  if first is None:
+    raise UserError("no texts given; pass them as arguments, or --file "
+                    "PATH (one review per line; - reads stdin)")
+  workdirs, weights = ensemble_members(args)
+  predict = load_ensemble(workdirs, fall_back=args.fallback,
+                          batch_size=args.batch_size, weights=weights)
+  color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+  # Typed at a terminal: each line is scored as soon as it is entered.
+  interactive = stream is not None and stream.isatty()
+  for batch in batched(itertools.chain([first], texts),
+                       1 if interactive else args.batch_size):
+    print("\n".join(batch_output(predict, batch, args.json, settings,
+                                 color)), flush=True)
+
+
+def main(argv: list[str]) -> None:
+  args = build_parser().parse_args(argv)
   try:
-    problem = settings and explain.settings_problem(*settings)
-    if problem:
-      raise UserError(f"--explain-steps: {problem}; pass more, or "
-                      f"another --explain-rule")
-    stream, name = _open_input(args.file)
-    texts = itertools.chain(args.texts,
-                            exported.read_lines(stream, name) if stream else ())
-    first = next(texts, None)  # fails early on a binary or empty --file
-    if first is None:
-      raise UserError("no texts given; pass them as arguments, or --file "
-                      "PATH (one review per line; - reads stdin)")
-    if settings and (args.ensemble or len(args.workdir or ()) > 1):
-      raise UserError(f"--explain explains one model, got "
-                      f"{len(args.workdir or ()) or 'an ensemble of'} "
-                      f"workdirs; pass one --workdir")
-    workdirs, weights = ensemble_members(args)
-    predict = load_ensemble(workdirs, fall_back=args.fallback,
-                            batch_size=args.batch_size, weights=weights)
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    # Typed at a terminal: each line is scored as soon as it is entered.
-    interactive = stream is not None and stream.isatty()
-    for batch in batched(itertools.chain([first], texts),
-                         1 if interactive else args.batch_size):
-      print("\n".join(batch_output(predict, batch, args.json, settings,
-                                   color)), flush=True)
+    run(args)
   except (UserError, exported.InputError) as e:
     sys.exit(f"error: {e}")
   except BrokenPipeError:  # e.g. | head: stop quietly
