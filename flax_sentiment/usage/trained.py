@@ -121,7 +121,7 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
         f"re-running the training command (a finished run only rewrites "
         f"what is damaged)") from None
   model = classifier.model_from_config(config)
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
       jax.eval_shape(lambda: train_steps.create_train_state(
