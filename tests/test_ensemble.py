@@ -62,7 +62,14 @@ def test_choose_weights_finds_the_member_that_is_right():
   mixture = weights @ np.stack([noise, right])
   assert np.mean((mixture > 0.5) == labels) == 1.0
   assert weights[1] > weights[0]
-  # Ties in accuracy go to the lower log-loss, then to equal weights.
+  # Ties in accuracy go to the lower log-loss: both members are always
+  # right, so every mixture is, and the sure one alone has the least loss.
+  sure = np.where(labels == 1, 0.95, 0.05)
+  np.testing.assert_allclose(
+      ensemble.choose_weights(np.stack([right, sure]), labels), [0.0, 1.0])
+  np.testing.assert_allclose(
+      ensemble.choose_weights(np.stack([sure, right]), labels), [1.0, 0.0])
+  # Then to the weights nearest equal ones (identical members tie on both).
   same = ensemble.choose_weights(np.stack([right, right]), labels)
   np.testing.assert_allclose(same, [0.5, 0.5])
 

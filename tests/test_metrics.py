@@ -348,12 +348,16 @@ def test_batch_sums_by_hand_with_zero_logits_and_filler_rows():
 
 
 def test_batch_sums_of_tiny_logits_keep_their_sign():
-  # Logits just either side of 0 decide by their sign; the loss at 0 is
-  # log 2 whatever the label.
-  logits = jnp.array([1e-30, -1e-30, 1e-30, -1e-30, 0.0, 0.0])
-  labels = jnp.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
-  mean, sums = metrics.batch_sums(logits, labels, jnp.ones(6))
-  assert float(sums["correct"]) == 3.0  # rows 0, 1 and 4
+  # Logits just either side of 0 decide by their sign, and 0 itself is
+  # negative: all 5 right only with "positive iff logit > 0" (>= 0 gets 3,
+  # a threshold above 1e-30 gets 3, the opposite sign 0).
+  logits = jnp.array([1e-30, -1e-30, 0.0, 0.0, 1e-30])
+  labels = jnp.array([1.0, 0.0, 0.0, 0.0, 1.0])
+  _, sums = metrics.batch_sums(logits, labels, jnp.ones(5))
+  assert float(sums["correct"]) == 5.0
+  # The loss at 0 is log 2 whatever the label.
+  mean, _ = metrics.batch_sums(jnp.zeros(2), jnp.array([0.0, 1.0]),
+                               jnp.ones(2))
   assert float(mean) == pytest.approx(math.log(2), rel=1e-6)
 
 

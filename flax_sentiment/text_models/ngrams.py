@@ -164,8 +164,8 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
                   if validation is not None else None)
   best, regression, accuracy = common.fit_per_c(
       c_values, lambda c: linear_model.LogisticRegression(
-          C=c, solver="liblinear", dual=True, max_iter=1000).fit(scaled,
-                                                                 labels),
+          C=c, solver="liblinear", dual=True, max_iter=1000,
+          random_state=config.seed).fit(scaled, labels),  # reproducible
       None if validation is None else (validation_x, validation[1]), say)
   model = NgramModel(
       list(vectorizer.get_feature_names_out()),
