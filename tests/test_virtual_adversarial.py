@@ -85,10 +85,55 @@ def test_filler_unlabeled_rows_contribute_nothing():
   second = grads(state, _batch(unlabeled=other), rng)
   for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
     np.testing.assert_array_equal(a, b)
-  # ... while a real row does count.
-  third = grads(state, _batch(unlabeled_weights=(1.0, 1.0, 1.0, 1.0),
-                              unlabeled=other), rng)
-  assert not np.allclose(first["dense"]["kernel"], third["dense"]["kernel"])
+  # ... while a real row's tokens do count: both batches have the same
+  # four real rows (the same denominator), only row 3's tokens differ.
+  real = (1.0, 1.0, 1.0, 1.0)
+  third = grads(state, _batch(unlabeled_weights=real, unlabeled=other), rng)
+  fourth = grads(state, _batch(unlabeled_weights=real,
+                               unlabeled=UNLABELED.at[3].set(
+                                   jnp.array([2, 3, 4, 5, 6, 7, 8, 9]))), rng)
+  assert not np.allclose(third["dense"]["kernel"], fourth["dense"]["kernel"])
+
+
+def test_the_labeled_batch_does_not_move_the_virtual_adversarial_gradient():
+  state = _state(1.0)
+  rng = jax.random.key(3)
+  grads = jax.jit(train_steps._virtual_adversarial_grads)  # pylint: disable=protected-access
+  other = dict(_batch(), tokens=TOKENS[::-1],
+               labels=jnp.array([0.0, 1.0, 0.0, 1.0]))
+  for a, b in zip(jax.tree.leaves(grads(state, _batch(), rng)),
+                  jax.tree.leaves(grads(state, other, rng))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_the_virtual_adversarial_gradient_equals_a_hand_written_reference():
+  """grad of sum_i w_i KL(clean_i || perturbed_i) / sum_i w_i, the clean
+  logits and the direction computed first and held constant."""
+  state = _state(1.0)
+  rng = jax.random.key(3)
+  batch = _batch(unlabeled_weights=(1.0, 0.5, 1.0, 0.0))
+  weights = np.array([1.0, 0.5, 1.0, 0.0])
+
+  def logits(params, perturbation=None):
+    extra = {} if perturbation is None else {"perturbation": perturbation}
+    return state.apply_fn({"params": params}, UNLABELED, None, **extra)
+  clean = np.asarray(logits(state.params))   # a constant from here on
+  direction = train_steps.virtual_adversarial_perturbation(
+      lambda r: logits(state.params, r), jnp.asarray(clean), UNLABELED,
+      6, state.virtual_adversarial_xi, state.virtual_adversarial_epsilon,
+      jax.random.fold_in(rng, 1))
+
+  def reference(params):
+    q = jax.nn.sigmoid(logits(params, direction))
+    p = jax.nn.sigmoid(jnp.asarray(clean))
+    kl = p * (jnp.log(p) - jnp.log(q)) + (1 - p) * (jnp.log1p(-p)
+                                                    - jnp.log1p(-q))
+    return jnp.sum(kl * weights) / weights.sum()
+  want = jax.grad(reference)(state.params)
+  got = train_steps._virtual_adversarial_grads(state, batch, rng)  # pylint: disable=protected-access
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
+  assert float(jnp.abs(want["dense"]["kernel"]).max()) > 1e-6  # not zero
 
 
 def test_off_is_bitwise_the_old_step_and_on_keeps_clean_metrics():
