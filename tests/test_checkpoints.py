@@ -14,7 +14,7 @@ import pytest
 from flax_sentiment.configuration import fields
 from flax_sentiment.tracking import rundir
 from flax_sentiment.training import loop
-from flax_sentiment.usage import trained
+from flax_sentiment.usage import trained as trained_run
 from flax_sentiment.runtime.errors import ConfigError
 from tests.conftest import run_fake, tiny_config, tiny_flags
 
@@ -37,7 +37,7 @@ def finish(proc, timeout=300):
 
 def trained(workdir):
   """(params leaves, metrics without timings) of a finished workdir."""
-  _, _, state, _ = trained.load_trained_state(workdir)
+  _, _, state, _ = trained_run.load_trained_state(workdir)
   records = [json.loads(l) for l in
              (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
   return (jax.tree.leaves(jax.device_get(state.params)),
@@ -125,7 +125,7 @@ def test_signal_saves_exits_cleanly_and_resumes_exactly(signum, reference,
   assert f"Stopped by {signal.Signals(signum).name}" in out
   assert "Run the same command again to resume" in out
   assert "Traceback" not in out
-  _, _, _, meta = trained.load_trained_state(workdir)
+  _, _, _, meta = trained_run.load_trained_state(workdir)
   assert meta["epoch"] < EPOCHS
   code, out = finish(run_fake(flags(workdir, cache)))
   assert code == 0 and "Resuming from the checkpoint" in out, out
@@ -181,14 +181,14 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(
       fields.FIELDS["learning_rate"], on_resume="test"))
   config = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=1)
   loop.train_and_evaluate(config, tmp_path / "run")
-  _, _, good_state, _ = trained.load_trained_state(tmp_path / "run")
+  _, _, good_state, _ = trained_run.load_trained_state(tmp_path / "run")
   absurd = tiny_config(cache_dir=str(tmp_path / "cache"), num_epochs=2,
                        learning_rate=1e38)
   with pytest.raises(loop.NonFiniteLossError,
                      match=r"became (nan|inf) at epoch 2, step 3\d; stopped "
                      r"without saving\. The last good checkpoint \(step 32\)"):
     loop.train_and_evaluate(absurd, tmp_path / "run")
-  _, _, state, meta = trained.load_trained_state(tmp_path / "run")
+  _, _, state, meta = trained_run.load_trained_state(tmp_path / "run")
   assert meta["epoch"] == 1 and meta["step"] == 32
   for a, b in zip(jax.tree.leaves(state.params),
                   jax.tree.leaves(good_state.params)):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from flax_sentiment.data import tokenizer
-from flax_sentiment.usage import export, exported, trained
+from flax_sentiment.usage import export, exported, trained as trained_run
 from flax_sentiment.runtime.errors import UserError
 from tests.conftest import (REPO, one_error_line, predict_cli, run_fake,
                             snapshot, tiny_flags)
@@ -247,7 +247,7 @@ def test_manifest_describes_the_run_and_the_batch_is_symbolic(trained):
   for name, digest in manifest["files"].items():
     assert exported.file_digest(out / name) == digest
   assert (out / "exported.py").read_bytes() == (
-      REPO / "flax_sentiment" / "exported.py").read_bytes()
+      REPO / "flax_sentiment" / "usage" / "exported.py").read_bytes()
   assert json.loads((out / "vocab.json").read_text())["words"] == (
       tokenizer.load_vocabulary(workdir / "vocab.json"))
   function = jax.export.deserialize(
@@ -275,7 +275,7 @@ def test_loader_tokenizes_as_training(padding, truncating):
   ids = {w: i + 2 for i, w in enumerate(vocabulary)}
   np.testing.assert_array_equal(
       exported.encode(texts, ids, 6, padding, truncating),
-      trained.encode_texts(texts, vocabulary, config))
+      trained_run.encode_texts(texts, vocabulary, config))
 
 
 def flip_model_byte(out):

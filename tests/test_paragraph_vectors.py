@@ -159,7 +159,7 @@ def test_vectors_are_the_same_in_another_process(pv_run):
   texts = ["great superb film", "dull boring plot"]
   here = paragraph_vectors.load(paragraph_vectors.RunDir(root / "run"))
   script = ("import sys, numpy as np\n"
-            "from flax_sentiment import paragraph_vectors as pv\n"
+            "from flax_sentiment.text_models import paragraph_vectors as pv\n"
             f"m = pv.load(pv.RunDir({str(root / 'run')!r}))\n"
             f"np.save(sys.argv[1], m.vectors({texts!r}))\n")
   out = root / "other_process.npy"

@@ -45,7 +45,7 @@ def test_notebook_commands_run_on_eight_devices(real_data_dir, tmp_path):
   for name in ("run.py", "configs", "flax_sentiment"):
     (tmp_path / name).symlink_to(REPO / name)
   train_commands = notebook_commands("python run.py")
-  predict_commands = notebook_commands("python -m flax_sentiment.usage.predict")
+  predict_commands = notebook_commands("python -m flax_sentiment.predict")
   assert len(train_commands) == 1 and len(predict_commands) == 1
   env = dict(EIGHT_CPU_DEVICES, TFDS_DATA_DIR=real_data_dir,
              PYTHONPATH=str(REPO))
