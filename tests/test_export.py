@@ -3,6 +3,8 @@ equal to predict's, with flax & co. unimportable; damage, another tokenizer
 or format version, another platform refused in one line; out dirs."""
 
 import functools
+import gzip
+import itertools
 import json
 import os
 import shutil
@@ -276,6 +278,31 @@ def test_loader_tokenizes_as_training(padding, truncating):
   np.testing.assert_array_equal(
       exported.encode(texts, ids, 6, padding, truncating),
       trained_run.encode_texts(texts, vocabulary, config))
+
+
+def test_loader_encodes_real_reviews_as_training():
+  """The loader's standalone copy of the text rule equals data/tokenizer on
+  400 real IMDB reviews (HTML breaks, U+0085, accents, long ones), with a
+  vocabulary from 300 of them and every padding and truncating side."""
+  path = REPO.parent / "shared" / "data" / "imdb" / "imdb_train.jsonl.gz"
+  if not path.exists():
+    pytest.skip(f"{path} is not here")
+  with gzip.open(path, "rt", encoding="utf-8") as f:
+    texts = [json.loads(line)["text"] for line in itertools.islice(f, 400)]
+  vocabulary = tokenizer.build_vocabulary(
+      (tokenizer.tokenize(t) for t in texts[:300]), 2_000)
+  ids = tokenizer.word_ids(vocabulary)
+  assert len(vocabulary) == 1_998
+  for text in texts:
+    assert exported.tokenize(text) == tokenizer.tokenize(text)
+  for padding in ("pre", "post"):
+    for truncating in ("pre", "post"):
+      config = types.SimpleNamespace(seq_len=200, padding=padding,
+                                     truncating=truncating)
+      want = tokenizer.texts_to_ids(texts, ids, config)
+      assert (want == tokenizer.OOV_ID).any() and (want == 0).any()
+      np.testing.assert_array_equal(
+          exported.encode(texts, ids, 200, padding, truncating), want)
 
 
 def flip_model_byte(out):
