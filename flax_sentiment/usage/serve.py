@@ -50,7 +50,6 @@ import http.server
 import importlib.resources
 import ipaddress
 import json
-import math
 import signal
 import socket
 import sys
@@ -59,213 +58,17 @@ import traceback
 import urllib.parse
 from typing import Any, Sequence
 
-import numpy as np
-
-from flax_sentiment.model import scoring
-from flax_sentiment.usage import explain, exported
 from flax_sentiment.runtime.errors import UserError
+# The service's names stay reachable here (serve.Service, serve.load_model).
+from flax_sentiment.usage.service import (  # pylint: disable=unused-import
+    MAX_BODY_BYTES, MAX_STEPS, MAX_TEXT_CHARS, MAX_TEXTS, BadRequest,
+    ExportModel, ModelError, Service, WorkdirModel, load_model,
+    parse_request)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-MAX_BODY_BYTES = 1 << 20  # a larger POST body gets 413
 MAX_DRAIN_BYTES = 16 << 20  # a refused body up to this size is read first
-MAX_TEXTS = 64  # texts per request
-MAX_TEXT_CHARS = 20_000  # characters per text
-MAX_STEPS = 256  # integration steps per explanation
 REQUEST_TIMEOUT_S = 30  # a client silent this long is dropped
-REQUEST_FIELDS = ("texts", "explain", "steps")
-WARM_UP_TEXT = "a good film"
-EXPORT_CANNOT_EXPLAIN = (
-    "word contributions need the trained workdir (integrated gradients "
-    "differentiate the model; an export only scores): start the server "
-    "with --workdir RUN instead of --export")
-
-
-class BadRequest(ValueError):
-  """A request this server refuses (HTTP `status`, 400 by default)."""
-
-  def __init__(self, message: str, status: int = 400):
-    super().__init__(message)
-    self.status = status
-
-
-class ModelError(RuntimeError):
-  """The model cannot answer a request it accepted (a NaN or infinite
-  score): HTTP 500."""
-
-
-def parse_request(body: bytes) -> dict[str, Any]:
-  """A POST /predict body -> {"texts": list[str], "explain": bool,
-  "steps": int}; BadRequest naming what is wrong."""
-  try:
-    request = json.loads(body.decode("utf-8"))
-  except UnicodeDecodeError as e:
-    raise BadRequest(f"the body is not UTF-8 (byte {e.start}); send JSON "
-                     f'like {{"texts": ["A wonderful film."]}}') from None
-  except (ValueError, RecursionError) as e:
-    raise BadRequest(f"the body is not JSON ({str(e)[:100]}); send JSON "
-                     f'like {{"texts": ["A wonderful film."]}}') from None
-  if not isinstance(request, dict):
-    raise BadRequest(f"the body must be a JSON object, got "
-                     f'{type(request).__name__}; send {{"texts": [...]}}')
-  unknown = sorted(set(request) - set(REQUEST_FIELDS))
-  if unknown:
-    raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                     f"the fields are {', '.join(REQUEST_FIELDS)}")
-  if "texts" not in request:
-    raise BadRequest('no "texts"; send {"texts": ["A wonderful film."]}')
-  texts = request["texts"]
-  if not isinstance(texts, list) or not all(isinstance(t, str)
-                                            for t in texts):
-    raise BadRequest('"texts" must be a list of strings, e.g. '
-                     '["A wonderful film.", "Dull."]')
-  if not texts:
-    raise BadRequest('"texts" is empty; send at least one text')
-  if len(texts) > MAX_TEXTS:
-    raise BadRequest(f'"texts" holds {len(texts)} texts, at most '
-                     f"{MAX_TEXTS} are scored per request; send fewer")
-  for i, text in enumerate(texts):
-    if len(text) > MAX_TEXT_CHARS:
-      raise BadRequest(f"text {i} has {len(text):,} characters, at most "
-                       f"{MAX_TEXT_CHARS:,} are allowed; shorten it")
-  explaining = request.get("explain", False)
-  if not isinstance(explaining, bool):
-    raise BadRequest(f'"explain" must be true or false, got '
-                     f"{json.dumps(explaining)[:40]}")
-  steps = request.get("steps", explain.DEFAULT_STEPS)
-  if (not isinstance(steps, int) or isinstance(steps, bool)
-      or not 1 <= steps <= MAX_STEPS):
-    raise BadRequest(f'"steps" must be an integer from 1 to {MAX_STEPS}, '
-                     f"got {json.dumps(steps)[:40]}")
-  return {"texts": texts, "explain": explaining, "steps": steps}
-
-
-def _reads(truncating: str, seq_len: int) -> str:
-  which = "last" if truncating == "pre" else "first"
-  return f"reads the {which} {seq_len} words"
-
-
-class WorkdirModel:
-  """A trained workdir's `trained.Predictor`: scores and explanations."""
-
-  kind = "workdir"
-  explanations_unavailable = None
-
-  def __init__(self, predictor):
-    self.predictor = predictor
-    self.seq_len = int(predictor.config.seq_len)
-    cell = str(predictor.config.cell).upper()
-    self.description = (f"{predictor.workdir} ({cell}, "
-                        f"{_reads(predictor.config.truncating, self.seq_len)})")
-
-  def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-    try:
-      return self.predictor(texts)
-    except (UserError, scoring.NonFiniteScoreError) as e:
-      raise ModelError(str(e)) from e
-
-  def word_counts(self, texts: Sequence[str]) -> list[tuple[int, int]]:
-    from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-    return trained.word_counts(texts, self.predictor.word_ids)
-
-  def explain(self, texts: Sequence[str], steps: int) -> list[dict]:
-    """explain.Explanation.as_json() of each text."""
-    try:
-      return [e.as_json() for e in self.predictor.explain(texts, steps)]
-    except (UserError, scoring.NonFiniteScoreError) as e:
-      raise ModelError(str(e)) from e
-
-
-class ExportModel:
-  """An export's `exported.ExportedModel`: scores only."""
-
-  kind = "export"
-  explanations_unavailable = EXPORT_CANNOT_EXPLAIN
-
-  def __init__(self, model):
-    self.model = model
-    self.seq_len = int(model.seq_len)
-    cell = str(model.config.get("cell", "model")).upper()
-    self.description = (f"export {model.path} ({cell}, "
-                        f"{_reads(model.truncating, self.seq_len)})")
-
-  def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-    p = np.asarray(self.model.predict(list(texts)))
-    bad = np.flatnonzero(~np.isfinite(p))
-    if len(bad):
-      raise ModelError(
-          f"the export in {self.model.path} scores a NaN for {len(bad)} of "
-          f"{len(p)} texts: its weights are not finite (the run diverged); "
-          f"retrain it with a smaller --config.learning_rate and export it "
-          f"again")
-    return p
-
-  def word_counts(self, texts: Sequence[str]) -> list[tuple[int, int]]:
-    return [self.model.word_counts(t) for t in texts]
-
-  def explain(self, texts: Sequence[str], steps: int) -> list[dict]:
-    raise ModelError(EXPORT_CANNOT_EXPLAIN)
-
-
-def _finite_contributions(why: dict) -> bool:
-  values = [why["logit"], why["baseline_logit"]] + [
-      w["contribution"] for w in why["contributions"]
-      if w["contribution"] is not None]
-  return all(math.isfinite(v) for v in values)
-
-
-class Service:
-  """What the endpoints answer, for a WorkdirModel or an ExportModel; the
-  model is called under `lock`, by one request at a time."""
-
-  def __init__(self, model):
-    self.model = model
-    self.lock = threading.Lock()
-
-  @property
-  def can_explain(self) -> bool:
-    return self.model.explanations_unavailable is None
-
-  def info(self) -> dict:
-    """What the page shows about the model and the limits."""
-    return {"model": self.model.description, "kind": self.model.kind,
-            "seq_len": self.model.seq_len, "can_explain": self.can_explain,
-            "explanations_unavailable": self.model.explanations_unavailable,
-            "max_texts": MAX_TEXTS, "max_text_chars": MAX_TEXT_CHARS,
-            "max_steps": MAX_STEPS, "default_steps": explain.DEFAULT_STEPS}
-
-  def warm_up(self) -> None:
-    """Scores one text (compiles the scoring; ModelError if not finite)."""
-    self.predict([WARM_UP_TEXT])
-
-  def predict(self, texts: Sequence[str],
-              explain: bool = False,  # pylint: disable=redefined-outer-name
-              steps: int = explain.DEFAULT_STEPS) -> dict:
-    """The POST /predict response for parsed fields (`parse_request`);
-    ModelError if a score or contribution is not finite."""
-    explaining = explain and self.can_explain
-    with self.lock:
-      probabilities = self.model.probabilities(texts)
-      explanations = (self.model.explain(texts, steps) if explaining
-                      else [None] * len(texts))
-    results = []
-    for text, p, (words, unknown), why in zip(
-        texts, probabilities, self.model.word_counts(texts), explanations):
-      p = float(p)
-      if not math.isfinite(p) or (why and not _finite_contributions(why)):
-        raise ModelError(f"the model scored a NaN or infinite value for "
-                         f"{text[:60]!r}")
-      result = exported.prediction_record(
-          text, p, words, unknown, min(words, self.model.seq_len))
-      if why:
-        result.update(why)
-      results.append(result)
-    response = {"results": results}
-    if explain and not self.can_explain:
-      response["explanations_unavailable"] = (
-          self.model.explanations_unavailable)
-    return response
-
 
 def json_bytes(value: Any) -> bytes:
   """One line of JSON (ASCII; a NaN raises ValueError, never sent)."""
@@ -462,19 +265,6 @@ def make_server(service: Service | None, host: str = DEFAULT_HOST,
                                                  "--host or --port")
     raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e}); "
                     f"{fix}") from None
-
-
-def load_model(workdir: str | None = None, export: str | None = None,
-               fall_back: bool = False):
-  """The WorkdirModel of a workdir or the ExportModel of an export
-  directory (UserError if it cannot be loaded)."""
-  if workdir is not None:
-    from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-    return WorkdirModel(trained.load_predictor(workdir, fall_back=fall_back))
-  try:
-    return ExportModel(exported.load(export))
-  except exported.ExportError as e:
-    raise UserError(str(e)) from None
 
 
 def _port(value: str) -> int:
