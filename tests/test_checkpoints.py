@@ -193,3 +193,38 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(
   for a, b in zip(jax.tree.leaves(state.params),
                   jax.tree.leaves(good_state.params)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_arrays_orbax_reads_but_another_digest_records_are_refused(tmp_path):
+  """Step 2's arrays are a valid orbax checkpoint of another state; its
+  meta is step 1's (a whole, self-consistent meta). Only the project's own
+  state digest can tell: read-only it is refused in one line, in training
+  it is set aside for step 1, which restores."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.tracking import checkpoints  # pylint: disable=g-import-not-at-top
+  first = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.zeros(3)}
+  second = {"w": first["w"] + 1.0, "b": jnp.ones(3)}
+  ckpts = checkpoints.Checkpoints(tmp_path / "ckpt", keep=5)
+  ckpts.save(1, first, {"epoch": 1})
+  ckpts.save(2, second, {"epoch": 2})
+  ckpts.close()
+  meta = tmp_path / "ckpt" / "2" / "meta"
+  shutil.rmtree(meta)
+  shutil.copytree(tmp_path / "ckpt" / "1" / "meta", meta)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          first)
+  reader = checkpoints.Checkpoints(tmp_path / "ckpt", keep=5, read_only=True)
+  with pytest.raises(checkpoints.UnreadableCheckpointError,
+                     match=r"step 2.*state digest does not match") as error:
+    reader.restore_latest(abstract, fall_back=False)
+  assert "\n" not in str(error.value)
+  reader.close()
+  said = []
+  writer = checkpoints.Checkpoints(tmp_path / "ckpt", keep=5)
+  state, restored_meta = writer.restore_latest(abstract, say=said.append)
+  np.testing.assert_array_equal(state["w"], first["w"])
+  assert restored_meta["epoch"] == 1
+  assert len(said) == 1 and "step 2" in said[0] and "digest" in said[0]
+  assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
+  writer.close()

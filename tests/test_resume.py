@@ -216,3 +216,23 @@ def test_schedule_length_is_the_planned_steps(fake_imdb, tmp_path,
   steps = history[-1]["steps"]
   assert steps > 2 * -(-(256 - 32) // config.batch_size)
   assert set(sized) == {steps}
+
+
+def test_a_resume_onto_checkpoints_of_another_vocabulary_is_refused(
+    one_epoch, fake_imdb, tmp_path, monkeypatch):
+  """The same config, but the data gives another vocabulary (here: its
+  words in another order, from a fresh token cache): the checkpoints'
+  recorded vocabulary digest refuses it in one line, nothing written."""
+  from flax_sentiment.data import datasets  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "run"
+  shutil.copytree(one_epoch / "run", workdir)
+  build = datasets.build_vocabulary
+  monkeypatch.setattr(datasets, "build_vocabulary",
+                      lambda *args: build(*args)[::-1])
+  config = config_with(one_epoch, num_epochs=2,
+                       cache_dir=str(tmp_path / "fresh_cache"))
+  before = snapshot(workdir)
+  with pytest.raises(UserError, match="another vocabulary") as error:
+    loop.train_and_evaluate(config, workdir)
+  assert "\n" not in str(error.value)
+  assert snapshot(workdir) == before

@@ -168,3 +168,31 @@ def test_a_fit_reads_no_test_text_and_chooses_c_on_validation(
   common.kind(config).fit_run(splits, config, lambda message: None)
   assert len(seen) == 1
   np.testing.assert_array_equal(seen[0], validation[1])
+
+
+def test_the_train_part_is_disjoint_from_validation_and_test(tmp_path):
+  """Every review of the file is in exactly one of train / validation /
+  test (unique texts), the validation ones as many as asked for, and the
+  same split as the recurrent models use."""
+  from flax_sentiment.data import datasets  # pylint: disable=g-import-not-at-top
+  rows = [(f"review number {i} was {'great' if i % 2 else 'awful'}", i % 2)
+          for i in range(100)]
+  (tmp_path / "all.csv").write_text("text,label\n" + "".join(
+      f"{t},{y}\n" for t, y in rows))
+  config = tiny_config(model="ngrams", dataset=str(tmp_path / "all.csv"),
+                       validation_examples=16, test_fraction=0.2,
+                       cache_dir=str(tmp_path / "cache"))
+  splits = common.split_texts(config)
+  parts = {name: {bytes(t) for t in splits[name][0]}
+           for name in ("train", "validation", "test")}
+  assert len(parts["validation"]) == 16
+  assert sum(map(len, parts.values())) == 100
+  assert not parts["train"] & parts["validation"]
+  assert not (parts["train"] | parts["validation"]) & parts["test"]
+  imdb = datasets.load_imdb(tiny_config(
+      dataset=str(tmp_path / "all.csv"), validation_examples=16,
+      test_fraction=0.2, cache_dir=str(tmp_path / "cache")))
+  assert len(imdb.validation.labels) == 16
+  np.testing.assert_array_equal(imdb.validation.labels,
+                                splits["validation"][1])
+  np.testing.assert_array_equal(imdb.train.labels, splits["train"][1])

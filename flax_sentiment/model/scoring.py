@@ -19,6 +19,23 @@ import numpy as np
 DEFAULT_BATCH_SIZE = 256
 
 
+def retrain_hint(learning_rate: float | None) -> str:
+  """The fix for a run whose weights diverged."""
+  if isinstance(learning_rate, (int, float)):
+    return (f"retrain it with a smaller --config.learning_rate (it was "
+            f"{learning_rate}, e.g. --config.learning_rate="
+            f"{learning_rate / 10:g}) or with --config.clip_grad_norm=1.0")
+  return "retrain it with a smaller --config.learning_rate"
+
+
+def not_finite_message(what: str, detail: str, fix: str) -> str:
+  """The one line for a model whose weights or scores are NaN or infinite
+  (predict, explain, ensemble, serve say it alike): `what` names the model
+  (its workdir or export), `detail` where it showed, `fix` what to do."""
+  return (f"{what} gives NaN or infinite scores ({detail}): its weights are "
+          f"not finite or far too large, e.g. the run diverged; {fix}")
+
+
 class NonFiniteScoreError(ValueError):
   """Some reviews scored a NaN or infinite logit (diverged or damaged
   weights). `rows`: their indices among the scored reviews; `total`: how

@@ -67,9 +67,9 @@ def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
   try:
     probabilities = scorer(reviews.tokens)
   except scoring.NonFiniteScoreError as e:
-    raise UserError(f"{workdir} scores NaN or infinite logits ({e}); the "
-                    f"run diverged: retrain it with a smaller "
-                    f"--config.learning_rate") from e
+    raise UserError(scoring.not_finite_message(
+        f"the model in {workdir}", str(e),
+        "retrain it with a smaller --config.learning_rate")) from e
   return probabilities, np.asarray(reviews.labels)
 
 

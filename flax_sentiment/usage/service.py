@@ -140,11 +140,10 @@ class ExportModel:
     p = np.asarray(self.model.predict(list(texts)))
     bad = np.flatnonzero(~np.isfinite(p))
     if len(bad):
-      raise ModelError(
-          f"the export in {self.model.path} scores a NaN for {len(bad)} of "
-          f"{len(p)} texts: its weights are not finite (the run diverged); "
-          f"retrain it with a smaller --config.learning_rate and export it "
-          f"again")
+      raise ModelError(scoring.not_finite_message(
+          f"the export in {self.model.path}", f"{len(bad)} of {len(p)} texts",
+          "retrain it with a smaller --config.learning_rate and export it "
+          "again"))
     return p
 
   def word_counts(self, texts: Sequence[str]) -> list[tuple[int, int]]:
@@ -200,8 +199,10 @@ class Service:
         texts, probabilities, self.model.word_counts(texts), explanations):
       p = float(p)
       if not math.isfinite(p) or (why and not _finite_contributions(why)):
-        raise ModelError(f"the model scored a NaN or infinite value for "
-                         f"{text[:60]!r}")
+        raise ModelError(scoring.not_finite_message(
+            f"the served model ({self.model.description})",
+            f"for {text[:60]!r}",
+            "retrain it with a smaller --config.learning_rate"))
       result = exported.prediction_record(
           text, p, words, unknown, min(words, self.model.seq_len))
       if why:

@@ -145,14 +145,6 @@ def first_non_finite(params) -> str | None:
   return None
 
 
-def _retrain_hint(config) -> str:
-  rate = config.learning_rate
-  return (f"retrain it with a smaller --config.learning_rate (it was {rate}"
-          f", e.g. --config.learning_rate={rate / 10:g}) or with "
-          f"--config.clip_grad_norm=1.0" if isinstance(rate, (int, float))
-          else "retrain it with a smaller --config.learning_rate")
-
-
 def echo(text: str) -> str:
   """`text` on one line, cut to ECHO_CHARS, with no character a terminal
   would act on (`printable`)."""
@@ -226,12 +218,11 @@ class Predictor:
     try:
       yield
     except scoring.NonFiniteScoreError as e:
-      raise UserError(
-          f"the model in {self.workdir} scores a NaN or infinite logit for "
-          f"{len(e.rows)} of {e.total} texts (the first: "
-          f"{echo(texts[e.rows[0]])!r}): its weights are not finite or "
-          f"far too large, e.g. the run diverged; "
-          f"{_retrain_hint(self.config)}") from e
+      raise UserError(scoring.not_finite_message(
+          f"the model in {self.workdir}",
+          f"{len(e.rows)} of {e.total} texts; the first: "
+          f"{echo(texts[e.rows[0]])!r}",
+          scoring.retrain_hint(self.config.learning_rate))) from e
 
 
 class TextModelPredictor:
@@ -295,10 +286,10 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
   config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
   bad = first_non_finite(state.params)
   if bad:
-    raise UserError(
-        f"the weights in {pathlib.Path(workdir)} (checkpoint step "
-        f"{int(state.step)}) are not finite (NaN or inf in {bad}): the run "
-        f"diverged; {_retrain_hint(config)}")
+    raise UserError(scoring.not_finite_message(
+        f"the model in {pathlib.Path(workdir)}",
+        f"NaN or inf in {bad} at checkpoint step {int(state.step)}",
+        scoring.retrain_hint(config.learning_rate)))
   return Predictor(workdir, config, vocabulary, state.params, batch_size)
 
 

@@ -88,7 +88,7 @@ def test_predict_warns_reads_files_and_stdin_and_writes_nothing(trained,
   assert proc.returncode == 0, proc.stderr
   assert proc.stderr.count("has no words; its score means nothing") == 2
   assert "absl" not in proc.stderr and len(proc.stderr.splitlines()) == 3
-  assert "warning: none of the 2 word(s) of 'zzyzx qwrtp'" in proc.stderr
+  assert "warning: 'zzyzx qwrtp': none of its words is in the vocabulary" in proc.stderr
   lines = proc.stdout.splitlines()
   assert len(lines) == 4 and max(len(l) for l in lines) < 200
   assert "read its last 16 of 20,000 words" in lines[3]
