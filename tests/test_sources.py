@@ -173,3 +173,63 @@ def test_bad_dataset_on_the_command_line_is_one_line(tmp_path):
   line = one_error_line(proc)
   assert f"{tmp_path / 'bad.csv'}:3: label '3'" in line
   assert not (tmp_path / "run").exists()
+
+
+def test_semicolon_csv_as_excel_writes_it(tmp_path):
+  """Excel's CSV where the decimal mark is a comma: ';' between fields,
+  commas inside the texts."""
+  path = write(tmp_path / "avis.csv", 'text;label\n"Très bon, vraiment.";pos\n'
+               "Médiocre, à éviter;neg\n")
+  texts, labels = sources.read_labeled(path)
+  assert [t.decode() for t in texts] == ["Très bon, vraiment.",
+                                         "Médiocre, à éviter"]
+  assert labels.tolist() == [1, 0]
+  # A comma header keeps the comma, even with semicolons in the texts.
+  path = write(tmp_path / "r.csv", "text,label\nGood; truly.,1\n")
+  assert sources.read_labeled(path)[0] == [b"Good; truly."]
+
+
+def test_nsmc_files_as_they_ship(tmp_path):
+  """NSMC's ratings_train.txt: tab-separated, id/document/label header."""
+  path = write(tmp_path / "ratings_train.txt",
+               "id\tdocument\tlabel\n9976970\t아 더빙.. 진짜 짜증나네요 목소리\t0\n"
+               "10265843\t너무재밓었다그래서보는것을추천한다\t1\n")
+  texts, labels = sources.read_labeled(path, "document")
+  assert texts[1].decode() == "너무재밓었다그래서보는것을추천한다"
+  assert labels.tolist() == [0, 1]
+  with pytest.raises(DataError, match=r"no 'text' column \(found: id, "
+                     r"document, label\); name yours with "
+                     r"--config.text_field"):
+    sources.read_labeled(path)
+
+
+def test_long_fields_are_read_and_a_runaway_quote_is_our_line(tmp_path):
+  long = "great " * 40_000  # 240,000 characters: past csv's own limit
+  path = write(tmp_path / "long.csv", f'text,label\n"{long}",1\nok,0\n')
+  assert len(sources.read_labeled(path)[0][0]) == len(long)
+  path = write(tmp_path / "open.csv", 'text,label\n"never closed,1\n' + (
+      "x" * (sources.MAX_FIELD_CHARS + 10)))
+  with pytest.raises(DataError) as error:
+    sources.read_labeled(path)
+  message = str(error.value)
+  assert message.startswith(f"{path}:2: a field longer than ")
+  assert "unclosed quote" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("model", ["recurrent", "ngrams"])
+def test_reviews_without_readable_words_are_refused_before_training(
+    tmp_path, model):
+  """Chinese reviews: the tokenizer reads no word of them. Refused in one
+  line before anything is written, not trained at chance."""
+  rows = ["text,label"] + [f"{'这部电影很好看' if i % 2 else '太无聊了！'},{i % 2}"
+                           for i in range(60)]
+  path = write(tmp_path / "zh.csv", "\n".join(rows) + "\n")
+  config = tiny_config(model=model, dataset=str(path),
+                       validation_examples=10, ngram_c_values="1",
+                       cache_dir=str(tmp_path / "cache"))
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  with pytest.raises(datasets.ConfigError, match=r"no word the tokenizer "
+                     r"reads") as error:
+    loop.train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value)
+  assert not (tmp_path / "run" / "checkpoints").exists()

@@ -10,6 +10,7 @@ import os
 import pathlib
 import socket
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -313,6 +314,26 @@ def test_subset(labels: np.ndarray, config) -> np.ndarray:
 MIN_KNOWN_SHARE = 0.5
 
 
+# Below this share of train reviews with at least one word the tokenizer
+# reads, a run is refused: it could only learn the label frequencies.
+MIN_READABLE_SHARE = 0.5
+
+
+def check_readable(word_counts: Sequence[int], dataset: str) -> None:
+  """ConfigError before anything trains if most train reviews have no word
+  the tokenizer reads (`word_counts`: words per train review) — e.g.
+  Korean or Chinese reviews, whose letters are not the English words it
+  keeps; such a run would train at chance without a word said."""
+  readable = sum(1 for n in word_counts if n)
+  if word_counts and readable >= MIN_READABLE_SHARE * len(word_counts):
+    return
+  raise ConfigError(
+      f"{len(word_counts) - readable:,} of {len(word_counts):,} train reviews "
+      f"of {dataset} have no word the tokenizer reads (it keeps English "
+      f"words: runs of a-z, 0-9 and '); the model could not learn from them. "
+      f"Give English reviews (other languages and scripts are not read yet)")
+
+
 def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
   """A warning line if the vocabulary leaves most train words unknown."""
   total = sum(len(ids) for ids in train_ids)
@@ -334,6 +355,7 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   test_ids, test_labels = tokenized["test"]
   train_keep, held = split_train(train_labels, config)
   test_keep = test_subset(test_labels, config)
+  check_readable([len(train_ids[i]) for i in train_keep], config.dataset)
   warning = vocabulary_warning([train_ids[i] for i in train_keep], config)
   if warning:
     say(warning)

@@ -4,9 +4,11 @@ text files (the aclImdb layout).
   read_labeled(path, text_field, label_field) -> (texts [n] bytes, labels [n])
   read_unlabeled(path, text_field)            -> texts [n] bytes
 
-- `.csv` / `.tsv`: a header row naming the columns (`text` and `label` by
-  default); quoted fields may hold newlines; a UTF-8 byte-order mark and
-  CRLF line ends are fine.
+- `.csv` / `.tsv` / `.txt`: a header row naming the columns (`text` and
+  `label` by default); the delimiter is the suffix's (comma; tab for .tsv
+  and .txt, e.g. NSMC's ratings_train.txt) unless the header row uses a
+  semicolon or tab instead (Excel's CSV in much of Europe); quoted fields
+  may hold newlines; a UTF-8 byte-order mark and CRLF line ends are fine.
 - `.jsonl` (or `.ndjson`): one JSON object per line with those keys.
 - a folder: `pos/*.txt` and `neg/*.txt`, one review a file (in name order).
 - unlabeled text may also be a `.txt` file with one review per line.
@@ -77,10 +79,31 @@ def _text(value, path: pathlib.Path, line: int, field: str) -> bytes:
   return value.encode("utf-8")
 
 
-def _rows_delimited(path: pathlib.Path, delimiter: str):
-  """(line number, {column: value}) per record; the line where it starts."""
-  reader = csv.reader(io.StringIO(_read_text(path), newline=""),
-                      delimiter=delimiter)
+# The longest field read (the csv module's own limit, 131,072 characters, is
+# below some real reviews' length); a longer one is refused in one line.
+MAX_FIELD_CHARS = 16 << 20
+
+
+def sniff_delimiter(header: str, default: str) -> str:
+  """The delimiter of a header row: `default` if it holds it, else a
+  semicolon (Excel's CSV where the decimal mark is a comma) or a tab found
+  there instead."""
+  if default in header:
+    return default
+  for other in (";", "\t", ","):
+    if other in header:
+      return other
+  return default
+
+
+def _rows_delimited(path: pathlib.Path, default_delimiter: str):
+  """(line number, {column: value}) per record; the line where it starts.
+  The delimiter is `default_delimiter`, or what the header row uses
+  (`sniff_delimiter`)."""
+  text = _read_text(path)
+  delimiter = sniff_delimiter(text.split("\n", 1)[0], default_delimiter)
+  csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+  reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
   try:
     header = next(reader)
   except StopIteration:
@@ -100,6 +123,11 @@ def _rows_delimited(path: pathlib.Path, delimiter: str):
         yield line, dict(zip(header, row)), header
       line = reader.line_num + 1
   except csv.Error as e:
+    if "field larger than field limit" in str(e):
+      raise DataError(f"{path}:{line}: a field longer than "
+                      f"{MAX_FIELD_CHARS:,} characters (an unclosed quote "
+                      f"runs to the end of the file?); close the quote, or "
+                      f"split the text") from None
     raise DataError(f"{path}:{line}: {e}") from None
 
 
@@ -158,6 +186,8 @@ def _read_folder(path: pathlib.Path, text_field: str,
 _LABELED_READERS: dict[str, Callable] = {
     ".csv": lambda p, t, l: _from_rows(p, _rows_delimited(p, ","), t, l),
     ".tsv": lambda p, t, l: _from_rows(p, _rows_delimited(p, "\t"), t, l),
+    # e.g. NSMC's ratings_train.txt: tab-separated with a header row.
+    ".txt": lambda p, t, l: _from_rows(p, _rows_delimited(p, "\t"), t, l),
     ".jsonl": lambda p, t, l: _from_rows(p, _rows_jsonl(p), t, l),
     ".ndjson": lambda p, t, l: _from_rows(p, _rows_jsonl(p), t, l),
 }

@@ -93,6 +93,8 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   keep, held = datasets.split_train(train_labels, config)
   test_texts, test_labels = raw["test"]
   test_keep = datasets.test_subset(test_labels, config)
+  datasets.check_readable(
+      [len(tokenizer.tokenize(train_texts[i])) for i in keep], config.dataset)
   pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
   splits = {"train": pick(train_texts, train_labels, keep),
             "test": pick(test_texts, test_labels, test_keep)}
