@@ -184,3 +184,26 @@ def test_modules_and_functions_stay_small():
         if lines > MAX_FUNCTION_LINES and name not in LONG_MODULES:
           too_long.append(f"{name}:{node.lineno} {node.name}: {lines} lines")
   assert too_long == []
+
+
+@pytest.mark.parametrize("old, new", [
+    ("predict", "usage.predict"), ("export", "usage.export"),
+    ("serve", "usage.serve"), ("report", "usage.report"),
+    ("exported", "usage.exported"), ("pretrain", "data.word_vectors")])
+def test_names_users_knew_before_the_move_are_the_new_modules(old, new):
+  import importlib  # pylint: disable=g-import-not-at-top
+  assert (importlib.import_module(f"flax_sentiment.{old}")
+          is importlib.import_module(f"flax_sentiment.{new}"))
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "serve", "report"])
+def test_old_module_commands_still_run(command):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run([sys.executable, "-m", f"flax_sentiment.{command}",
+                         "--help"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120, env={"JAX_PLATFORMS": "cpu",
+                                          "PATH": "/usr/bin:/bin",
+                                          "PYTHONPATH": str(REPO)})
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.startswith("usage:")

@@ -10,13 +10,13 @@ import os
 import pathlib
 import socket
 import time
-from typing import Sequence
 
 import numpy as np
 
-from flax_sentiment.data.tokenizer import (NUM_RESERVED_IDS, OOV_ID,
-                                          TOKENIZER_VERSION, build_vocabulary,
-                                          encode, pad_sequences, tokenize)
+from flax_sentiment.data import checks
+from flax_sentiment.data.tokenizer import (TOKENIZER_VERSION,
+                                          build_vocabulary, encode,
+                                          pad_sequences, tokenize)
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
 
@@ -211,20 +211,6 @@ def read_raw(config, say=lambda message: None
   return raw
 
 
-def check_enough_reviews(raw: dict, config) -> None:
-  """At least one batch of train reviews, and some test reviews (your own
-  data; IMDB has 25,000 of each)."""
-  where = {"train": config.dataset,
-           "test": config.test_dataset or config.dataset}
-  if len(raw["train"][0]) < config.batch_size:
-    raise ConfigError(
-        f"{where['train']} gives {len(raw['train'][0])} train reviews, fewer "
-        f"than one batch (config.batch_size={config.batch_size}); give more "
-        f"reviews or a smaller --config.batch_size")
-  if not len(raw["test"][0]):
-    raise ConfigError(f"{where['test']} gives no test reviews")
-
-
 def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
   """Token ids per review of every split `read_raw` gives, cached on disk.
 
@@ -241,7 +227,7 @@ def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
   vocabulary_splits = config.vocabulary_splits.split("+")
   raw = read_raw(config, say)
   if config.dataset != DATASET:
-    check_enough_reviews(raw, config)
+    checks.check_enough_reviews(raw, config)
   splits = list(raw)
   key = hashlib.sha256(json.dumps([
       TOKENIZER_VERSION, config.num_words]
@@ -309,44 +295,6 @@ def test_subset(labels: np.ndarray, config) -> np.ndarray:
   return balanced_subset(labels, config.max_test_examples, config.seed + 1)
 
 
-# Below this share of known train words a model learns little (the
-# notebook's 10,000 words cover ~95% of IMDB's train words).
-MIN_KNOWN_SHARE = 0.5
-
-
-# Below this share of train reviews with at least one word the tokenizer
-# reads, a run is refused: it could only learn the label frequencies.
-MIN_READABLE_SHARE = 0.5
-
-
-def check_readable(word_counts: Sequence[int], dataset: str) -> None:
-  """ConfigError before anything trains if most train reviews have no word
-  the tokenizer reads (`word_counts`: words per train review) — e.g.
-  Korean or Chinese reviews, whose letters are not the English words it
-  keeps; such a run would train at chance without a word said."""
-  readable = sum(1 for n in word_counts if n)
-  if word_counts and readable >= MIN_READABLE_SHARE * len(word_counts):
-    return
-  raise ConfigError(
-      f"{len(word_counts) - readable:,} of {len(word_counts):,} train reviews "
-      f"of {dataset} have no word the tokenizer reads (it keeps English "
-      f"words: runs of a-z, 0-9 and '); the model could not learn from them. "
-      f"Give English reviews (other languages and scripts are not read yet)")
-
-
-def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
-  """A warning line if the vocabulary leaves most train words unknown."""
-  total = sum(len(ids) for ids in train_ids)
-  unknown = sum(int(np.sum(ids == OOV_ID)) for ids in train_ids)
-  if not total or (total - unknown) / total >= MIN_KNOWN_SHARE:
-    return None
-  return (f"warning: config.num_words={config.num_words} keeps "
-          f"{config.num_words - NUM_RESERVED_IDS:,} words, which cover only "
-          f"{(total - unknown) / total:.0%} of the train words; the model "
-          f"sees mostly unknown words and will learn little. Use more, e.g. "
-          f"--config.num_words=10000")
-
-
 def load_imdb(config, say=lambda message: None) -> ImdbData:
   """Reads, tokenizes (cached), subsets and pads the splits per `config`;
   `say` gets a line for each slow step."""
@@ -355,8 +303,10 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   test_ids, test_labels = tokenized["test"]
   train_keep, held = split_train(train_labels, config)
   test_keep = test_subset(test_labels, config)
-  check_readable([len(train_ids[i]) for i in train_keep], config.dataset)
-  warning = vocabulary_warning([train_ids[i] for i in train_keep], config)
+  checks.check_readable([len(train_ids[i]) for i in train_keep],
+                        config.dataset)
+  warning = checks.vocabulary_warning([train_ids[i] for i in train_keep],
+                                     config)
   if warning:
     say(warning)
   pretraining = None

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import datasets
+from flax_sentiment.data import checks, datasets
 from flax_sentiment.data import tokenizer
 from flax_sentiment.tracking import metrics, monitor, progress
 from flax_sentiment.runtime.errors import ConfigError, UserError
@@ -88,12 +88,12 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   (`datasets.split_train`, `datasets.test_subset`), in the same order."""
   raw = datasets.read_raw(config, say)
   if config.dataset != datasets.DATASET:
-    datasets.check_enough_reviews(raw, config)
+    checks.check_enough_reviews(raw, config)
   train_texts, train_labels = raw["train"]
   keep, held = datasets.split_train(train_labels, config)
   test_texts, test_labels = raw["test"]
   test_keep = datasets.test_subset(test_labels, config)
-  datasets.check_readable(
+  checks.check_readable(
       [len(tokenizer.tokenize(train_texts[i])) for i in keep], config.dataset)
   pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
   splits = {"train": pick(train_texts, train_labels, keep),

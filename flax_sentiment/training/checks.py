@@ -6,7 +6,8 @@ import jax
 
 from flax_sentiment.configuration import fields
 from flax_sentiment.model import implementation
-from flax_sentiment.data.datasets import DATASET, NUM_RESERVED_IDS
+from flax_sentiment.data.datasets import DATASET
+from flax_sentiment.data.tokenizer import NUM_RESERVED_IDS
 from flax_sentiment.runtime.errors import ConfigError
 from flax_sentiment.configuration.fields import describe_fields  # noqa: F401 (re-export)
 from flax_sentiment.model.classifier import POOLINGS

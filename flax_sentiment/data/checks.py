@@ -1,0 +1,63 @@
+"""Whether a run's data can teach a model anything, checked before it
+trains: enough reviews, words the tokenizer reads, a vocabulary that
+covers the train words. Each refusal is one line naming the data and the
+fix."""
+
+from typing import Sequence
+
+import numpy as np
+
+from flax_sentiment.data.tokenizer import NUM_RESERVED_IDS, OOV_ID
+from flax_sentiment.runtime.errors import ConfigError
+
+
+def check_enough_reviews(raw: dict, config) -> None:
+  """At least one batch of train reviews, and some test reviews (your own
+  data; IMDB has 25,000 of each)."""
+  where = {"train": config.dataset,
+           "test": config.test_dataset or config.dataset}
+  if len(raw["train"][0]) < config.batch_size:
+    raise ConfigError(
+        f"{where['train']} gives {len(raw['train'][0])} train reviews, fewer "
+        f"than one batch (config.batch_size={config.batch_size}); give more "
+        f"reviews or a smaller --config.batch_size")
+  if not len(raw["test"][0]):
+    raise ConfigError(f"{where['test']} gives no test reviews")
+
+
+# Below this share of known train words a model learns little (the
+# notebook's 10,000 words cover ~95% of IMDB's train words).
+MIN_KNOWN_SHARE = 0.5
+
+
+# Below this share of train reviews with at least one word the tokenizer
+# reads, a run is refused: it could only learn the label frequencies.
+MIN_READABLE_SHARE = 0.5
+
+
+def check_readable(word_counts: Sequence[int], dataset: str) -> None:
+  """ConfigError before anything trains if most train reviews have no word
+  the tokenizer reads (`word_counts`: words per train review) — e.g.
+  Korean or Chinese reviews, whose letters are not the English words it
+  keeps; such a run would train at chance without a word said."""
+  readable = sum(1 for n in word_counts if n)
+  if word_counts and readable >= MIN_READABLE_SHARE * len(word_counts):
+    return
+  raise ConfigError(
+      f"{len(word_counts) - readable:,} of {len(word_counts):,} train reviews "
+      f"of {dataset} have no word the tokenizer reads (it keeps English "
+      f"words: runs of a-z, 0-9 and '); the model could not learn from them. "
+      f"Give English reviews (other languages and scripts are not read yet)")
+
+
+def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
+  """A warning line if the vocabulary leaves most train words unknown."""
+  total = sum(len(ids) for ids in train_ids)
+  unknown = sum(int(np.sum(ids == OOV_ID)) for ids in train_ids)
+  if not total or (total - unknown) / total >= MIN_KNOWN_SHARE:
+    return None
+  return (f"warning: config.num_words={config.num_words} keeps "
+          f"{config.num_words - NUM_RESERVED_IDS:,} words, which cover only "
+          f"{(total - unknown) / total:.0%} of the train words; the model "
+          f"sees mostly unknown words and will learn little. Use more, e.g. "
+          f"--config.num_words=10000")
