@@ -65,3 +65,31 @@ def test_an_unrelated_traceback_interleaved_with_one_is_kept():
   out = filtered(*_interleaved(CLOSED, CRASH))
   assert "ZeroDivisionError: division by zero" in out
   assert out.count("Traceback (most recent call last):") == 2
+
+
+def test_unretrieved_read_failures_are_dropped_other_asyncio_errors_kept(
+    monkeypatch):
+  """After a failed checkpoint read, asyncio's report of each pending read
+  that failed (logged when the garbage collector gets to it) is dropped;
+  any other asyncio error still shows."""
+  import logging  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.runtime import quiet  # pylint: disable=g-import-not-at-top
+  logger = logging.getLogger("asyncio")
+  monkeypatch.setattr(logger, "filters", [])
+  monkeypatch.setattr(sys, "stderr", io.StringIO())
+  stream = io.StringIO()
+  handler = logging.StreamHandler(stream)
+  logger.addHandler(handler)
+  try:
+    quiet.drop_closed_loop_tracebacks()
+    quiet.drop_closed_loop_tracebacks()  # once is enough
+    assert sum(isinstance(f, quiet.UnretrievedReadFailures)
+               for f in logger.filters) == 1
+    logger.error("Future exception was never retrieved\nfuture: <Future "
+                 "finished exception=ValueError('DATA_LOSS')>")
+    logger.error("Task exception was never retrieved\ntask: <Task>")
+    logger.error("Unclosed client session")
+  finally:
+    logger.removeHandler(handler)
+  assert stream.getvalue() == "Unclosed client session\n"

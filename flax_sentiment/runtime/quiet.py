@@ -5,7 +5,10 @@ and asyncio's reports of a failed read would only bury it:
 
 - `quiet_library()` (a context manager around orbax and tfds calls) mutes
   their loggers and the unraisable-exception hook, and restores both after.
-- `drop_closed_loop_tracebacks()`, after a failed checkpoint read: the
+- `drop_closed_loop_tracebacks()`, after a failed checkpoint read, mutes
+  asyncio's "Future exception was never retrieved" reports (the reads
+  orbax/tensorstore left pending, collected whenever the garbage collector
+  runs) and handles this: the
   reads orbax/tensorstore leave pending print, shortly after and from their
   own threads, one "RuntimeError: Event loop is closed" traceback (or an
   "Exception ignored in: <coroutine ...>" report) each. stderr then passes
@@ -101,7 +104,26 @@ class ClosedLoopFilter:
     return getattr(self.stream, name)
 
 
+class UnretrievedReadFailures(logging.Filter):
+  """Drops asyncio's "Future/Task exception was never retrieved" reports:
+  after a failed checkpoint read, the reads orbax/tensorstore left pending
+  are collected later (when, is the garbage collector's choice) and each
+  reports the failure the project has already said in its one line."""
+
+  PREFIXES = ("Future exception was never retrieved",
+              "Task exception was never retrieved")
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(self.PREFIXES)
+
+
 def drop_closed_loop_tracebacks() -> None:
-  """Routes stderr through `ClosedLoopFilter` (once per process)."""
+  """Routes stderr through `ClosedLoopFilter` and mutes asyncio's reports
+  of unretrieved read failures (`UnretrievedReadFailures`), once per
+  process."""
   if not isinstance(sys.stderr, ClosedLoopFilter):
     sys.stderr = ClosedLoopFilter(sys.stderr)
+  asyncio_logger = logging.getLogger("asyncio")
+  if not any(isinstance(f, UnretrievedReadFailures)
+             for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(UnretrievedReadFailures())

@@ -376,8 +376,9 @@ def _short(text: str) -> str:
                  and c not in "\u200c\u200d" else c for c in text)
 
 
-def _open_file(path: str | None) -> tuple[BinaryIO | None, str]:
-  """The --file stream (binary; stdin for -) and its name in messages."""
+def open_input(path: str | None) -> tuple[BinaryIO | None, str]:
+  """The --file stream (binary; stdin for -) and its name in messages;
+  InputError if it cannot be opened (predict and this loader alike)."""
   if path is None:
     return None, ""
   if path == "-":
@@ -385,9 +386,9 @@ def _open_file(path: str | None) -> tuple[BinaryIO | None, str]:
   try:
     return open(path, "rb"), f"--file {path}"
   except OSError as e:
-    raise ExportError(f"cannot read --file {path} ({e.strerror}); pass a "
-                      f"text file with one review per line, or - for "
-                      f"stdin") from None
+    raise InputError(f"cannot read --file {path} ({e.strerror}); pass a "
+                     f"text file with one review per line, or - for "
+                     f"stdin") from None
 
 
 def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
@@ -453,9 +454,9 @@ def main(argv: list[str]) -> None:
     if not args.texts and args.file is None:
       raise ExportError("no texts given; pass them as arguments, or --file "
                         "PATH (one review per line; - reads stdin)")
-    stream, name = _open_file(args.file)
+    stream, name = open_input(args.file)
     model = load(args.export, args.batch_size)
-  except ExportError as e:
+  except (ExportError, InputError) as e:
     sys.exit(f"error: {e}")
   lines = read_lines(stream, name) if stream else ()
   try:

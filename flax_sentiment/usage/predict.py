@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 import sys
-from typing import BinaryIO, Iterable, Iterator, Sequence, TypeVar
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -47,19 +47,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
   items = iter(items)
   while batch := list(itertools.islice(items, size)):
     yield batch
-
-
-def _open_input(path: str | None) -> tuple[BinaryIO | None, str]:
-  """The --file stream (binary) and its name in messages."""
-  if path is None:
-    return None, ""
-  if path == "-":
-    return sys.stdin.buffer, "stdin (--file -)"
-  try:
-    return open(path, "rb"), f"--file {path}"
-  except OSError as e:
-    raise UserError(f"cannot read --file {path} ({e.strerror}); pass a text "
-                    f"file with one review per line, or - for stdin") from e
 
 
 def _warn_if_meaningless(text: str, words: int, unknown: int) -> None:
@@ -203,7 +190,7 @@ def explain_settings(args) -> tuple[int, str, str] | None:
 def run(args) -> None:
   """Scores the texts of the command line, then of --file, batch by batch."""
   settings = explain_settings(args)
-  stream, name = _open_input(args.file)
+  stream, name = exported.open_input(args.file)
   texts = itertools.chain(args.texts,
                           exported.read_lines(stream, name) if stream else ())
   first = next(texts, None)  # fails early on a binary or empty --file
