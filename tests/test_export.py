@@ -217,7 +217,7 @@ def test_loader_and_predict_give_the_same_records(trained, tmp_path):
     b"fine\n" + b"long " * 300_000 + b"\n",   # a 1.5 MB line
     b"fine\nnul \0 byte\n",                   # a binary file
     b"fine\ncaf\xe9\n",                       # Latin-1, not UTF-8
-])
+], ids=["long_line", "nul_byte", "latin1"])  # (the id goes into the env)
 def test_loader_refuses_the_files_predict_refuses_with_its_line(
     trained, tmp_path, content):
   workdir, out = trained("lstm")
