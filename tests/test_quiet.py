@@ -93,3 +93,20 @@ def test_unretrieved_read_failures_are_dropped_other_asyncio_errors_kept(
   finally:
     logger.removeHandler(handler)
   assert stream.getvalue() == "Unclosed client session\n"
+
+
+def test_never_awaited_read_coroutines_are_silent_other_warnings_not(
+    monkeypatch):
+  import logging  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.runtime import quiet  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(logging.getLogger("asyncio"), "filters", [])
+  monkeypatch.setattr(sys, "stderr", io.StringIO())
+  with warnings.catch_warnings(record=True) as shown:
+    warnings.simplefilter("always")
+    quiet.drop_closed_loop_tracebacks()
+    warnings.warn("coroutine 'Store._get_array_metadatas' was never awaited",
+                  RuntimeWarning)
+    warnings.warn("overflow encountered in exp", RuntimeWarning)
+  assert [str(w.message) for w in shown] == ["overflow encountered in exp"]

@@ -22,8 +22,11 @@ import contextlib
 import gc
 import logging
 import sys
+import warnings
 
 _CLOSED_LOOP = "RuntimeError: Event loop is closed"
+# The warning a failed read's pending coroutine gives when it is collected.
+UNAWAITED = r"coroutine '.*' was never awaited"
 _REPORT_STARTS = ("Traceback (most recent call last):",
                   "Exception ignored in: <coroutine")
 
@@ -42,7 +45,9 @@ def quiet_library():
   try:
     yield
   finally:
-    gc.collect()  # finalize failed coroutines while the hook is muted
+    with warnings.catch_warnings():  # "coroutine ... was never awaited"
+      warnings.filterwarnings("ignore", UNAWAITED, RuntimeWarning)
+      gc.collect()  # finalize failed coroutines while the hook is muted
     sys.unraisablehook = hook
     for logger, level in zip(loggers, levels):
       logger.setLevel(level)
@@ -127,3 +132,5 @@ def drop_closed_loop_tracebacks() -> None:
   if not any(isinstance(f, UnretrievedReadFailures)
              for f in asyncio_logger.filters):
     asyncio_logger.addFilter(UnretrievedReadFailures())
+    # Their coroutines, collected later, would warn "never awaited" too.
+    warnings.filterwarnings("ignore", UNAWAITED, RuntimeWarning)
