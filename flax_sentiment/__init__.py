@@ -1,19 +1,18 @@
 """flax-sentiment: recurrent sentiment classifiers on IMDB in JAX/Flax.
 
-Modules, one concern each (docs/design.md shows how a run flows through
-them): `data` (IMDB via tfds, tokenizer, vocabulary, padding, validation
-split, token cache), `pretrain` (word2vec), `language_model` (language-
-model pretraining of the recurrences), `batching` (epoch plans),
-`models` (the classifier), `recurrence` (fast RNN/LSTM/GRU loops), `train`
-(pure steps), `metrics` (what is measured), `progress` (where training
-stands; the epoch-selection rule), `feeding` (plans to compiled calls),
-`loop` (a run, top to bottom), `signals` (SIGTERM/SIGINT), `monitor` (what
-the user sees), `rundir` (the workdir's files, what may change on resume),
-`checkpoints` (orbax, verified), `parallel` (devices and processes),
-`implementation` (which recurrence runs), `predict` (your own text), `ensemble` (several runs' mean), `api`
-(the steps as functions), `report` (tables and plots), `config_checks` and
-`errors`; `xla_cpu` (XLA CPU flags set by default, before jax starts) and
-`pallas_recurrence` (the recurrence as Mosaic GPU kernels).
+A folder per role, each importing only from the layers below it
+(docs/design.md draws them; tests/test_layout.py holds them):
+`usage/` (a trained run put to use: predict, explain, ensemble, export and
+its loader, serve, report), `training/` (steps, feeding, the loop,
+signals, language-model pretraining, the train command), `text_models/`
+(n-grams, paragraph vectors), `tracking/` (workdir, checkpoints, progress,
+metrics, what a run shows), `data/` (the text rule, datasets, your files,
+batching, word vectors) and `model/` (the classifier, its recurrences and
+kernels, scoring), `configuration/` (fields, config files, recipes) and
+`runtime/` (errors, files, devices, library noise, XLA flags). On top:
+`api` (the Python API), `cli` (the console script) and `recipe`; `predict`,
+`export`, `serve`, `report`, `exported` and `pretrain` are the names these
+modules had before the move, kept for users.
 """
 
 import os as _os
