@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from flax_sentiment.configuration import loading
-from flax_sentiment.data import datasets
+from flax_sentiment.data import datasets, tokenizer
 from flax_sentiment.model import classifier
 from flax_sentiment.tracking import metrics, monitor
 from flax_sentiment.training import feeding, loop
@@ -126,21 +126,24 @@ def evaluate(state: train_steps.TrainState, feeds: feeding.Feeds
 
 
 def predict_texts(state: train_steps.TrainState, config,
-                  vocabulary: Sequence[str], texts: Sequence[str]
+                  vocabulary: Sequence[str], texts: Sequence[str],
+                  text_rule: tokenizer.Tokenizer | None = None
                   ) -> np.ndarray:
-  """P(positive) [len(texts)] for raw texts, tokenized and padded as in
-  training."""
+  """P(positive) [len(texts)] for raw texts, tokenized (`text_rule`: the
+  data's `.tokenizer`; needed for subwords) and padded as in training."""
   scorer = scoring.Scorer(build_model(config), state.params)
-  return scorer(trained.encode_texts(texts, vocabulary, config))
+  return scorer(trained.encode_texts(texts, vocabulary, config, text_rule))
 
 
 def explain_texts(state: train_steps.TrainState, config,
                   vocabulary: Sequence[str], texts: Sequence[str],
-                  steps: int = explain.DEFAULT_STEPS
+                  steps: int = explain.DEFAULT_STEPS,
+                  text_rule: tokenizer.Tokenizer | None = None
                   ) -> list[explain.Explanation]:
   """Each word's contribution to each text's logit (integrated gradients on
   the embeddings, `steps` points from a zero-embedding baseline): a list of
   `explain.Explanation` (`.probability`, `.words`); `explain.render(e)`
   shows one as `good[+0.83] film[-0.02]`."""
   return explain.explain_texts(build_model(config), state.params, config,
-                               vocabulary, texts, steps=steps)
+                               vocabulary, texts, steps=steps,
+                               text_rule=text_rule)

@@ -273,8 +273,8 @@ def test_loader_tokenizes_as_training(padding, truncating):
     assert exported.tokenize(text) == tokenizer.tokenize(text)
     assert exported.tokenize(text.encode()) == tokenizer.tokenize(text.encode())
   vocabulary = ["the", "great", "it's", "don't", "boring", "10", "a"]
-  config = types.SimpleNamespace(seq_len=6, padding=padding,
-                                 truncating=truncating)
+  config = types.SimpleNamespace(tokenizer="english", seq_len=6,
+                                 padding=padding, truncating=truncating)
   ids = {w: i + 2 for i, w in enumerate(vocabulary)}
   np.testing.assert_array_equal(
       exported.encode(texts, ids, 6, padding, truncating),
@@ -298,8 +298,8 @@ def test_loader_encodes_real_reviews_as_training():
     assert exported.tokenize(text) == tokenizer.tokenize(text)
   for padding in ("pre", "post"):
     for truncating in ("pre", "post"):
-      config = types.SimpleNamespace(seq_len=200, padding=padding,
-                                     truncating=truncating)
+      config = types.SimpleNamespace(tokenizer="english", seq_len=200,
+                                     padding=padding, truncating=truncating)
       want = tokenizer.texts_to_ids(texts, ids, config)
       assert (want == tokenizer.OOV_ID).any() and (want == 0).any()
       np.testing.assert_array_equal(
@@ -357,16 +357,17 @@ def rewrite_manifest(out, **fields):
   path.write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("field,words", [
-    ("tokenizer_version", "was tokenized with tokenizer version 2, this "
-     "loader implements version 1"),
-    ("format_version", "has format version 2; this loader reads version 1")])
-def test_another_version_is_refused_in_one_line(trained, field, words,
+@pytest.mark.parametrize("field,value,words", [
+    ("tokenizer_version", 3, "was tokenized with tokenizer version 3, this "
+     "loader implements versions 1 and 2"),
+    ("format_version", 2, "has format version 2; this loader reads version "
+     "1")])
+def test_another_version_is_refused_in_one_line(trained, field, value, words,
                                                 tmp_path):
   _, out = trained("lstm")
   other = tmp_path / "other"
   shutil.copytree(out, other)
-  rewrite_manifest(other, **{field: 2})
+  rewrite_manifest(other, **{field: value})
   with pytest.raises(exported.ExportError,
                      match=f"^export {other} {words}") as caught:
     exported.load(other)

@@ -219,17 +219,19 @@ def test_long_fields_are_read_and_a_runaway_quote_is_our_line(tmp_path):
 @pytest.mark.parametrize("model", ["recurrent", "ngrams"])
 def test_reviews_without_readable_words_are_refused_before_training(
     tmp_path, model):
-  """Chinese reviews: the tokenizer reads no word of them. Refused in one
-  line before anything is written, not trained at chance."""
+  """Chinese reviews read with the english tokenizer, which finds no word
+  in them. Refused in one line before anything is written, not trained at
+  chance; the line names the tokenizers that read them."""
   rows = ["text,label"] + [f"{'这部电影很好看' if i % 2 else '太无聊了！'},{i % 2}"
                            for i in range(60)]
   path = write(tmp_path / "zh.csv", "\n".join(rows) + "\n")
   config = tiny_config(model=model, dataset=str(path),
                        validation_examples=10, ngram_c_values="1",
-                       cache_dir=str(tmp_path / "cache"))
+                       cache_dir=str(tmp_path / "cache"), tokenizer="english")
   from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
-  with pytest.raises(datasets.ConfigError, match=r"no word the tokenizer "
-                     r"reads") as error:
+  with pytest.raises(datasets.ConfigError, match=r"no word the english "
+                     r"tokenizer reads .*--config.tokenizer=words .*"
+                     r"characters or subwords") as error:
     loop.train_and_evaluate(config, tmp_path / "run")
   assert "\n" not in str(error.value)
   assert not (tmp_path / "run" / "checkpoints").exists()

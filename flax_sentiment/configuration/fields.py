@@ -31,12 +31,17 @@ class Field:
   """One config field. `on_resume`: why the field may differ between a
   workdir's checkpoints and the config that continues them (None: it must
   match — it fixes the parameters, the optimizer, the data or its order).
-  `kind`: the Python type of an optional (None-default) field."""
+  `kind`: the Python type of an optional (None-default) field. `predates`:
+  the value for a saved config without the field, when the default would
+  not do what the older version did (None: the default)."""
   default: Any
   help: str
   check: Check
   on_resume: str | None = None
   kind: type | None = None
+  # The value a saved config that predates the field gets (what versions
+  # before it did), if not the default.
+  predates: Any = None
 
 
 F = Field
@@ -146,6 +151,15 @@ FIELDS: dict[str, Field] = {
     "length_buckets": F(0, ">0: length-aware batching with this many "
                         "buckets (needs padding=post, mask_padding=True)",
                         non_negative_int),
+    "tokenizer": F(
+        "auto", "text -> tokens: auto (english for IMDB, words for your own "
+        "files) | english (the notebook's [a-z0-9'] words) | words (Unicode "
+        "words of any script, NFKC-normalized, case-folded) | characters "
+        "(Korean syllables, Chinese, Japanese) | subwords (SentencePiece "
+        "pieces, num_words - 2 of them, trained on the train text and the "
+        "unlabeled text, never validation or test text)",
+        one_of("auto", "english", "words", "characters", "subwords"),
+        predates="english"),
     "vocabulary_splits": F("train", "text the vocabulary comes from: train | "
                            "train+unsupervised (never test)",
                            one_of("train", "train+unsupervised")),
@@ -265,6 +279,8 @@ def complete(saved: dict) -> ml_collections.ConfigDict:
   """A saved config (config.json) with the fields it predates at their
   defaults (which reproduce what older versions did)."""
   config = default_config()
+  config.update({name: field.predates for name, field in FIELDS.items()
+                 if name not in saved and field.predates is not None})
   config.update({k: v for k, v in saved.items() if k in FIELDS})
   return config
 

@@ -35,19 +35,25 @@ MIN_KNOWN_SHARE = 0.5
 MIN_READABLE_SHARE = 0.5
 
 
-def check_readable(word_counts: Sequence[int], dataset: str) -> None:
+def check_readable(word_counts: Sequence[int], dataset: str,
+                   kind: str = "english") -> None:
   """ConfigError before anything trains if most train reviews have no word
-  the tokenizer reads (`word_counts`: words per train review) — e.g.
-  Korean or Chinese reviews, whose letters are not the English words it
-  keeps; such a run would train at chance without a word said."""
+  the tokenizer (of `kind`) reads (`word_counts`: words per train review) —
+  e.g. Korean reviews read as English, or a text column of emoji only; such
+  a run would train at chance without a word said."""
   readable = sum(1 for n in word_counts if n)
   if word_counts and readable >= MIN_READABLE_SHARE * len(word_counts):
     return
+  fix = ("it keeps English words: runs of a-z, 0-9 and '. For other "
+         "languages use --config.tokenizer=words (scripts with spaces), "
+         "characters or subwords" if kind == "english" else
+         "is the text column right? emoji and symbols alone are no words; "
+         "pass another --config.text_field, or --config.tokenizer=characters "
+         "to read every character")
   raise ConfigError(
       f"{len(word_counts) - readable:,} of {len(word_counts):,} train reviews "
-      f"of {dataset} have no word the tokenizer reads (it keeps English "
-      f"words: runs of a-z, 0-9 and '); the model could not learn from them. "
-      f"Give English reviews (other languages and scripts are not read yet)")
+      f"of {dataset} have no word the {kind} tokenizer reads ({fix}); the "
+      f"model could not learn from them")
 
 
 def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
@@ -60,4 +66,5 @@ def vocabulary_warning(train_ids: list[np.ndarray], config) -> str | None:
           f"{config.num_words - NUM_RESERVED_IDS:,} words, which cover only "
           f"{(total - unknown) / total:.0%} of the train words; the model "
           f"sees mostly unknown words and will learn little. Use more, e.g. "
-          f"--config.num_words=10000")
+          f"--config.num_words=10000, or --config.tokenizer=subwords (or "
+          f"characters), whose tokens are fewer")

@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 
-from flax_sentiment.data import checks
-from flax_sentiment.data.tokenizer import (TOKENIZER_VERSION,
-                                          build_vocabulary, encode,
-                                          pad_sequences, tokenize)
+from flax_sentiment.data import checks, tokenizer, vocabulary
+from flax_sentiment.data.tokenizer import (TOKENIZER_VERSION, Tokenizer,
+                                          encode, pad_sequences)
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
 
@@ -67,6 +66,8 @@ class ImdbData:
   # The unlabeled reviews, padded (labels -1), for virtual adversarial
   # training (virtual_adversarial_epsilon > 0), else None.
   unlabeled: Split | None = None
+  # text -> tokens as the vocabulary was made (data.tokenizer).
+  tokenizer: Tokenizer = dataclasses.field(default_factory=Tokenizer)
 
 
 # ---------------------------------------------------------------- reading
@@ -211,50 +212,69 @@ def read_raw(config, say=lambda message: None
   return raw
 
 
-def tokenized_imdb(config, say=lambda message: None) -> tuple[dict, list[str]]:
+def _cache_key(raw: dict, config, kind: str) -> str:
+  """What the token ids depend on: the tokenizer (version and kind),
+  num_words, the vocabulary's splits, for the kinds fitted on the train
+  reviews kept for training the choice of those, and every text and label."""
+  vocabulary_splits = config.vocabulary_splits.split("+")
+  parts = [TOKENIZER_VERSION, config.num_words] + (
+      [] if vocabulary_splits == ["train"] else [vocabulary_splits])
+  if kind != "english":  # english keys stay those of earlier versions
+    parts += [kind, config.seed if config.max_train_examples else None,
+              config.max_train_examples, config.validation_examples,
+              config.validation_seed]
+  parts.append([_fingerprint(*raw[s]) for s in raw])
+  return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def tokenized_imdb(config, say=lambda message: None
+                   ) -> tuple[dict, vocabulary.TextRule]:
   """Token ids per review of every split `read_raw` gives, cached on disk.
 
-  Returns ({"train": (ids, labels), "test": (ids, labels)}, vocabulary), ids
+  Returns ({"train": (ids, labels), "test": (ids, labels)}, text rule), ids
   being a list of int32 arrays; also "unsupervised" (labels -1) when the
-  config uses unlabeled reviews. The vocabulary comes from train text
-  (plus unlabeled text with vocabulary_splits="train+unsupervised"), never
-  test text. The cache key covers the tokenizer version, num_words, the
-  vocabulary's splits and a fingerprint of every text and label — the data's
-  content, wherever it was read from — so any change to those re-tokenizes,
-  and nothing else does.
+  config uses unlabeled reviews. The text rule (tokenizer and vocabulary)
+  is fitted by `vocabulary.fit` on train text, never test or validation
+  text. The cache key (`_cache_key`) covers what the ids depend on — the
+  data's content, wherever it was read from — so any change to those
+  re-tokenizes, and nothing else does.
   """
   start = time.perf_counter()
-  vocabulary_splits = config.vocabulary_splits.split("+")
+  kind = tokenizer.kind_of(config)
   raw = read_raw(config, say)
   if config.dataset != DATASET:
     checks.check_enough_reviews(raw, config)
-  splits = list(raw)
-  key = hashlib.sha256(json.dumps([
-      TOKENIZER_VERSION, config.num_words]
-      + ([] if vocabulary_splits == ["train"] else [vocabulary_splits])
-      + [[_fingerprint(*raw[s]) for s in splits]]).encode()).hexdigest()
   cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
-  path = cache_dir / f"imdb_tokens_{key[:24]}.npz"
+  path = cache_dir / f"imdb_tokens_{_cache_key(raw, config, kind)[:24]}.npz"
   if path.exists():
     cached = np.load(path, allow_pickle=False)
-    vocabulary = [str(w) for w in cached["vocabulary"]]
+    model = (cached["tokenizer_model"].tobytes()
+             if "tokenizer_model" in cached else None)
+    rule = vocabulary.TextRule(
+        tokenizer.Tokenizer(kind, model),
+        [str(w) for w in cached["vocabulary"]],
+        float(cached["single_share"]) if "single_share" in cached else 0.0)
     say(f"Loaded token ids from the cache {path} "
         f"({time.perf_counter() - start:.1f}s)")
     return {s: (_flat_to_ragged(cached[f"{s}_ids"], cached[f"{s}_offsets"]),
-                raw[s][1]) for s in raw}, vocabulary
+                raw[s][1]) for s in raw}, rule
 
   say(f"Tokenizing {sum(len(t) for t, _ in raw.values()):,} reviews (once; "
       f"cached in {cache_dir}) ...")
-  words = {s: [tokenize(t) for t in texts] for s, (texts, _) in raw.items()}
-  vocabulary = build_vocabulary(
-      (w for s in vocabulary_splits for w in words[s]), config.num_words)
-  ids = {s: encode(words[s], vocabulary) for s in words}
-  arrays = {"vocabulary": np.array(vocabulary)}
+  train_kept, _ = split_train(raw["train"][1], config)
+  rule = vocabulary.fit(
+      vocabulary.fitting_texts(raw, train_kept, config, kind), config, kind)
+  ids = {s: encode((rule.tokenizer(t) for t in texts), rule.vocabulary)
+         for s, (texts, _) in raw.items()}
+  arrays = {"vocabulary": np.array(rule.vocabulary, dtype=str),
+            "single_share": np.float64(rule.single_share)}
+  if rule.tokenizer.model:
+    arrays["tokenizer_model"] = np.frombuffer(rule.tokenizer.model, np.uint8)
   for s in ids:
     arrays[f"{s}_ids"], arrays[f"{s}_offsets"] = _ragged_to_flat(ids[s])
   with files.atomic_file(path, flag="--config.cache_dir") as f:
     np.savez(f, **arrays)  # a killed run leaves no half cache
-  return {s: (ids[s], raw[s][1]) for s in ids}, vocabulary
+  return {s: (ids[s], raw[s][1]) for s in ids}, rule
 
 
 def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
@@ -298,17 +318,18 @@ def test_subset(labels: np.ndarray, config) -> np.ndarray:
 def load_imdb(config, say=lambda message: None) -> ImdbData:
   """Reads, tokenizes (cached), subsets and pads the splits per `config`;
   `say` gets a line for each slow step."""
-  tokenized, vocabulary = tokenized_imdb(config, say)
+  tokenized, rule = tokenized_imdb(config, say)
   train_ids, train_labels = tokenized["train"]
   test_ids, test_labels = tokenized["test"]
   train_keep, held = split_train(train_labels, config)
   test_keep = test_subset(test_labels, config)
   checks.check_readable([len(train_ids[i]) for i in train_keep],
-                        config.dataset)
-  warning = checks.vocabulary_warning([train_ids[i] for i in train_keep],
-                                     config)
-  if warning:
-    say(warning)
+                        config.dataset, rule.tokenizer.kind)
+  for warning in (vocabulary.single_use_warning(rule, config),
+                  checks.vocabulary_warning(
+                      [train_ids[i] for i in train_keep], config)):
+    if warning:
+      say(warning)
   pretraining = None
   if uses_unlabeled_text(config):
     pretraining = ([train_ids[i] for i in train_keep]
@@ -316,7 +337,8 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   return ImdbData(
       train=_padded(train_ids, train_labels, train_keep, config),
       test=_padded(test_ids, test_labels, test_keep, config),
-      vocabulary=vocabulary,
+      vocabulary=rule.vocabulary,
+      tokenizer=rule.tokenizer,
       validation=(_padded(train_ids, train_labels, held, config)
                   if len(held) else None),
       pretraining_ids=pretraining,

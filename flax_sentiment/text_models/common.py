@@ -93,8 +93,9 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   keep, held = datasets.split_train(train_labels, config)
   test_texts, test_labels = raw["test"]
   test_keep = datasets.test_subset(test_labels, config)
-  checks.check_readable(
-      [len(tokenizer.tokenize(train_texts[i])) for i in keep], config.dataset)
+  split = tokenizer.Tokenizer(tokenizer.kind_of(config))
+  checks.check_readable([len(split(train_texts[i])) for i in keep],
+                        config.dataset, split.kind)
   pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
   splits = {"train": pick(train_texts, train_labels, keep),
             "test": pick(test_texts, test_labels, test_keep)}
@@ -106,10 +107,13 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
 
 
 def split_metrics(logits: np.ndarray, labels: np.ndarray, split: str,
-                  texts: Sequence[bytes] | None = None) -> dict:
+                  texts: Sequence[bytes] | None = None,
+                  kind: str = "english") -> dict:
   """{split}_loss (mean binary cross-entropy), _accuracy and the whole-split
-  metrics of `metrics.split_rates` (by review length given the texts)."""
-  lengths = (np.array([len(tokenizer.tokenize(t)) for t in texts])
+  metrics of `metrics.split_rates` (by review length in tokens of `kind`,
+  given the texts)."""
+  split_text = tokenizer.Tokenizer(kind)
+  lengths = (np.array([len(split_text(t)) for t in texts])
              if texts is not None else None)
   return metrics.host_rates(logits, labels, split, lengths)
 
@@ -177,7 +181,8 @@ def _fit_and_write(config, rundir: RunDir, say) -> list[dict]:
     if name in splits:
       texts, labels = splits[name]
       evaluated.update(split_metrics(model.logits(texts), labels, name,
-                                     None if name == "train" else texts))
+                                     None if name == "train" else texts,
+                                     tokenizer.kind_of(config)))
   record = {"epoch": 1, **evaluated,
             "epoch_seconds": time.perf_counter() - start,
             "train_examples_per_second": len(splits["train"][0]) / fit_seconds,

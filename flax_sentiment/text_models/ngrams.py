@@ -21,6 +21,7 @@ take the workdir like any run's.
 """
 
 import dataclasses
+import functools
 import json
 import pathlib
 from typing import Callable, Sequence
@@ -38,12 +39,19 @@ SMOOTHING = 1.0  # α of the log-count ratios
 FORMAT_VERSION = 1
 
 
-def text_ngrams(text: str | bytes, max_n: int) -> set[str]:
-  """The distinct 1..max_n-grams of a text's words, words joined by one
-  space: "not bad" (max_n 2) -> {"not", "bad", "not bad"}."""
-  words = tokenizer.tokenize(text)
+def text_ngrams(text: str | bytes, max_n: int,
+                kind: str = "english") -> set[str]:
+  """The distinct 1..max_n-grams of a text's tokens (`kind`: the
+  tokenizer's; words or characters), joined by one space: "not bad"
+  (max_n 2) -> {"not", "bad", "not bad"}."""
+  words = _tokenizer(kind)(text)
   return {" ".join(words[i:i + n]) for n in range(1, max_n + 1)
           for i in range(len(words) - n + 1)}
+
+
+@functools.cache
+def _tokenizer(kind: str) -> tokenizer.Tokenizer:
+  return tokenizer.Tokenizer(kind)
 
 
 def log_count_ratios(features, labels: np.ndarray,
@@ -66,6 +74,7 @@ class NgramModel:
   weights: np.ndarray
   bias: float
   max_n: int
+  tokenizer: str = "english"  # the kind of tokenizer its n-grams are of
 
   def __post_init__(self):
     self.index = {g: i for i, g in enumerate(self.ngrams)}
@@ -81,7 +90,8 @@ class NgramModel:
     """texts -> logits [len(texts)] float32."""
     out = np.full(len(texts), self.bias, np.float64)
     for row, text in enumerate(texts):
-      ids = [self.index[g] for g in text_ngrams(text, self.max_n)
+      ids = [self.index[g] for g in text_ngrams(text, self.max_n,
+                                                 self.tokenizer)
              if g in self.index]
       out[row] += self.weights[ids].sum(dtype=np.float64)
     return out.astype(np.float32)
@@ -101,6 +111,7 @@ class NgramModel:
                weights=self.weights.astype(np.float32),
                header=np.frombuffer(json.dumps(
                    {"bias": float(self.bias), "max_n": self.max_n,
+                    "tokenizer": self.tokenizer,
                     "format": FORMAT_VERSION}).encode(), np.uint8))
 
   @classmethod
@@ -115,7 +126,8 @@ class NgramModel:
       if len(ngrams) != len(weights) or not np.all(np.isfinite(weights)):
         raise ValueError("n-grams and weights disagree, or weights are "
                          "not finite")
-      return cls(ngrams, weights, float(header["bias"]), int(header["max_n"]))
+      return cls(ngrams, weights, float(header["bias"]), int(header["max_n"]),
+                 str(header.get("tokenizer", "english")))
     except FileNotFoundError:
       raise UserError(f"{path} is missing; re-run the training command to "
                       f"rebuild it") from None
@@ -147,8 +159,9 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
         f"config.ngram_c_values={config.ngram_c_values!r} are chosen on "
         f"validation: set --config.validation_examples (e.g. 2500), or give "
         f"one value")
+  kind = tokenizer.kind_of(config)
   vectorizer = text_features.CountVectorizer(
-      analyzer=lambda text: text_ngrams(text, config.ngram_max_n),
+      analyzer=lambda text: text_ngrams(text, config.ngram_max_n, kind),
       binary=True, min_df=config.ngram_min_count, dtype=np.float32)
   train_x = vectorizer.fit_transform(train_texts).tocsr()
   if not train_x.shape[1]:
@@ -170,7 +183,7 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
   model = NgramModel(
       list(vectorizer.get_feature_names_out()),
       (regression.coef_.ravel() * ratios).astype(np.float32),
-      float(regression.intercept_[0]), config.ngram_max_n)
+      float(regression.intercept_[0]), config.ngram_max_n, kind)
   return Fit(model, best, accuracy, train_x.shape[1])
 
 

@@ -49,7 +49,8 @@ def train_doc2vec(texts: Sequence[str | bytes], config):
   """Doc2Vec PV-DBOW over `texts` (one tag per text), one worker, seeded:
   the same texts and config give the same model."""
   from gensim.models.doc2vec import Doc2Vec, TaggedDocument  # pylint: disable=g-import-not-at-top
-  documents = [TaggedDocument(tokenizer.tokenize(t), [i]) for i, t in enumerate(texts)]
+  split = tokenizer.Tokenizer(tokenizer.kind_of(config))
+  documents = [TaggedDocument(split(t), [i]) for i, t in enumerate(texts)]
   model = Doc2Vec(vector_size=config.pv_dim, dm=0, window=config.pv_window,
                   min_count=config.pv_min_count, sample=config.pv_sample,
                   negative=5,
@@ -90,6 +91,7 @@ class ParagraphVectorModel:
   doc2vec: object              # gensim.models.doc2vec.Doc2Vec
   weights: np.ndarray          # [pv_dim] float64
   bias: float
+  tokenizer: str = "english"   # the kind of tokenizer its words are of
 
   explain_hint = ("paragraph vectors: its features are learned vectors, "
                   "not words")
@@ -101,8 +103,9 @@ class ParagraphVectorModel:
     """texts -> [len(texts), pv_dim] float32, each inferred on its own
     (`infer_vector`)."""
     out = np.zeros((len(texts), self.doc2vec.vector_size), np.float32)
+    split = tokenizer.Tokenizer(self.tokenizer)
     for row, text in enumerate(texts):
-      out[row] = infer_vector(self.doc2vec, tokenizer.tokenize(text))
+      out[row] = infer_vector(self.doc2vec, split(text))
     return out
 
   def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:
@@ -123,7 +126,8 @@ class ParagraphVectorModel:
       self.doc2vec.save(str(partial / DOC2VEC_FILE))
       np.savez(partial / CLASSIFIER_FILE, weights=self.weights,
                bias=np.float64(self.bias), header=np.frombuffer(json.dumps(
-                   {"format": FORMAT_VERSION}).encode(), np.uint8))
+                   {"format": FORMAT_VERSION, "tokenizer": self.tokenizer}
+               ).encode(), np.uint8))
 
   @classmethod
   def load(cls, directory: pathlib.Path) -> "ParagraphVectorModel":
@@ -135,12 +139,14 @@ class ParagraphVectorModel:
       with np.load(directory / CLASSIFIER_FILE, allow_pickle=False) as saved:
         weights = np.asarray(saved["weights"], np.float64)
         bias = float(saved["bias"])
+        kind = str(json.loads(saved["header"].tobytes()).get("tokenizer",
+                                                              "english"))
       doc2vec = Doc2Vec.load(str(directory / DOC2VEC_FILE))
       if (weights.shape != (doc2vec.vector_size,)
           or not np.all(np.isfinite(weights)) or not np.isfinite(bias)):
         raise ValueError("classifier and vectors disagree, or weights are "
                          "not finite")
-      return cls(doc2vec, weights, bias)
+      return cls(doc2vec, weights, bias, kind)
     except FileNotFoundError:
       raise UserError(f"{directory} is missing or incomplete; re-run the "
                       f"training command to rebuild it") from None
@@ -161,7 +167,8 @@ def fit_run(splits, config, say: Callable[[str], None]
   say(f"Training paragraph vectors on {len(train_texts) + len(unlabeled):,} "
       f"reviews ({config.pv_epochs} epochs, one worker) ...")
   doc2vec = train_doc2vec(list(train_texts) + list(unlabeled), config)
-  unfitted = ParagraphVectorModel(doc2vec, np.zeros(config.pv_dim), 0.0)
+  kind = tokenizer.kind_of(config)
+  unfitted = ParagraphVectorModel(doc2vec, np.zeros(config.pv_dim), 0.0, kind)
   say("Inferring the vectors of the train part ...")
   train_x = unfitted.vectors(train_texts)
   # Standardized on the train part (so C means the same at any vector
@@ -179,7 +186,7 @@ def fit_run(splits, config, say: Callable[[str], None]
       None if validation is None else (validation_x, validation[1]), say)
   weights = regression.coef_.ravel().astype(np.float64) / std
   model = ParagraphVectorModel(
-      doc2vec, weights, float(regression.intercept_[0] - weights @ mean))
+      doc2vec, weights, float(regression.intercept_[0] - weights @ mean), kind)
   return model, {"pv_words": len(doc2vec.wv), "pv_c": best,
                  "pv_validation_accuracy_by_c": accuracy}
 

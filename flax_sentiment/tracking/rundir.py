@@ -2,7 +2,8 @@
 may continue in it.
 
   <workdir>/config.json           the config of the run (written once)
-  <workdir>/vocab.json            its vocabulary
+  <workdir>/vocab.json            its vocabulary (and tokenizer kind)
+  <workdir>/tokenizer.model       the SentencePiece model (tokenizer=subwords)
   <workdir>/metrics.jsonl         one JSON object per finished epoch
   <workdir>/result.json           the reported epoch and its metrics
   <workdir>/checkpoints/          orbax checkpoints of the train state
@@ -106,6 +107,7 @@ class RunDir:
 
   config_file = property(lambda self: self.path / "config.json")
   vocabulary_file = property(lambda self: self.path / "vocab.json")
+  tokenizer_file = property(lambda self: self.path / tokenizer.MODEL_FILE)
   metrics_file = property(lambda self: self.path / "metrics.jsonl")
   result_file = property(lambda self: self.path / "result.json")
   checkpoints = property(lambda self: self.path / "checkpoints")
@@ -183,12 +185,15 @@ class RunDir:
           + (f"; see {self.config_file})" if self.config_file.is_file()
              else ")"))
 
-  def check_vocabulary(self, vocabulary: list[str]) -> None:
+  def check_vocabulary(self, vocabulary: list[str],
+                       text_rule: tokenizer.Tokenizer | None = None) -> None:
+    """ConfigError if the checkpoints were trained with another vocabulary
+    or tokenizer (digests of both)."""
     if not self.has_checkpoints():
       return
     recorded = (self.newest_checkpoint_meta() or {}).get("vocabulary_sha256")
     if recorded:
-      changed = recorded != tokenizer.vocabulary_digest(vocabulary)
+      changed = recorded != tokenizer.vocabulary_digest(vocabulary, text_rule)
     elif self.vocabulary_file.is_file():
       changed = tokenizer.load_vocabulary(self.vocabulary_file) != list(vocabulary)
     else:
@@ -196,8 +201,10 @@ class RunDir:
     if changed:
       raise ConfigError(
           f"{self.path} holds checkpoints trained with another vocabulary "
-          f"(the data or tokenizer changed). Use another --workdir, or "
-          f"delete {self.checkpoints} to start fresh.")
+          f"(the data or tokenizer changed: a run started before "
+          f"--config.tokenizer existed continues with "
+          f"--config.tokenizer=english). Use another --workdir, or delete "
+          f"{self.checkpoints} to start fresh.")
 
   @contextlib.contextmanager
   def locked(self):
@@ -224,15 +231,21 @@ class RunDir:
 
   # --- Writes (process 0 only; each skipped when the content is the same) ---
 
-  def write_run_files(self, config, vocabulary: list[str]) -> None:
-    """config.json and vocab.json (what `predict` needs besides a
-    checkpoint)."""
+  def write_run_files(self, config, vocabulary: list[str],
+                      text_rule: tokenizer.Tokenizer | None = None) -> None:
+    """config.json, vocab.json and, for subwords, tokenizer.model (what
+    `predict` needs besides a checkpoint)."""
     if parallel.is_primary():
       write_atomic(self.config_file, config.to_json(indent=2))
-      write_atomic(self.vocabulary_file, tokenizer.vocabulary_json(vocabulary))
+      if text_rule is not None and text_rule.model:
+        write_atomic(self.tokenizer_file, text_rule.model)
+      write_atomic(self.vocabulary_file,
+                   tokenizer.vocabulary_json(vocabulary, text_rule))
 
   def repair_run_files(self, config, vocabulary: list[str],
-                       history: list[dict]) -> list[str]:
+                       history: list[dict],
+                       text_rule: tokenizer.Tokenizer | None = None
+                       ) -> list[str]:
     """For a finished run: rewrites config.json, vocab.json and
     metrics.jsonl where they are missing, unreadable or (metrics) disagree
     with the checkpoint's history, leaving intact ones as they are. Returns
@@ -248,13 +261,16 @@ class RunDir:
     if not config_ok and write_atomic(self.config_file,
                                       config.to_json(indent=2)):
       repaired.append(self.config_file.name)
+    if text_rule is not None and text_rule.model and write_atomic(
+        self.tokenizer_file, text_rule.model):
+      repaired.append(self.tokenizer_file.name)
     try:
       vocabulary_ok = tokenizer.load_vocabulary(self.vocabulary_file) == list(
           vocabulary)
     except (OSError, ValueError, KeyError, TypeError):
       vocabulary_ok = False
     if not vocabulary_ok and write_atomic(
-        self.vocabulary_file, tokenizer.vocabulary_json(vocabulary)):
+        self.vocabulary_file, tokenizer.vocabulary_json(vocabulary, text_rule)):
       repaired.append(self.vocabulary_file.name)
     try:
       metrics_ok = self.read_metrics() == _to_json(list(history))

@@ -32,11 +32,15 @@ def _check_model_options(config) -> None:
 
 
 def _check_text_models(config) -> None:
-  """A text model (n-grams, paragraph vectors) chooses its C on validation
-  and runs in one process."""
+  """A text model (n-grams, paragraph vectors) reads words or characters,
+  chooses its C on validation and runs in one process."""
   c_field = fields.TEXT_MODEL_C_FIELDS.get(config.model)
   if c_field is None:
     return
+  if config.tokenizer == "subwords":
+    raise ConfigError(
+        f"config.model={config.model!r} reads words or characters, not "
+        f"subwords: use --config.tokenizer=words (or characters, english)")
   if (len(fields.parse_number_list(config[c_field])) > 1
       and not config.validation_examples):
     raise ConfigError(

@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, word_vectors
 from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, implementation
@@ -81,6 +82,22 @@ class Run:
         closeable.close()
 
 
+def record_tokenizer(config, rundir: RunDir) -> None:
+  """Makes `tokenizer="auto"` the kind it stands for, so config.json
+  records it: the kind of the run the workdir holds (english for a run
+  older than the field), else `tokenizer.kind_of` (english for IMDB, words
+  for your own files)."""
+  if config.tokenizer != tokenizer.AUTO:
+    return
+  try:
+    saved = rundir.saved_config()
+  except UserError:  # damaged: the resume check says so
+    saved = None
+  kind = fields.complete(saved).tokenizer if saved else tokenizer.AUTO
+  config.tokenizer = (kind if kind != tokenizer.AUTO
+                      else tokenizer.kind_of(config))
+
+
 def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   """Trains per `config`, evaluating on validation (if any) and test after
   every epoch; resumes from the newest good checkpoint in `workdir`.
@@ -89,12 +106,13 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   dict per epoch).
   """
   rundir = RunDir(workdir)
+  record_tokenizer(config, rundir)
   check_before_writing(config, rundir)
   if common.is_text_model(config):
     return common.train_and_evaluate(config, rundir.path)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = datasets.load_imdb(config, say=console.say)
-  rundir.check_vocabulary(imdb.vocabulary)
+  rundir.check_vocabulary(imdb.vocabulary, imdb.tokenizer)
   with rundir.locked():
     return _train_locked(config, rundir, console, imdb)
 
@@ -107,11 +125,11 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
   ckpts = checkpoints.Checkpoints(rundir.checkpoints, config.keep_checkpoints)
   state, progress = initial_state(config, imdb, feeds, ckpts, console)
   if not progress_lib.is_finished(progress, config):
-    rundir.write_run_files(config, imdb.vocabulary)
+    rundir.write_run_files(config, imdb.vocabulary, imdb.tokenizer)
     rundir.write_metrics(list(progress.history))
   else:  # a re-run writes nothing, unless a file was damaged
     repaired = rundir.repair_run_files(config, imdb.vocabulary,
-                                       list(progress.history))
+                                       list(progress.history), imdb.tokenizer)
     if repaired:
       console.say(f"warning: {', '.join(repaired)} in {rundir.path} "
                   f"{'was' if len(repaired) == 1 else 'were'} missing or "
@@ -122,7 +140,8 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
     run = Run(config, rundir, console, feeds, ckpts, best_ckpt,
               monitor.TensorBoard(rundir.tensorboard), stop,
               last_saved=progress.step if progress.started else None,
-              vocabulary_sha256=tokenizer.vocabulary_digest(imdb.vocabulary))
+              vocabulary_sha256=tokenizer.vocabulary_digest(imdb.vocabulary,
+                                                              imdb.tokenizer))
     # Said once SIGTERM/SIGINT are handled: from here on they checkpoint.
     for line in (monitor.start_line(progress, config, ckpts.directory),
                  monitor.data_line(imdb)):

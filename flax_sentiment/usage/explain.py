@@ -211,10 +211,14 @@ def read_positions(num_words: int, seq_len: int, padding: str = "pre",
 
 
 def explain_words(explainer: Explainer, texts: Sequence[str],
-                  ids: dict[str, int], config) -> list[Explanation]:
-  """The Explanation of each text, tokenized and padded as in training
-  (`config.seq_len`, `.padding`, `.truncating`)."""
-  words = [tokenizer.tokenize(t) for t in texts]
+                  ids: dict[str, int], config,
+                  text_rule: tokenizer.Tokenizer | None = None
+                  ) -> list[Explanation]:
+  """The Explanation of each text, tokenized (`text_rule`, default the
+  config's kind) and padded as in training (`config.seq_len`, `.padding`,
+  `.truncating`); SentencePiece pieces are joined back into words."""
+  split = text_rule or tokenizer.Tokenizer(tokenizer.kind_of(config))
+  words = [split(t) for t in texts]
   tokens = tokenizer.words_to_ids(words, ids, config)
   out = explainer(tokens)
   explanations = []
@@ -225,24 +229,51 @@ def explain_words(explainer: Explainer, texts: Sequence[str],
     explanations.append(Explanation(
         text=text, logit=float(out["logits"][i]),
         baseline_logit=float(out["baseline_logits"][i]),
-        words=tuple(Word(w, None if t is None else float(row[t]),
-                         t is not None, w in ids)
-                    for w, t in zip(ws, places)),
+        words=_whole_words(
+            tuple(Word(w, None if t is None else float(row[t]),
+                       t is not None, w in ids)
+                  for w, t in zip(ws, places)), split.kind),
         steps=explainer.steps, baseline=explainer.baseline))
   return explanations
+
+
+PIECE_WORD_START = "\u2581"  # SentencePiece's mark of a word's first piece
+
+
+def _whole_words(pieces: tuple[Word, ...], kind: str) -> tuple[Word, ...]:
+  """Subwords: the pieces of each word joined back into it, its
+  contribution the sum over its read pieces (None if none was read), known
+  if every piece is. Other kinds: as they are."""
+  if kind != "subwords":
+    return pieces
+  groups = []
+  for piece in pieces:
+    if not groups or piece.word.startswith(PIECE_WORD_START):
+      groups.append([])
+    groups[-1].append(piece)
+  words = []
+  for group in groups:
+    read = [p.contribution for p in group if p.read]
+    text = "".join(p.word for p in group).lstrip(PIECE_WORD_START)
+    if not text:  # a lone word-start piece before a character SentencePiece
+      continue    # did not join to it carries nothing of its own
+    words.append(Word(text, sum(read) if read else None, bool(read),
+                      all(p.known for p in group)))
+  return tuple(words)
 
 
 def explain_texts(model, params: Any, config, vocabulary: Sequence[str],
                   texts: Sequence[str], steps: int = DEFAULT_STEPS,
                   baseline: str = "zero", rule: str = "midpoint",
-                  batch_size: int = scoring.DEFAULT_BATCH_SIZE
+                  batch_size: int = scoring.DEFAULT_BATCH_SIZE,
+                  text_rule: tokenizer.Tokenizer | None = None
                   ) -> list[Explanation]:
   """The Explanation of each text for a model and its parameters (compiles
   once per call: to explain many batches keep an `Explainer`, or use
   `trained.load_predictor(workdir).explain`)."""
   explainer = Explainer(model, params, steps, baseline, rule, batch_size)
   return explain_words(explainer, texts, tokenizer.word_ids(vocabulary),
-                       config)
+                       config, text_rule)
 
 
 # 256-colour terminal palette, weakest to strongest.

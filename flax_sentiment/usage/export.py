@@ -15,6 +15,7 @@ loader, copied into every export).
 
 import argparse
 import datetime
+import functools
 import json
 import pathlib
 import shutil
@@ -89,19 +90,25 @@ def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
 
 
 def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
-             checkpoint: dict) -> dict:
+             checkpoint: dict, kind: str = "english") -> dict:
   """export.json: what the loader checks and needs, and where it came from;
   `files` maps each other file to its sha256; "digest" covers the rest."""
   out = {
       "format": exported.FORMAT,
       "format_version": exported.FORMAT_VERSION,
-      "tokenizer_version": tokenizer.TOKENIZER_VERSION,
+      "tokenizer_version": (tokenizer.TOKENIZER_VERSION if kind == "english"
+                            else exported.TOKENIZER_KINDS_VERSION),
       "tokenization": {
           "seq_len": config["seq_len"], "padding": config["padding"],
-          "truncating": config["truncating"], "lower_case": True,
-          "line_break": "<br />", "word_pattern": exported.WORD_PATTERN,
+          "truncating": config["truncating"], "line_break": "<br />",
           "pad_id": tokenizer.PAD_ID, "oov_id": tokenizer.OOV_ID,
-          "first_word_id": tokenizer.NUM_RESERVED_IDS},
+          "first_word_id": tokenizer.NUM_RESERVED_IDS,
+          **({"lower_case": True, "word_pattern": exported.WORD_PATTERN}
+             if kind == "english" else
+             {"tokenizer": kind, "normalization": "NFKC, case-folded"})},
+      # What the loader needs besides the standard library.
+      "requires": ["jax", "numpy", "flatbuffers"] + (
+          ["sentencepiece"] if kind == "subwords" else []),
       "function": {"input": "token ids [b, seq_len] int32",
                    "output": "P(positive) [b] float32",
                    "implementation": "hoisted (XLA loop)"},
@@ -116,6 +123,25 @@ def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
   }
   out["digest"] = exported.manifest_digest(out)
   return out
+
+
+def write_export(directory: pathlib.Path, function, vocabulary: Sequence[str],
+                 text_rule: tokenizer.Tokenizer, manifest_of) -> None:
+  """An export's files in `directory`: the function, vocab.json (and the
+  SentencePiece model), the loader, and the manifest `manifest_of(files)`
+  with every file's sha256."""
+  (directory / exported.MODEL_FILE).write_bytes(function.serialize())
+  (directory / exported.VOCABULARY_FILE).write_text(
+      tokenizer.vocabulary_json(vocabulary, text_rule), encoding="utf-8")
+  names = [exported.MODEL_FILE, exported.VOCABULARY_FILE, exported.LOADER_FILE]
+  if text_rule.model:
+    (directory / exported.SUBWORDS_MODEL_FILE).write_bytes(text_rule.model)
+    names.append(exported.SUBWORDS_MODEL_FILE)
+  shutil.copyfile(pathlib.Path(exported.__file__),
+                  directory / exported.LOADER_FILE)
+  files_ = {name: exported.file_digest(directory / name) for name in names}
+  (directory / exported.MANIFEST).write_text(json.dumps(
+      manifest_of(files_), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
@@ -156,19 +182,11 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
   checkpoint = {**meta, "workdir": str(rundir.path.resolve()),
                 "step": int(state.step),
                 "which": trained.checkpoint_dir(rundir).name}
-  loader = pathlib.Path(exported.__file__)
-
-  def write(directory: pathlib.Path) -> None:
-    (directory / exported.MODEL_FILE).write_bytes(function.serialize())
-    (directory / exported.VOCABULARY_FILE).write_text(
-        tokenizer.vocabulary_json(vocabulary), encoding="utf-8")
-    shutil.copyfile(loader, directory / exported.LOADER_FILE)
-    files = {name: exported.file_digest(directory / name)
-             for name in (exported.MODEL_FILE, exported.VOCABULARY_FILE,
-                          exported.LOADER_FILE)}
-    (directory / exported.MANIFEST).write_text(json.dumps(
-        manifest(run_config, platforms, files, checkpoint), indent=2,
-        sort_keys=True) + "\n", encoding="utf-8")
+  text_rule = trained.load_text_rule(workdir, config)
+  write = functools.partial(
+      write_export, function=function, vocabulary=vocabulary,
+      text_rule=text_rule, manifest_of=lambda files_: manifest(
+          run_config, platforms, files_, checkpoint, text_rule.kind))
 
   try:
     with files.atomic_directory(out_dir, flag="--out") as temp:

@@ -29,6 +29,7 @@ names the directory and the fix.
 """
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -43,9 +44,14 @@ import numpy as np
 
 FORMAT = "flax-sentiment-export"
 FORMAT_VERSION = 1
-# The tokenizer below; equal to flax_sentiment.data.tokenizer.TOKENIZER_VERSION
-# (tests/test_export.py checks both agree on texts).
+# The english rule below; equal to
+# flax_sentiment.data.tokenizer.TOKENIZER_VERSION (tests/test_export.py checks
+# both agree on texts). Exports of the other kinds (words, characters,
+# subwords) record TOKENIZER_KINDS_VERSION, which loaders of before them
+# refuse instead of scoring with the english rule.
 TOKENIZER_VERSION = 1
+TOKENIZER_KINDS_VERSION = 2
+SUBWORDS_MODEL_FILE = "tokenizer.model"  # the SentencePiece model (subwords)
 MANIFEST = "export.json"
 MODEL_FILE = "model.jax_export"
 VOCABULARY_FILE = "vocab.json"
@@ -72,25 +78,81 @@ class ExportError(ValueError):
   """An export that cannot be used; the message names it and the fix."""
 
 
-# The tokenizer (TOKENIZER_VERSION), as flax_sentiment.data has it.
+# The tokenizers, as flax_sentiment.data.tokenizer has them.
 
 
 def tokenize(text: str | bytes) -> list[str]:
-  """Lower-cases, treats `<br />` as whitespace, returns the words."""
+  """english: lower-cases, treats `<br />` as whitespace, returns the
+  runs of [a-z0-9']."""
   if isinstance(text, bytes):
     text = text.decode("utf-8", errors="replace")
   return _WORD.findall(text.lower().replace("<br />", " "))
 
 
+def normalize(text: str | bytes) -> str:
+  """NFKC-normalized, case-folded text, `<br />` a space, ’ an apostrophe."""
+  if isinstance(text, bytes):
+    text = text.decode("utf-8", errors="replace")
+  text = unicodedata.normalize("NFKC", text.replace("<br />", " "))
+  return text.casefold().replace("\u2019", "'")
+
+
+@functools.cache
+def _unicode_word() -> re.Pattern:
+  """A word: letters, digits and combining marks, apostrophes inside."""
+  marks, start = [], None
+  for code in [*range(0x20000), *range(0xE0000, 0xE1000), 0x10FFFF]:
+    is_mark = unicodedata.category(chr(code)).startswith("M")
+    if is_mark and start is None:
+      start = code
+    elif not is_mark and start is not None:
+      marks.append(f"\\U{start:08x}-\\U{code - 1:08x}")
+      start = None
+  letter = f"(?:[^\\W_]|[{''.join(marks)}])"
+  return re.compile(f"{letter}+(?:'{letter}+)*")
+
+
+def unicode_words(text: str | bytes) -> list[str]:
+  """words: Unicode words of the normalized text."""
+  return _unicode_word().findall(normalize(text))
+
+
+def characters(text: str | bytes) -> list[str]:
+  """characters: every character of the normalized text but whitespace."""
+  return [c for c in normalize(text) if not c.isspace()]
+
+
+def subwords(path: pathlib.Path):
+  """subwords: text -> the pieces of the export's SentencePiece model
+  (ExportError if the sentencepiece package is missing)."""
+  try:
+    import sentencepiece  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ExportError(f"export {path} splits text into SentencePiece "
+                      f"subwords and needs the sentencepiece package: pip "
+                      f"install sentencepiece") from None
+  try:
+    processor = sentencepiece.SentencePieceProcessor(
+        model_proto=(path / SUBWORDS_MODEL_FILE).read_bytes())
+  except (OSError, RuntimeError) as e:
+    raise _damaged(path, f"{SUBWORDS_MODEL_FILE} does not read: "
+                   f"{' '.join(str(e).split())[:80]}") from None
+  return lambda text: processor.encode(normalize(text), out_type=str)
+
+
+SPLITTERS = {"english": tokenize, "words": unicode_words,
+             "characters": characters}
+
+
 def encode(texts: Sequence[str], word_ids: dict[str, int], seq_len: int,
-           padding: str, truncating: str) -> np.ndarray:
+           padding: str, truncating: str, split=tokenize) -> np.ndarray:
   """Texts -> token ids [len(texts), seq_len] int32, as in training:
   unknown words 1, padding 0, Keras `pad_sequences` (truncating "pre"
   keeps the last `seq_len` words, "post" the first; padding "pre" puts the
-  zeros in front, "post" behind)."""
+  zeros in front, "post" behind); `split`: the export's tokenizer."""
   out = np.zeros((len(texts), seq_len), np.int32)
   for row, text in zip(out, texts):
-    ids = [word_ids.get(w, OOV_ID) for w in tokenize(text)]
+    ids = [word_ids.get(w, OOV_ID) for w in split(text)]
     kept = ids[-seq_len:] if truncating == "pre" else ids[:seq_len]
     if kept:
       if padding == "pre":
@@ -187,10 +249,11 @@ def read_manifest(path: pathlib.Path) -> dict:
     raise _damaged(path, f"{MANIFEST} was changed: its digest does not "
                    f"match")
   tokenizer = manifest.get("tokenizer_version")
-  if tokenizer != TOKENIZER_VERSION:
+  if tokenizer not in (TOKENIZER_VERSION, TOKENIZER_KINDS_VERSION):
     raise ExportError(f"export {path} was tokenized with tokenizer version "
-                      f"{tokenizer!r}, this loader implements version "
-                      f"{TOKENIZER_VERSION} (its scores would be wrong): "
+                      f"{tokenizer!r}, this loader implements versions "
+                      f"{TOKENIZER_VERSION} and {TOKENIZER_KINDS_VERSION} "
+                      f"(its scores would be wrong): "
                       f"use the {LOADER_FILE} saved in {path}, or export "
                       f"the run again with this flax-sentiment")
   return manifest
@@ -265,8 +328,11 @@ class ExportedModel:
 
   def __init__(self, path: pathlib.Path, manifest: dict,
                vocabulary: list[str], exported: jax.export.Exported,
-               device: jax.Device, batch_size: int = DEFAULT_BATCH_SIZE):
+               device: jax.Device, batch_size: int = DEFAULT_BATCH_SIZE,
+               split=tokenize):
     tokens = manifest["tokenization"]
+    self.tokenizer = tokens.get("tokenizer", "english")
+    self._split = split
     self.path, self.manifest, self.vocabulary = path, manifest, vocabulary
     self.seq_len = int(tokens["seq_len"])
     self.padding, self.truncating = tokens["padding"], tokens["truncating"]
@@ -279,11 +345,11 @@ class ExportedModel:
   def encode(self, texts: Sequence[str]) -> np.ndarray:
     """Texts -> token ids [len(texts), seq_len] int32."""
     return encode(texts, self._word_ids, self.seq_len, self.padding,
-                  self.truncating)
+                  self.truncating, self._split)
 
   def word_counts(self, text: str) -> tuple[int, int]:
     """(words, unknown words) of a text, over the whole text."""
-    words = tokenize(text)
+    words = self._split(text)
     return len(words), sum(w not in self._word_ids for w in words)
 
   def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
@@ -344,6 +410,15 @@ def load(path: str | pathlib.Path,
     raise _damaged(path, f"{MANIFEST} has seq_len {seq_len}, padding/"
                    f"truncating {sides[0]!r}/{sides[1]!r}")
   vocabulary = read_vocabulary(path)
+  kind = tokens.get("tokenizer", "english")
+  if kind == "subwords":
+    split = subwords(path)
+  elif kind in SPLITTERS:
+    split = SPLITTERS[kind]
+  else:
+    raise ExportError(f"export {path} splits text with a {kind!r} "
+                      f"tokenizer, which this loader does not know: use "
+                      f"the {LOADER_FILE} saved in {path}")
   try:
     exported = jax.export.deserialize(
         bytearray((path / MODEL_FILE).read_bytes()))
@@ -361,7 +436,7 @@ def load(path: str | pathlib.Path,
                    f"{seq_len}] int32 (it takes {avals})")
   device = pick_device(path, platforms)
   return ExportedModel(path, manifest, vocabulary, exported, device,
-                       batch_size)
+                       batch_size, split)
 
 
 # The command line.

@@ -65,7 +65,7 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
                   if explain_settings else [None] * len(texts))
   lines = []
   for text, p, (words, unknown), why in zip(
-      texts, probabilities, word_counts(texts, predict.word_ids),
+      texts, probabilities, word_counts(texts, predict.word_ids, predict.tokenizer),
       explanations):
     label = exported.label_of(p)
     _warn_if_meaningless(text, words, unknown)

@@ -113,7 +113,8 @@ class WorkdirModel:
 
   def word_counts(self, texts: Sequence[str]) -> list[tuple[int, int]]:
     from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-    return trained.word_counts(texts, self.predictor.word_ids)
+    return trained.word_counts(texts, self.predictor.word_ids,
+                               self.predictor.tokenizer)
 
   def explain(self, texts: Sequence[str], steps: int) -> list[dict]:
     """explain.Explanation.as_json() of each text."""

@@ -31,20 +31,26 @@ ECHO_CHARS = 60  # echoed text is cut to this many characters
 
 
 def encode_texts(texts: Sequence[str], vocabulary: Sequence[str],
-                 config) -> np.ndarray:
-  """Raw texts -> token ids [len(texts), seq_len], as in training."""
-  return tokenizer.texts_to_ids(texts, tokenizer.word_ids(vocabulary), config)
+                 config, text_rule: tokenizer.Tokenizer | None = None
+                 ) -> np.ndarray:
+  """Raw texts -> token ids [len(texts), seq_len], as in training
+  (`text_rule`: the run's tokenizer; needed for subwords)."""
+  return tokenizer.texts_to_ids(texts, tokenizer.word_ids(vocabulary), config,
+                                text_rule)
 
 
-def word_counts(texts: Sequence[str], vocabulary: Iterable[str]
+def word_counts(texts: Sequence[str], vocabulary: Iterable[str],
+                text_rule: tokenizer.Tokenizer | None = None
                 ) -> list[tuple[int, int]]:
-  """(words, unknown words) per text, over the whole text; `vocabulary` a
-  sequence of words or, faster, a set or dict of them."""
+  """(tokens, unknown tokens) per text, over the whole text; `vocabulary` a
+  sequence of tokens or, faster, a set or dict of them; `text_rule` the
+  run's tokenizer (default: english words)."""
   known = (vocabulary if isinstance(vocabulary, (set, frozenset, dict))
            else set(vocabulary))
+  split = text_rule or tokenizer.Tokenizer()
   counts = []
   for text in texts:
-    words = tokenizer.tokenize(text)
+    words = split(text)
     counts.append((len(words), sum(w not in known for w in words)))
   return counts
 
@@ -171,9 +177,11 @@ class Predictor:
 
   def __init__(self, workdir: str | pathlib.Path, config,
                vocabulary: Sequence[str], params,
-               batch_size: int = scoring.DEFAULT_BATCH_SIZE):
+               batch_size: int = scoring.DEFAULT_BATCH_SIZE,
+               text_rule: tokenizer.Tokenizer | None = None):
     self.workdir = pathlib.Path(workdir)
     self.config, self.vocabulary, self.params = config, vocabulary, params
+    self.tokenizer = text_rule or tokenizer.Tokenizer(tokenizer.kind_of(config))
     self.batch_size = batch_size
     self.model = classifier.model_from_config(config)
     self.scorer = scoring.Scorer(self.model, params, batch_size)
@@ -182,7 +190,8 @@ class Predictor:
 
   def encode(self, texts: Sequence[str]) -> np.ndarray:
     """Raw texts -> token ids [len(texts), seq_len], as in training."""
-    return tokenizer.texts_to_ids(texts, self.word_ids, self.config)
+    return tokenizer.texts_to_ids(texts, self.word_ids, self.config,
+                                  self.tokenizer)
 
   def reads(self, words: int) -> int:
     """How many of a text's `words` the model reads (seq_len at most)."""
@@ -209,7 +218,7 @@ class Predictor:
           self.model, self.params, steps, baseline, rule, self.batch_size)
     with self._finite(texts):
       return explain.explain_words(self._explainers[key], texts,
-                                   self.word_ids, self.config)
+                                   self.word_ids, self.config, self.tokenizer)
 
   @contextlib.contextmanager
   def _finite(self, texts: Sequence[str]) -> Iterator[None]:
@@ -233,6 +242,7 @@ class TextModelPredictor:
   def __init__(self, workdir: str | pathlib.Path, config, model):
     self.workdir, self.config, self.model = pathlib.Path(workdir), config, model
     self.word_ids = model.known_words()
+    self.tokenizer = tokenizer.Tokenizer(tokenizer.kind_of(config))
 
   def reads(self, words: int) -> int:
     return words
@@ -264,6 +274,7 @@ class Ensemble:
       raise UserError(f"{len(self.weights)} weights for "
                       f"{len(self.members)} workdirs; give one per --workdir")
     self.word_ids = self.members[0].word_ids
+    self.tokenizer = self.members[0].tokenizer
     self.config = self.members[0].config
     self.reads = self.members[0].reads
 
@@ -290,7 +301,20 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
         f"the model in {pathlib.Path(workdir)}",
         f"NaN or inf in {bad} at checkpoint step {int(state.step)}",
         scoring.retrain_hint(config.learning_rate)))
-  return Predictor(workdir, config, vocabulary, state.params, batch_size)
+  return Predictor(workdir, config, vocabulary, state.params, batch_size,
+                   load_text_rule(workdir, config))
+
+
+def load_text_rule(workdir: str | pathlib.Path,
+                   config) -> tokenizer.Tokenizer:
+  """The tokenizer a workdir's run was trained with; UserError if its
+  file (subwords: tokenizer.model) is missing or damaged."""
+  try:
+    return tokenizer.load_tokenizer(RunDir(workdir).path, config)
+  except ValueError as e:
+    raise UserError(f"{e}; it is rebuilt from the data by re-running the "
+                    f"training command (a finished run only rewrites what is "
+                    f"damaged)") from None
 
 
 def load_ensemble(workdirs: Sequence[str | pathlib.Path],
