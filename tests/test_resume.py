@@ -34,7 +34,8 @@ CHANGED = {
     "pretrained_embeddings": "word2vec", "pretrain_lm_epochs": 1,
     "lm_sampled_words": 8, "lm_batch_size": 4, "lm_learning_rate": 0.01, "seq_len": 20, "padding": "post",
     "truncating": "post", "mask_padding": True, "length_buckets": 2,
-    "vocabulary_splits": "train+unsupervised", "max_train_examples": 192,
+    "vocabulary_splits": "train+unsupervised", "tokenizer": "words",
+    "max_train_examples": 192,
     "max_test_examples": 64, "data_dir": "OTHER_DIR", "download": False,
     "cache_dir": "OTHER_DIR", "batch_size": 16, "num_epochs": 2,
     "learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 3,
@@ -223,12 +224,12 @@ def test_a_resume_onto_checkpoints_of_another_vocabulary_is_refused(
   """The same config, but the data gives another vocabulary (here: its
   words in another order, from a fresh token cache): the checkpoints'
   recorded vocabulary digest refuses it in one line, nothing written."""
-  from flax_sentiment.data import datasets  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.data import token_store  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "run"
   shutil.copytree(one_epoch / "run", workdir)
-  build = datasets.build_vocabulary
-  monkeypatch.setattr(datasets, "build_vocabulary",
-                      lambda *args: build(*args)[::-1])
+  ranked = token_store._ranked  # pylint: disable=protected-access
+  monkeypatch.setattr(token_store, "_ranked",
+                      lambda *args: ranked(*args)[::-1])
   config = config_with(one_epoch, num_epochs=2,
                        cache_dir=str(tmp_path / "fresh_cache"))
   before = snapshot(workdir)

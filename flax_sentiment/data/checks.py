@@ -11,17 +11,17 @@ from flax_sentiment.data.tokenizer import NUM_RESERVED_IDS, OOV_ID
 from flax_sentiment.runtime.errors import ConfigError
 
 
-def check_enough_reviews(raw: dict, config) -> None:
-  """At least one batch of train reviews, and some test reviews (your own
-  data; IMDB has 25,000 of each)."""
+def check_enough_reviews(sizes: dict[str, int], config) -> None:
+  """At least one batch of train reviews, and some test reviews (`sizes`:
+  reviews per split)."""
   where = {"train": config.dataset,
            "test": config.test_dataset or config.dataset}
-  if len(raw["train"][0]) < config.batch_size:
+  if sizes["train"] < config.batch_size:
     raise ConfigError(
-        f"{where['train']} gives {len(raw['train'][0])} train reviews, fewer "
+        f"{where['train']} gives {sizes['train']} train reviews, fewer "
         f"than one batch (config.batch_size={config.batch_size}); give more "
         f"reviews or a smaller --config.batch_size")
-  if not len(raw["test"][0]):
+  if not sizes["test"]:
     raise ConfigError(f"{where['test']} gives no test reviews")
 
 

@@ -5,7 +5,6 @@ padded to [examples, seq_len] int32."""
 
 import dataclasses
 import hashlib
-import json
 import os
 import pathlib
 import socket
@@ -13,31 +12,19 @@ import time
 
 import numpy as np
 
-from flax_sentiment.data import checks, tokenizer, vocabulary
-from flax_sentiment.data.tokenizer import (TOKENIZER_VERSION, Tokenizer,
-                                          encode, pad_sequences)
-from flax_sentiment.runtime import files
+from flax_sentiment.data import checks, splits, token_store, tokenizer
+from flax_sentiment.data import vocabulary
+# The split rules, where they were before data/splits.py.
+from flax_sentiment.data.splits import (balanced_subset, held_out,  # pylint: disable=unused-import
+                                        split_train, test_subset,
+                                        uses_unlabeled_text)
+from flax_sentiment.data.tokenizer import Tokenizer
 from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
 
 DATASET = "imdb_reviews"
 
 # Where tfds' imdb_reviews builder downloads the reviews from.
 IMDB_SOURCE_HOST = "ai.stanford.edu"
-
-
-def balanced_subset(labels: np.ndarray, size: int | None,
-                    seed: int) -> np.ndarray:
-  """Sorted indices of a seeded subset with (as near as possible) equal
-  numbers of each label; all indices if `size` is None or too large."""
-  if size is None or size >= len(labels):
-    return np.arange(len(labels))
-  rng = np.random.default_rng(seed)
-  classes = np.unique(labels)
-  per_class = [size // len(classes) + (i < size % len(classes))
-               for i in range(len(classes))]
-  chosen = [rng.permutation(np.flatnonzero(labels == c))[:n]
-            for c, n in zip(classes, per_class)]
-  return np.sort(np.concatenate(chosen))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,24 +141,6 @@ def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
   return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def uses_unlabeled_text(config) -> bool:
-  """Whether the run reads unlabeled reviews (vocabulary, word2vec,
-  language-model pretraining or virtual adversarial training)."""
-  return (config.vocabulary_splits != "train"
-          or config.pretrained_embeddings != "none"
-          or bool(config.pretrain_lm_epochs)
-          or bool(config.virtual_adversarial_epsilon))
-
-
-def held_out(labels: np.ndarray, fraction: float, seed: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-  """(kept, held) sorted indices: a seeded, label-balanced `fraction` of
-  the reviews held out (at least one review on each side)."""
-  size = min(max(1, round(len(labels) * fraction)), len(labels) - 1)
-  held = balanced_subset(labels, size, seed)
-  return np.setdiff1d(np.arange(len(labels)), held), held
-
-
 def read_raw(config, say=lambda message: None
              ) -> dict[str, tuple[list[bytes], np.ndarray]]:
   """{split: (texts, labels)}: "train" and "test", and "unsupervised"
@@ -212,135 +181,168 @@ def read_raw(config, say=lambda message: None
   return raw
 
 
-def _cache_key(raw: dict, config, kind: str) -> str:
-  """What the token ids depend on: the tokenizer (version and kind),
-  num_words, the vocabulary's splits, for the kinds fitted on the train
-  reviews kept for training the choice of those, and every text and label."""
-  vocabulary_splits = config.vocabulary_splits.split("+")
-  parts = [TOKENIZER_VERSION, config.num_words] + (
-      [] if vocabulary_splits == ["train"] else [vocabulary_splits])
-  if kind != "english":  # english keys stay those of earlier versions
-    parts += [kind, config.seed if config.max_train_examples else None,
-              config.max_train_examples, config.validation_examples,
-              config.validation_seed]
-  parts.append([_fingerprint(*raw[s]) for s in raw])
-  return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
+  """(source name -> a function that reads it afresh, what the sources'
+  content digests, their size in bytes): IMDB's splits (read once, held:
+  100,000 reviews) or your files, read as they are iterated."""
+  from flax_sentiment.data import sources  # pylint: disable=g-import-not-at-top
+  if config.dataset == DATASET or not config.unlabeled_dataset and (
+      config.vocabulary_splits != "train"):
+    raw = read_raw(config, say)  # (raises for the missing unlabeled text)
+    streams = {name: (lambda texts=texts, labels=labels:
+                      zip(texts, labels.tolist()))
+               for name, (texts, labels) in raw.items()}
+    return (streams, [[_fingerprint(*raw[name]) for name in raw]],
+            sum(len(t) for texts, _ in raw.values() for t in texts))
+  warned = set()
+  def once(line):  # a source read twice says its warnings once
+    if line not in warned:
+      warned.add(line)
+      say(line)
+  files_ = {"train": (config.dataset, "dataset")}
+  if config.test_dataset:
+    files_["test"] = (config.test_dataset, "test_dataset")
+  streams = {name: (lambda path=path, flag=flag: sources.iter_labeled(
+      path, config.text_field, config.label_field, flag, once))
+             for name, (path, flag) in files_.items()}
+  if config.unlabeled_dataset and splits.uses_unlabeled_text(config):
+    files_["unsupervised"] = (config.unlabeled_dataset, "unlabeled_dataset")
+    streams["unsupervised"] = lambda: ((t, -1) for t in sources.iter_unlabeled(
+        config.unlabeled_dataset, config.text_field, say=once))
+  digests, size = [], 0
+  for name, (path, flag) in files_.items():
+    path = pathlib.Path(path)
+    sources.check_exists(path, flag)
+    digest = hashlib.sha256()
+    size += token_store.digest_file(path, digest)
+    digests.append([name, path.suffix.lower(), digest.hexdigest()])
+  say(f"Reading reviews from {config.dataset} ...")
+  return streams, [config.text_field, config.label_field, digests], size
+
+
+def _file_parts(config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(train rows, test rows) of the dataset source: all and none with a
+  test file or IMDB, else `held_out`'s."""
+  if config.dataset == DATASET or config.test_dataset:
+    return np.arange(len(labels)), np.zeros(0, np.int64)
+  return splits.held_out(labels, config.test_fraction,
+                         config.validation_seed + 1)
+
+
+def fitting_rows(labels: dict[str, np.ndarray], config,
+                 kind: str) -> dict[str, np.ndarray]:
+  """The rows of each source the tokenizer and vocabulary are fitted on
+  (`vocabulary.fitting_texts`' rule, on the labels alone)."""
+  train, _ = _file_parts(config, labels["train"])
+  if kind != "english":
+    kept, _ = splits.split_train(labels["train"][train], config)
+    train = train[kept]
+  rows = {"train": train}
+  if "unsupervised" in labels and (
+      config.vocabulary_splits == "train+unsupervised" or kind == "subwords"):
+    rows["unsupervised"] = np.arange(len(labels["unsupervised"]))
+  return rows
 
 
 def tokenized_imdb(config, say=lambda message: None
-                   ) -> tuple[dict, vocabulary.TextRule]:
-  """Token ids per review of every split `read_raw` gives, cached on disk.
+                   ) -> tuple[dict[str, token_store.Tokens],
+                              vocabulary.TextRule]:
+  """Token ids of every review a run reads, from the token store in the
+  cache (built on the first run: `token_store`).
 
-  Returns ({"train": (ids, labels), "test": (ids, labels)}, text rule), ids
-  being a list of int32 arrays; also "unsupervised" (labels -1) when the
-  config uses unlabeled reviews. The text rule (tokenizer and vocabulary)
-  is fitted by `vocabulary.fit` on train text, never test or validation
-  text. The cache key (`_cache_key`) covers what the ids depend on — the
-  data's content, wherever it was read from — so any change to those
-  re-tokenizes, and nothing else does.
+  Returns ({"train": Tokens, "test": Tokens, maybe "unsupervised"}, text
+  rule). The text rule (tokenizer and vocabulary) is fitted on train text,
+  never test or validation text (`fitting_rows`). The store's key
+  (`_store_key`) covers what the ids depend on — the data's content,
+  wherever it was read from — so any change to those re-tokenizes, and
+  nothing else does.
   """
   start = time.perf_counter()
   kind = tokenizer.kind_of(config)
-  raw = read_raw(config, say)
-  if config.dataset != DATASET:
-    checks.check_enough_reviews(raw, config)
+  streams, content, size = _streams(config, say)
   cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
-  path = cache_dir / f"imdb_tokens_{_cache_key(raw, config, kind)[:24]}.npz"
-  if path.exists():
-    cached = np.load(path, allow_pickle=False)
-    model = (cached["tokenizer_model"].tobytes()
-             if "tokenizer_model" in cached else None)
-    rule = vocabulary.TextRule(
-        tokenizer.Tokenizer(kind, model),
-        [str(w) for w in cached["vocabulary"]],
-        float(cached["single_share"]) if "single_share" in cached else 0.0)
+  path = cache_dir / f"tokens_{token_store.key(config, kind, content)[:24]}"
+  if path.is_dir():
     say(f"Loaded token ids from the cache {path} "
         f"({time.perf_counter() - start:.1f}s)")
-    return {s: (_flat_to_ragged(cached[f"{s}_ids"], cached[f"{s}_offsets"]),
-                raw[s][1]) for s in raw}, rule
-
-  say(f"Tokenizing {sum(len(t) for t, _ in raw.values()):,} reviews (once; "
-      f"cached in {cache_dir}) ...")
-  train_kept, _ = split_train(raw["train"][1], config)
-  rule = vocabulary.fit(
-      vocabulary.fitting_texts(raw, train_kept, config, kind), config, kind)
-  ids = {s: encode((rule.tokenizer(t) for t in texts), rule.vocabulary)
-         for s, (texts, _) in raw.items()}
-  arrays = {"vocabulary": np.array(rule.vocabulary, dtype=str),
-            "single_share": np.float64(rule.single_share)}
-  if rule.tokenizer.model:
-    arrays["tokenizer_model"] = np.frombuffer(rule.tokenizer.model, np.uint8)
-  for s in ids:
-    arrays[f"{s}_ids"], arrays[f"{s}_offsets"] = _ragged_to_flat(ids[s])
-  with files.atomic_file(path, flag="--config.cache_dir") as f:
-    np.savez(f, **arrays)  # a killed run leaves no half cache
-  return {s: (ids[s], raw[s][1]) for s in ids}, rule
+  else:
+    say(f"Tokenizing the reviews (once; cached in {cache_dir}) ...")
+    token_store.build(path, streams, config,
+                      lambda labels: fitting_rows(labels, config, kind),
+                      workers=_workers(size))
+  stored, rule = token_store.load(path)
+  train, test = _file_parts(config, stored["train"].labels)
+  tokenized = {"train": stored["train"].subset(train)}
+  tokenized["test"] = (stored["test"] if "test" in stored
+                       else stored["train"].subset(test))
+  if "unsupervised" in stored:
+    tokenized["unsupervised"] = stored["unsupervised"]
+  if config.dataset != DATASET:  # IMDB has 25,000 of each
+    checks.check_enough_reviews({s: len(t) for s, t in tokenized.items()},
+                                config)
+  return tokenized, rule
 
 
-def _padded(ids: list[np.ndarray], labels: np.ndarray, keep: np.ndarray,
-            config) -> Split:
-  seqs = [ids[i] for i in keep]
-  return Split(tokens=pad_sequences(seqs, config.seq_len, config.padding,
-                                    config.truncating),
-               labels=labels[keep],
-               lengths=np.array([min(len(s), config.seq_len) for s in seqs],
-                                np.int32),
-               true_lengths=np.array([len(s) for s in seqs], np.int32))
+# Text from this many bytes on is tokenized by worker processes (starting
+# them costs a few seconds).
+POOL_MIN_BYTES = 32 << 20
 
 
-def split_train(labels: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
-  """(train ids, validation ids) of the train split: `max_train_examples`
-  (seeded, label-balanced) if set, then `validation_examples` of those
-  (seeded by `validation_seed`, label-balanced) held out. The validation
-  ids depend on those seeds and sizes only, never on the test split; with a
-  fixed `validation_seed`, runs of several seeds share one validation split
-  (and so one set of pretrained word vectors)."""
-  train = balanced_subset(labels, config.max_train_examples, config.seed)
-  size = config.validation_examples
-  if not size:
-    return train, np.zeros(0, np.int64)
-  if size >= len(train):
-    raise ConfigError(
-        f"config.validation_examples={size} leaves no reviews to train on "
-        f"({len(train):,} train reviews); use fewer, e.g. "
-        f"--config.validation_examples={max(1, len(train) // 10)}")
-  held = train[balanced_subset(labels[train], size,
-                              config.validation_seed + 2)]
-  return np.setdiff1d(train, held), held
+def _workers(size: int) -> int:
+  """Processes that tokenize `size` bytes of text: this one, or on large
+  data one per core (at most 4: the parent merges their tables)."""
+  if size < POOL_MIN_BYTES:
+    return 1
+  return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def test_subset(labels: np.ndarray, config) -> np.ndarray:
-  """Sorted ids of the test reviews a run evaluates on: all, or
-  `max_test_examples` of them (seeded, label-balanced)."""
-  return balanced_subset(labels, config.max_test_examples, config.seed + 1)
+# A padded split larger than this is written to the cache and read
+# memory-mapped.
+PADDED_IN_MEMORY_BYTES = 64 << 20
+
+
+def _padded(tokens: token_store.Tokens, keep: np.ndarray, config) -> Split:
+  kept = tokens.subset(keep)
+  sides = (config.seq_len, config.padding, config.truncating)
+  if len(kept) * config.seq_len * 4 <= PADDED_IN_MEMORY_BYTES:
+    padded = kept.padded(*sides)
+  else:
+    name = hashlib.sha256(repr((kept.store, sides)).encode()
+                          + kept.starts.tobytes()).hexdigest()[:24]
+    padded = kept.padded_on_disk(
+        pathlib.Path(config.cache_dir or default_cache_dir()) / "padded"
+        / f"{name}.npy", *sides)
+  return Split(tokens=padded, labels=kept.labels,
+               lengths=np.minimum(kept.lengths, config.seq_len).astype(
+                   np.int32),
+               true_lengths=kept.lengths.astype(np.int32))
 
 
 def load_imdb(config, say=lambda message: None) -> ImdbData:
   """Reads, tokenizes (cached), subsets and pads the splits per `config`;
   `say` gets a line for each slow step."""
   tokenized, rule = tokenized_imdb(config, say)
-  train_ids, train_labels = tokenized["train"]
-  test_ids, test_labels = tokenized["test"]
-  train_keep, held = split_train(train_labels, config)
-  test_keep = test_subset(test_labels, config)
-  checks.check_readable([len(train_ids[i]) for i in train_keep],
-                        config.dataset, rule.tokenizer.kind)
+  train, test = tokenized["train"], tokenized["test"]
+  train_keep, held = splits.split_train(train.labels, config)
+  test_keep = splits.test_subset(test.labels, config)
+  checks.check_readable(train.lengths[train_keep].tolist(), config.dataset,
+                        rule.tokenizer.kind)
   for warning in (vocabulary.single_use_warning(rule, config),
                   checks.vocabulary_warning(
-                      [train_ids[i] for i in train_keep], config)):
+                      train.subset(train_keep).chunks(), config)):
     if warning:
       say(warning)
   pretraining = None
-  if uses_unlabeled_text(config):
-    pretraining = ([train_ids[i] for i in train_keep]
-                   + list(tokenized.get("unsupervised", ([],))[0]))
+  if splits.uses_unlabeled_text(config):
+    pretraining = (train.subset(train_keep).ragged() + (
+        tokenized["unsupervised"].ragged() if "unsupervised" in tokenized
+        else []))
   return ImdbData(
-      train=_padded(train_ids, train_labels, train_keep, config),
-      test=_padded(test_ids, test_labels, test_keep, config),
+      train=_padded(train, train_keep, config),
+      test=_padded(test, test_keep, config),
       vocabulary=rule.vocabulary,
       tokenizer=rule.tokenizer,
-      validation=(_padded(train_ids, train_labels, held, config)
-                  if len(held) else None),
+      validation=(_padded(train, held, config) if len(held) else None),
       pretraining_ids=pretraining,
       unlabeled=unlabeled_split(tokenized, config))
 
@@ -350,10 +352,10 @@ def unlabeled_split(tokenized: dict, config) -> Split | None:
   adversarial training (None when it is off)."""
   if not config.virtual_adversarial_epsilon:
     return None
-  ids, labels = tokenized.get("unsupervised", ([], None))
-  if not len(ids):
+  unlabeled = tokenized.get("unsupervised")
+  if unlabeled is None or not len(unlabeled):
     raise ConfigError(
         f"config.virtual_adversarial_epsilon="
         f"{config.virtual_adversarial_epsilon} found no unlabeled reviews; "
         f"pass --config.unlabeled_dataset=FILE with some")
-  return _padded(ids, labels, np.arange(len(ids)), config)
+  return _padded(unlabeled, np.arange(len(unlabeled)), config)

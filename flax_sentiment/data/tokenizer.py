@@ -30,7 +30,6 @@ import io
 import json
 import pathlib
 import re
-import sys
 import unicodedata
 from collections import Counter
 from typing import Iterable, Sequence
@@ -48,7 +47,10 @@ IMDB = "imdb_reviews"
 # SentencePiece reads a review of up to this many bytes whole (its default,
 # 4,192, would skip long reviews).
 MAX_PIECE_TRAINING_BYTES = 1 << 16
-MODEL_FILE = "tokenizer.model"  # a workdir's or export's SentencePiece model
+MODEL_FILE = "tokenizer.model"
+# SentencePiece learns from a seeded sample of at most this many reviews
+# (memory stays bounded on large data).
+MAX_PIECE_TRAINING_REVIEWS = 200_000  # a workdir's or export's SentencePiece model
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -151,6 +153,28 @@ class Tokenizer:
     return f"Tokenizer({self.kind!r})"
 
 
+@functools.cache
+def _of_kind(kind: str) -> "Tokenizer":
+  return Tokenizer(kind)
+
+
+def chunk_ids(kind: str, texts: Sequence[bytes | str]
+              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+  """Texts tokenized by a tokenizer of `kind` (not subwords), as ids of
+  their own little table: (its tokens, ids [total] int32 into them, tokens
+  per text [len(texts)] int32). A worker process's job when a large dataset
+  is tokenized (data/token_store.py)."""
+  split = _of_kind(kind)
+  table: dict[str, int] = {}
+  ids: list[int] = []
+  lengths = np.empty(len(texts), np.int32)
+  for row, text in enumerate(texts):
+    tokens = split(text)
+    lengths[row] = len(tokens)
+    ids.extend([table.setdefault(t, len(table)) for t in tokens])
+  return list(table), np.array(ids, np.int32), lengths
+
+
 class PieceCountError(ValueError):
   """SentencePiece cannot make the pieces asked for from this text: at
   most `bound` (too_many) or at least `bound` (too few for its characters)
@@ -175,7 +199,8 @@ def train_subwords(texts: Iterable[str | bytes], num_pieces: int,
         vocab_size=num_pieces + 1, model_type="unigram", unk_id=0,
         bos_id=-1, eos_id=-1, pad_id=-1, character_coverage=0.9995,
         max_sentence_length=MAX_PIECE_TRAINING_BYTES, num_threads=1,
-        minloglevel=2, input_sentence_size=0)
+        minloglevel=2, input_sentence_size=MAX_PIECE_TRAINING_REVIEWS,
+        shuffle_input_sentence=True)
   except RuntimeError as e:
     most = re.search(r"value <= (\d+)", str(e))
     if most:

@@ -88,7 +88,8 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   (`datasets.split_train`, `datasets.test_subset`), in the same order."""
   raw = datasets.read_raw(config, say)
   if config.dataset != datasets.DATASET:
-    checks.check_enough_reviews(raw, config)
+    checks.check_enough_reviews({s: len(t) for s, (t, _) in raw.items()},
+                                config)
   train_texts, train_labels = raw["train"]
   keep, held = datasets.split_train(train_labels, config)
   test_texts, test_labels = raw["test"]

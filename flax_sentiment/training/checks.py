@@ -8,7 +8,8 @@ from flax_sentiment.configuration import fields
 from flax_sentiment.model import implementation
 from flax_sentiment.data.datasets import DATASET
 from flax_sentiment.data.tokenizer import NUM_RESERVED_IDS
-from flax_sentiment.runtime.errors import ConfigError
+from flax_sentiment.data import tokenizer
+from flax_sentiment.runtime.errors import ConfigError, UserError
 from flax_sentiment.configuration.fields import describe_fields  # noqa: F401 (re-export)
 from flax_sentiment.model.classifier import POOLINGS
 
@@ -144,3 +145,19 @@ def check_batch_divides(config, num_devices: int) -> None:
     raise ConfigError(
         f"config.batch_size={config.batch_size} does not divide evenly over "
         f"{num_devices} devices; use a multiple of {num_devices}")
+
+
+def record_tokenizer(config, rundir) -> None:
+  """Makes `tokenizer="auto"` the kind it stands for, so config.json
+  records it: the kind of the run the workdir holds (english for a run
+  older than the field), else `tokenizer.kind_of` (english for IMDB, words
+  for your own files)."""
+  if config.tokenizer != tokenizer.AUTO:
+    return
+  try:
+    saved = rundir.saved_config()
+  except UserError:  # damaged: the resume check says so
+    saved = None
+  kind = fields.complete(saved).tokenizer if saved else tokenizer.AUTO
+  config.tokenizer = (kind if kind != tokenizer.AUTO
+                      else tokenizer.kind_of(config))

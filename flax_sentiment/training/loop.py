@@ -18,7 +18,6 @@ import time
 import jax
 import numpy as np
 
-from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, word_vectors
 from flax_sentiment.data import tokenizer
 from flax_sentiment.model import classifier, implementation
@@ -30,7 +29,7 @@ from flax_sentiment.tracking import progress as progress_lib
 from flax_sentiment.tracking import rundir as rundir_lib
 from flax_sentiment.training.checks import (check_batch_divides,
                                             check_implementation_runs,
-                                            validate_config)
+                                            record_tokenizer, validate_config)
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.tracking.progress import Progress
 from flax_sentiment.tracking.rundir import check_writable_dir, RunDir
@@ -82,22 +81,6 @@ class Run:
         closeable.close()
 
 
-def record_tokenizer(config, rundir: RunDir) -> None:
-  """Makes `tokenizer="auto"` the kind it stands for, so config.json
-  records it: the kind of the run the workdir holds (english for a run
-  older than the field), else `tokenizer.kind_of` (english for IMDB, words
-  for your own files)."""
-  if config.tokenizer != tokenizer.AUTO:
-    return
-  try:
-    saved = rundir.saved_config()
-  except UserError:  # damaged: the resume check says so
-    saved = None
-  kind = fields.complete(saved).tokenizer if saved else tokenizer.AUTO
-  config.tokenizer = (kind if kind != tokenizer.AUTO
-                      else tokenizer.kind_of(config))
-
-
 def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   """Trains per `config`, evaluating on validation (if any) and test after
   every epoch; resumes from the newest good checkpoint in `workdir`.
@@ -106,7 +89,6 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   dict per epoch).
   """
   rundir = RunDir(workdir)
-  record_tokenizer(config, rundir)
   check_before_writing(config, rundir)
   if common.is_text_model(config):
     return common.train_and_evaluate(config, rundir.path)
@@ -192,7 +174,9 @@ def lost_process_error(error: Exception, run: Run) -> LostProcessError:
 def check_before_writing(config, rundir: RunDir) -> None:
   """Every check that needs no data, before anything is written: the
   fields, the workdir (writable; its checkpoints' config), the cache
-  directory, the processes and the device count."""
+  directory, the processes and the device count; `tokenizer="auto"` made
+  the kind it stands for (`record_tokenizer`)."""
+  record_tokenizer(config, rundir)
   validate_config(config)
   rundir.check_writable()
   check_writable_dir(
