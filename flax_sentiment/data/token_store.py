@@ -24,7 +24,9 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import pathlib
+import sys
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -186,13 +188,15 @@ def _ids(path: pathlib.Path) -> np.ndarray:
 def _tokenized_chunks(chunks: Iterable[list[bytes]], kind: str,
                       workers: int) -> Iterator[tuple]:
   """`tokenizer.chunk_ids` of each chunk, in order; in `workers` spawned
-  processes when > 1 (at most two chunks ahead per worker)."""
-  if workers <= 1:
+  processes when > 1 (at most two chunks ahead per worker), or here if
+  they cannot start (e.g. a script read from stdin, which spawned
+  processes cannot import)."""
+  pool = _pool(workers) if workers > 1 else None
+  if pool is None:
     for texts in chunks:
       yield tokenizer.chunk_ids(kind, texts)
     return
-  context = multiprocessing.get_context("spawn")  # jax's threads and fork
-  with concurrent.futures.ProcessPoolExecutor(workers, context) as pool:
+  with pool:
     pending = []
     for texts in chunks:
       pending.append(pool.submit(tokenizer.chunk_ids, kind, texts))
@@ -200,6 +204,24 @@ def _tokenized_chunks(chunks: Iterable[list[bytes]], kind: str,
         yield pending.pop(0).result()
     for future in pending:
       yield future.result()
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
+  """`workers` spawned processes (jax's threads rule out fork), checked
+  with a first small job; None if they cannot start (nor where they could
+  not import the main script: read from stdin, say)."""
+  main = getattr(sys.modules.get("__main__"), "__file__", None)
+  if main is not None and not os.path.isfile(main):
+    return None
+  pool = concurrent.futures.ProcessPoolExecutor(
+      workers, multiprocessing.get_context("spawn"))
+  try:
+    pool.submit(tokenizer.chunk_ids, "english", [b"ok"]).result(timeout=120)
+    return pool
+  except (concurrent.futures.process.BrokenProcessPool,
+          concurrent.futures.TimeoutError, OSError):
+    pool.shutdown(wait=False, cancel_futures=True)
+    return None
 
 
 def _batched(stream: Iterator[tuple[bytes, int]], labels: list[int]
@@ -213,6 +235,18 @@ def _batched(stream: Iterator[tuple[bytes, int]], labels: list[int]
     yield [text for text, _ in chunk]
 
 
+def _global_ids(table: dict[str, int], words: list[str]) -> np.ndarray:
+  """[len(words)] int32: each word's id in `table`, new words added."""
+  mapping = np.fromiter(map(table.get, words, itertools.repeat(-1)),
+                        np.int32, len(words))
+  new = np.flatnonzero(mapping < 0)
+  if len(new):
+    first = len(table)
+    table.update(zip((words[i] for i in new), itertools.count(first)))
+    mapping[new] = np.arange(first, first + len(new))
+  return mapping
+
+
 def _first_pass(name: str, stream: Stream, kind: str, table: dict[str, int],
                 directory: pathlib.Path, workers: int) -> Tokens:
   """Tokenizes a source into ids of `table` (every distinct token, grown
@@ -222,8 +256,7 @@ def _first_pass(name: str, stream: Stream, kind: str, table: dict[str, int],
   with open(path, "wb") as out:
     for words, ids, counts in _tokenized_chunks(
         _batched(stream(), labels), kind, workers):
-      mapping = np.fromiter((table.setdefault(w, len(table)) for w in words),
-                            np.int32, len(words))
+      mapping = _global_ids(table, words)
       out.write(mapping[ids].tobytes() if len(ids) else b"")
       lengths.append(counts)
   lengths = (np.concatenate(lengths) if lengths else np.zeros(0, np.int32))
