@@ -250,3 +250,23 @@ def test_reviews_without_readable_words_are_refused_before_training(
     loop.train_and_evaluate(config, tmp_path / "run")
   assert "\n" not in str(error.value)
   assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model", ["recurrent", "ngrams"])
+def test_one_class_of_train_reviews_is_refused_before_training(tmp_path,
+                                                               model):
+  """Every review positive: refused in one line, nothing written (it would
+  "train" to test accuracy 1.0 and call anything positive)."""
+  rows = ["text,label"] + [f"review number {i} of a good film,pos"
+                           for i in range(60)]
+  path = write(tmp_path / "pos.csv", "\n".join(rows) + "\n")
+  config = tiny_config(model=model, dataset=str(path), ngram_c_values="1",
+                       validation_examples=10,
+                       cache_dir=str(tmp_path / "cache"))
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  with pytest.raises(datasets.ConfigError, match=r"all 38 train reviews of "
+                     r".*pos.csv are positive; a model cannot learn "
+                     r"sentiment from one class") as error:
+    loop.train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value)
+  assert not (tmp_path / "run" / "checkpoints").exists()

@@ -5,7 +5,7 @@ once; padding from the store equals Keras' rule; Parquet files stream."""
 import numpy as np
 import pytest
 
-from flax_sentiment.data import datasets, sources, token_store, tokenizer
+from flax_sentiment.data import chunks, datasets, sources, token_store, tokenizer
 from tests import multilingual
 from tests.conftest import tiny_config
 from tests.fake_imdb import fake_records
@@ -118,3 +118,21 @@ def test_large_splits_are_padded_on_disk_alike(tmp_path, monkeypatch):
   config.num_words = 20
   fewer = datasets.load_imdb(config)
   assert fewer.train.tokens.max() < 20 <= on_disk.train.tokens.max()
+
+
+@pytest.mark.parametrize("kind", ["english", "words", "characters"])
+def test_a_chunk_is_tokenized_as_each_review_alone(kind):
+  """chunk_ids' fast path (ASCII reviews of a chunk at once) and its slow
+  one (the others, one by one) give each review the tokens the tokenizer
+  gives it alone, in the reviews' order."""
+  texts = [r["text"] for r in fake_records(30, 1)] + [
+      "Très <BR />bien<br />, don't 'quote' a''b x_y".encode(), b"",
+      "한국어 리뷰 😀 नमस्ते".encode(), b"It's <BR /><br />Go\x01on",
+      "ＦＵＬＬ ﬁne rock'n'roll", b"   ", b"ASCII only, 'twas 42"]
+  order = np.random.default_rng(0).permutation(len(texts))
+  texts = [texts[i] for i in order]
+  words, ids, lengths = chunks.chunk_ids(kind, texts)
+  split = tokenizer.Tokenizer(kind)
+  assert lengths.tolist() == [len(split(t)) for t in texts]
+  assert [words[i] for i in ids] == [w for t in texts for w in split(t)]
+  assert len(set(words)) == len(words)

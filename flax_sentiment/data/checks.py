@@ -25,6 +25,17 @@ def check_enough_reviews(sizes: dict[str, int], config) -> None:
     raise ConfigError(f"{where['test']} gives no test reviews")
 
 
+def check_both_labels(labels: np.ndarray, dataset: str) -> None:
+  """ConfigError if the train reviews hold one label only: such a run
+  would "learn" to say that label for every text."""
+  present = np.unique(labels)
+  if len(present) < 2:
+    name = "positive" if len(present) and present[0] == 1 else "negative"
+    raise ConfigError(
+        f"all {len(labels):,} train reviews of {dataset} are {name}; a model "
+        f"cannot learn sentiment from one class: give reviews of both labels")
+
+
 # Below this share of known train words a model learns little (the
 # notebook's 10,000 words cover ~95% of IMDB's train words).
 MIN_KNOWN_SHARE = 0.5

@@ -325,6 +325,7 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   train, test = tokenized["train"], tokenized["test"]
   train_keep, held = splits.split_train(train.labels, config)
   test_keep = splits.test_subset(test.labels, config)
+  checks.check_both_labels(train.labels[train_keep], config.dataset)
   checks.check_readable(train.lengths[train_keep].tolist(), config.dataset,
                         rule.tokenizer.kind)
   for warning in (vocabulary.single_use_warning(rule, config),

@@ -10,7 +10,7 @@ for subwords. It is written whole or not at all (`files.atomic_directory`).
 
 Building it (`build`), for the words, characters and english kinds, reads
 each source once: chunks of reviews are tokenized (in worker processes on
-large data: `tokenizer.chunk_ids`) into ids of a growing table of every
+large data: `chunk_ids`) into ids of a growing table of every
 distinct token, written to disk as they come; then the vocabulary comes from
 counts over the rows it may learn from (`fitting_rows`, decided on the
 labels alone) and the ids are mapped to it chunk by chunk. Subwords read the
@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from flax_sentiment.data import tokenizer, vocabulary
+from flax_sentiment.data.chunks import chunk_ids
 from flax_sentiment.runtime import files
 
 CHUNK_REVIEWS = 2_000       # reviews tokenized at a time
@@ -187,19 +188,19 @@ def _ids(path: pathlib.Path) -> np.ndarray:
 
 def _tokenized_chunks(chunks: Iterable[list[bytes]], kind: str,
                       workers: int) -> Iterator[tuple]:
-  """`tokenizer.chunk_ids` of each chunk, in order; in `workers` spawned
+  """`chunk_ids` of each chunk, in order; in `workers` spawned
   processes when > 1 (at most two chunks ahead per worker), or here if
   they cannot start (e.g. a script read from stdin, which spawned
   processes cannot import)."""
   pool = _pool(workers) if workers > 1 else None
   if pool is None:
     for texts in chunks:
-      yield tokenizer.chunk_ids(kind, texts)
+      yield chunk_ids(kind, texts)
     return
   with pool:
     pending = []
     for texts in chunks:
-      pending.append(pool.submit(tokenizer.chunk_ids, kind, texts))
+      pending.append(pool.submit(chunk_ids, kind, texts))
       if len(pending) > 2 * workers:
         yield pending.pop(0).result()
     for future in pending:
@@ -216,7 +217,7 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
   pool = concurrent.futures.ProcessPoolExecutor(
       workers, multiprocessing.get_context("spawn"))
   try:
-    pool.submit(tokenizer.chunk_ids, "english", [b"ok"]).result(timeout=120)
+    pool.submit(chunk_ids, "english", [b"ok"]).result(timeout=120)
     return pool
   except (concurrent.futures.process.BrokenProcessPool,
           concurrent.futures.TimeoutError, OSError):

@@ -27,7 +27,6 @@ The kinds (`--config.tokenizer`):
 import functools
 import hashlib
 import io
-import itertools
 import json
 import pathlib
 import re
@@ -155,74 +154,9 @@ class Tokenizer:
 
 
 @functools.cache
-def _of_kind(kind: str) -> "Tokenizer":
+def of_kind(kind: str) -> "Tokenizer":
+  """The Tokenizer of `kind` (not subwords), made once per process."""
   return Tokenizer(kind)
-
-
-# ASCII text, lower-cased: bytes of [a-z0-9'] kept (and the separator
-# between reviews, \x01), every other byte a space.
-_ASCII_WORD_BYTES = bytes(
-    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789'\x01" else 32
-    for c in range(256))
-_ASCII_WORD = re.compile(rb"[a-z0-9]+(?:'[a-z0-9]+)*|\x01")
-_SEPARATOR = b"\x01"
-
-
-def _ascii_tokens(kind: str, texts: list[bytes]) -> list[bytes]:
-  """The english or words tokens of ASCII texts (no \x01 in them), as bytes,
-  each text's followed by \x01: the whole chunk at once, without Python's
-  Unicode regex (the same tokens: NFKC and case folding leave ASCII as
-  `lower` does)."""
-  joined = _SEPARATOR.join(texts) + _SEPARATOR
-  if kind == "english":  # lower-cased, then <br /> (as `tokenize`)
-    return joined.lower().replace(b"<br />", b" ").translate(
-        _ASCII_WORD_BYTES).replace(_SEPARATOR, b" \x01 ").split()
-  return _ASCII_WORD.findall(joined.replace(b"<br />", b" ").lower())
-
-
-def _chunk_tokens(kind: str, texts: Sequence[bytes | str]
-                  ) -> tuple[list[bytes], list[int]]:
-  """(tokens of the texts as bytes, each text's followed by \x01; the
-  texts' order in them): ASCII texts first, all at once (`_ascii_tokens`),
-  then the others one by one."""
-  texts = [t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
-           for t in texts]
-  fast = [i for i, t in enumerate(texts)
-          if kind != "characters" and t.isascii() and _SEPARATOR not in t]
-  slow = sorted(set(range(len(texts))) - set(fast))
-  tokens = _ascii_tokens(kind, [texts[i] for i in fast]) if fast else []
-  split = _of_kind(kind)
-  for i in slow:
-    tokens.extend([w.encode() for w in split(texts[i])])
-    tokens.append(_SEPARATOR)
-  return tokens, fast + slow
-
-
-def chunk_ids(kind: str, texts: Sequence[bytes | str]
-              ) -> tuple[list[str], np.ndarray, np.ndarray]:
-  """Texts tokenized by a tokenizer of `kind` (not subwords), as ids of
-  their own little table: (its tokens, ids [total] int32 into them, tokens
-  per text [len(texts)] int32). A worker process's job when a large dataset
-  is tokenized (data/token_store.py)."""
-  if not texts:
-    return [], np.zeros(0, np.int32), np.zeros(0, np.int32)
-  tokens, order = _chunk_tokens(kind, texts)
-  table = dict(zip(dict.fromkeys(tokens), itertools.count()))
-  ids = np.fromiter(map(table.__getitem__, tokens), np.int32, len(tokens))
-  separator = table.pop(_SEPARATOR)
-  is_separator = ids == separator
-  lengths = (np.diff(np.flatnonzero(is_separator), prepend=-1) - 1
-             ).astype(np.int32)
-  ids = ids[~is_separator]
-  ids[ids > separator] -= 1
-  # Back to the texts' order: each text's run of ids, in turn.
-  starts = np.zeros(len(lengths), np.int64)
-  np.cumsum(lengths[:-1], out=starts[1:])
-  back = np.argsort(order, kind="stable")
-  lengths, starts = lengths[back], starts[back]
-  positions = (np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-               + np.arange(int(lengths.sum())))
-  return [t.decode() for t in table], ids[positions], lengths
 
 
 class PieceCountError(ValueError):

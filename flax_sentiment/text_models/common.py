@@ -94,6 +94,7 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   keep, held = datasets.split_train(train_labels, config)
   test_texts, test_labels = raw["test"]
   test_keep = datasets.test_subset(test_labels, config)
+  checks.check_both_labels(train_labels[keep], config.dataset)
   split = tokenizer.Tokenizer(tokenizer.kind_of(config))
   checks.check_readable([len(split(train_texts[i])) for i in keep],
                         config.dataset, split.kind)
