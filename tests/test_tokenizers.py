@@ -295,3 +295,24 @@ def test_fitting_texts_are_the_kept_train_reviews_and_unlabeled():
       b"t0", b"t3", b"u0"]
   assert vocabulary.fitting_texts(raw, kept, config, "english") == [
       b"t0", b"t1", b"t2", b"t3"]
+
+
+def test_an_ensemble_mixes_runs_of_different_tokenizers(tmp_path):
+  """A words run and a characters run of the same French reviews: the
+  ensemble reads the texts with each member's own tokenizer and averages
+  their probabilities with the weights given."""
+  path = multilingual.write_csv(tmp_path / "avis.csv", "fr", 160, 0)
+  workdirs = []
+  for kind in ("words", "characters"):
+    config = _config(path, tmp_path, tokenizer=kind, num_words=100,
+                     num_epochs=1)
+    loop.train_and_evaluate(config, tmp_path / kind)
+    workdirs.append(tmp_path / kind)
+  texts = [t for t, _ in multilingual.reviews("fr", 6, 3)]
+  members = [trained.load_predictor(w) for w in workdirs]
+  assert [m.tokenizer.kind for m in members] == ["words", "characters"]
+  ensemble = trained.load_ensemble(workdirs, weights=[0.25, 0.75])
+  np.testing.assert_allclose(
+      ensemble(texts), 0.25 * members[0](texts) + 0.75 * members[1](texts),
+      atol=1e-6)
+  assert not np.allclose(members[0](texts), members[1](texts))
