@@ -397,3 +397,58 @@ def test_probability_accuracy_and_log_loss_by_hand():
   assert metrics.probability_log_loss(p[0], labels) == pytest.approx(want)
   assert metrics.probability_log_loss(np.array([1.0]), np.array([0])) == (
       pytest.approx(-np.log(1e-7), rel=1e-6))  # clipped, not infinite
+
+
+@pytest.mark.parametrize("num_classes", [3, 5])
+def test_class_metrics_match_scikit_learn(num_classes):
+  """K-class metrics (issue #40's foundation) against scikit-learn on
+  hand-made logits: accuracy, log loss, macro-F1 (a class never predicted
+  included), per-class precision/recall/F1, the confusion matrix and the
+  one-vs-rest macro ROC-AUC."""
+  sklearn_metrics = pytest.importorskip("sklearn.metrics")
+  rng = np.random.default_rng(num_classes)
+  labels = rng.integers(0, num_classes, size=300)
+  logits = rng.normal(size=(300, num_classes))
+  logits[np.arange(300), labels] += 1.0  # better than chance
+  logits[:, num_classes - 1] -= 10.0  # the last class is never predicted
+  got = metrics.class_rates(logits, labels, "test")
+  predicted = logits.argmax(axis=1)
+  assert got["test_accuracy"] == pytest.approx(
+      sklearn_metrics.accuracy_score(labels, predicted))
+  probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+  assert got["test_loss"] == pytest.approx(sklearn_metrics.log_loss(
+      labels, probabilities, labels=range(num_classes)), rel=1e-6)
+  assert got["test_macro_f1"] == pytest.approx(sklearn_metrics.f1_score(
+      labels, predicted, average="macro", labels=range(num_classes),
+      zero_division=0))
+  precision, recall, f1, support = (
+      sklearn_metrics.precision_recall_fscore_support(
+          labels, predicted, labels=range(num_classes), zero_division=0))
+  for k, rates in enumerate(got["test_per_class"]):
+    assert rates["recall"] == pytest.approx(recall[k])
+    assert rates["f1"] == pytest.approx(f1[k])
+    assert rates["support"] == support[k]
+    if k == num_classes - 1:
+      assert rates["precision"] is None  # never predicted: undefined
+    else:
+      assert rates["precision"] == pytest.approx(precision[k])
+  assert got["test_confusion"] == sklearn_metrics.confusion_matrix(
+      labels, predicted, labels=range(num_classes)).tolist()
+  assert got["test_macro_auc"] == pytest.approx(sklearn_metrics.roc_auc_score(
+      labels, probabilities, multi_class="ovr", average="macro"))
+
+
+def test_class_metrics_weights_and_an_absent_class():
+  """Weight-0 rows count nowhere; a class without reviews leaves the
+  macro AUC (averaged over the classes it is defined for) and has recall
+  None."""
+  logits = np.array([[2.0, 0, 0], [0, 2.0, 0], [0, 2.0, 0], [2.0, 0, 0]])
+  labels = np.array([0, 1, 0, 2])
+  got = metrics.class_rates(logits, labels, "v",
+                            weights=np.array([1, 1, 1, 0]))
+  assert got["v_confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+  assert got["v_accuracy"] == pytest.approx(2 / 3)
+  assert got["v_per_class"][2]["recall"] is None
+  assert got["v_per_class"][2]["support"] == 0
+  # Class 0 vs rest: its two reviews score 2 and 0 against class 1's 0.
+  assert got["v_macro_auc"] == pytest.approx(np.mean([0.75, 0.75]))

@@ -228,3 +228,82 @@ def split_rates(logits: np.ndarray, labels: np.ndarray, split: str,
     values["accuracy_by_length"] = accuracy_by_length(correct, lengths,
                                                       weights)
   return {f"{split}_{k}": v for k, v in values.items()}
+
+
+# Metrics of K >= 2 classes (issue #40): logits [n, K], labels [n] in 0..K-1.
+
+
+def class_confusion(predicted: np.ndarray, labels: np.ndarray,
+                    num_classes: int,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+  """[K, K] float64: weighted counts of reviews of class i (row) predicted
+  as class j (column). predicted, labels [n] ints in 0..K-1."""
+  predicted = np.asarray(predicted, np.int64).reshape(-1)
+  weights = _as_weights(weights, len(predicted))
+  pairs = np.asarray(labels, np.int64).reshape(-1) * num_classes + predicted
+  return np.bincount(pairs, weights, minlength=num_classes ** 2).reshape(
+      num_classes, num_classes)
+
+
+def per_class_rates(matrix: np.ndarray) -> list[dict]:
+  """For each class of a `class_confusion` matrix: {precision, recall, f1,
+  support}, each rate None where its denominator is 0 (as
+  `precision_recall_f1`)."""
+  matrix = np.asarray(matrix, np.float64)
+  out = []
+  for k in range(len(matrix)):
+    tp = matrix[k, k]
+    counts = {"tp": tp, "fp": matrix[:, k].sum() - tp,
+              "fn": matrix[k].sum() - tp}
+    out.append({**precision_recall_f1(counts),
+                "support": _count(matrix[k].sum())})
+  return out
+
+
+def macro_f1(matrix: np.ndarray) -> float | None:
+  """The mean F1 over all K classes, an undefined F1 (a class neither
+  present nor predicted) counting 0 (scikit-learn's `f1_score(...,
+  average="macro", labels=range(K), zero_division=0)`); None with no
+  review."""
+  if not np.asarray(matrix).sum():
+    return None
+  return float(np.mean([r["f1"] or 0.0 for r in per_class_rates(matrix)]))
+
+
+def macro_roc_auc(probabilities: np.ndarray, labels: np.ndarray,
+                  weights: np.ndarray | None = None) -> float | None:
+  """One-vs-rest ROC-AUC (`roc_auc` of each class's probability against
+  the rest), averaged over the classes with reviews on both sides; None if
+  no class has. probabilities [n, K] (not logits: a class's logit alone
+  ranks reviews otherwise than its probability), labels [n]."""
+  probabilities = np.asarray(probabilities, np.float64)
+  labels = np.asarray(labels).reshape(-1)
+  areas = [roc_auc(probabilities[:, k], labels == k, weights)
+           for k in range(probabilities.shape[1])]
+  areas = [a for a in areas if a is not None]
+  return float(np.mean(areas)) if areas else None
+
+
+def class_rates(logits: np.ndarray, labels: np.ndarray, split: str,
+                weights: np.ndarray | None = None) -> dict:
+  """The whole-split metrics of K classes: {split}_loss (mean softmax
+  cross-entropy), _accuracy, _macro_f1, _macro_auc (one-vs-rest), _per_class
+  ([{precision, recall, f1, support}] per class) and _confusion ([K][K]
+  counts, rows the true class). logits [n, K]; prediction: the argmax."""
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels, np.int64).reshape(-1)
+  weights = _as_weights(weights, len(labels))
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1,
+                                                           keepdims=True))
+  losses = -log_probabilities[np.arange(len(labels)), labels]
+  predicted = logits.argmax(axis=1)
+  matrix = class_confusion(predicted, labels, logits.shape[1], weights)
+  values = {"loss": _ratio(float(weights @ losses), weights.sum()),
+            "accuracy": _ratio(float(np.trace(matrix)), matrix.sum()),
+            "macro_f1": macro_f1(matrix),
+            "macro_auc": macro_roc_auc(np.exp(log_probabilities), labels,
+                                       weights),
+            "per_class": per_class_rates(matrix),
+            "confusion": [[_count(v) for v in row] for row in matrix]}
+  return {f"{split}_{k}": v for k, v in values.items()}
