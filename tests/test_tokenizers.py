@@ -284,17 +284,15 @@ def test_text_models_read_characters_and_refuse_subwords(tmp_path):
     validate_config(config)
 
 
-def test_fitting_texts_are_the_kept_train_reviews_and_unlabeled():
-  raw = {"train": ([b"t0", b"t1", b"t2", b"t3"], np.array([0, 1, 0, 1])),
-         "test": ([b"x"], np.array([0])),
-         "unsupervised": ([b"u0"], np.array([-1]))}
-  config = tiny_config(vocabulary_splits="train")
-  kept = np.array([0, 3])
-  assert vocabulary.fitting_texts(raw, kept, config, "words") == [b"t0", b"t3"]
-  assert vocabulary.fitting_texts(raw, kept, config, "subwords") == [
-      b"t0", b"t3", b"u0"]
-  assert vocabulary.fitting_texts(raw, kept, config, "english") == [
-      b"t0", b"t1", b"t2", b"t3"]
+def test_fitting_rows_are_the_kept_train_reviews_and_unlabeled():
+  labels = {"train": np.array([0, 1, 0, 1]), "unsupervised": np.array([-1])}
+  config = tiny_config(vocabulary_splits="train", validation_examples=2)
+  kept, _ = datasets.split_train(labels["train"], config)
+  rows = lambda kind: {name: r.tolist() for name, r in
+                       datasets.fitting_rows(labels, config, kind).items()}
+  assert rows("words") == {"train": kept.tolist()} and len(kept) == 2
+  assert rows("subwords") == {"train": kept.tolist(), "unsupervised": [0]}
+  assert rows("english") == {"train": [0, 1, 2, 3]}
 
 
 def test_an_ensemble_mixes_runs_of_different_tokenizers(tmp_path):

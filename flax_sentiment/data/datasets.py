@@ -137,10 +137,6 @@ def _ragged_to_flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
   return flat.astype(np.int32), offsets
 
 
-def _flat_to_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-  return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-
-
 def read_raw(config, say=lambda message: None
              ) -> dict[str, tuple[list[bytes], np.ndarray]]:
   """{split: (texts, labels)}: "train" and "test", and "unsupervised"
@@ -231,8 +227,12 @@ def _file_parts(config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fitting_rows(labels: dict[str, np.ndarray], config,
                  kind: str) -> dict[str, np.ndarray]:
-  """The rows of each source the tokenizer and vocabulary are fitted on
-  (`vocabulary.fitting_texts`' rule, on the labels alone)."""
+  """The rows of each source the tokenizer and vocabulary are fitted on,
+  decided on the labels alone: the whole train split (english, as every
+  earlier version: IMDB's ids), or its reviews kept for training (never
+  validation or test text); plus the unlabeled reviews with
+  vocabulary_splits=train+unsupervised or (subwords) whenever the run reads
+  some."""
   train, _ = _file_parts(config, labels["train"])
   if kind != "english":
     kept, _ = splits.split_train(labels["train"][train], config)

@@ -275,8 +275,8 @@ def _ranked(table: dict[str, int], counts: np.ndarray, keep: int) -> list[str]:
   threshold = counts[order[min(keep, len(order)) - 1]]
   candidates = np.flatnonzero(counts >= max(threshold, 1))
   words = list(table)
-  chosen = sorted(((-int(counts[i]), words[i]) for i in candidates))
-  return [word for _, word in chosen[:keep]]
+  return tokenizer.most_frequent(
+      ((words[i], int(counts[i])) for i in candidates), keep)
 
 
 def _final_ids(name: str, draft: Tokens, mapping: np.ndarray,
@@ -334,7 +334,7 @@ def build_subwords(streams: dict[str, Stream], config,
       for row, (text, _) in enumerate(streams[name]()):
         if row in rows:
           yield text
-  rule = vocabulary.fit(fitting_texts(), config, "subwords")
+  rule = vocabulary.fit_subwords(fitting_texts(), config)
   processor = rule.tokenizer.processor()
   for name, stream in streams.items():
     lengths = []

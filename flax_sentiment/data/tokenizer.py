@@ -196,14 +196,20 @@ def train_subwords(texts: Iterable[str | bytes], num_pieces: int,
   return Tokenizer("subwords", model.getvalue())
 
 
+def most_frequent(counts: Iterable[tuple[str, int]], keep: int) -> list[str]:
+  """The vocabulary's rule: the `keep` tokens of the highest (token,
+  count) counts, ties broken alphabetically."""
+  ranked = sorted(counts, key=lambda item: (-item[1], item[0]))
+  return [word for word, _ in ranked[:keep]]
+
+
 def build_vocabulary(tokenized: Iterable[Sequence[str]],
                      num_words: int) -> list[str]:
   """The `num_words - 2` most frequent words; word i gets id i + 2."""
   counts = Counter()
   for words in tokenized:
     counts.update(words)
-  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-  return [word for word, _ in ranked[:num_words - NUM_RESERVED_IDS]]
+  return most_frequent(counts.items(), num_words - NUM_RESERVED_IDS)
 
 
 def encode(tokenized: Iterable[Sequence[str]],

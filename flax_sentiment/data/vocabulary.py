@@ -1,14 +1,10 @@
-"""Fitting a run's text rule: its tokenizer (for subwords a SentencePiece
-model) and vocabulary, from the text a run may learn them from — the train
-reviews it trains on and, where the config says, the unlabeled ones; never
-validation or test text. (The english rule keeps what every earlier
-version did: the vocabulary of the whole train split, IMDB's ids.)"""
+"""A run's text rule (`TextRule`: its tokenizer and vocabulary), the
+SentencePiece model of the subwords kind, and the warning when most train
+words occur once. Which text a rule is fitted on is `datasets.fitting_rows`'
+(never validation or test text); the counting is `token_store`'s."""
 
 import dataclasses
-from collections import Counter
-from typing import Iterable, Sequence
-
-import numpy as np
+from typing import Iterable
 
 from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime.errors import ConfigError
@@ -27,37 +23,12 @@ class TextRule:
   single_share: float = 0.0
 
 
-def fitting_texts(raw: dict, train_kept: np.ndarray, config,
-                  kind: str) -> list[bytes | str]:
-  """The text a tokenizer and vocabulary of `kind` are fitted on: the whole
-  train split (english, as always), or its reviews kept for training, plus
-  the unlabeled reviews with vocabulary_splits=train+unsupervised or (for
-  subwords) whenever the run reads some."""
-  texts, _ = raw["train"]
-  chosen = list(texts) if kind == "english" else [texts[i] for i in train_kept]
-  with_unlabeled = (config.vocabulary_splits == "train+unsupervised"
-                    or kind == "subwords")
-  if with_unlabeled and "unsupervised" in raw:
-    chosen += list(raw["unsupervised"][0])
-  return chosen
-
-
-def fit(texts: Sequence[bytes | str], config, kind: str) -> TextRule:
-  """The tokenizer of `kind` and a vocabulary of config.num_words - 2
-  tokens fitted on `texts`; ConfigError (one line) if SentencePiece cannot
-  make that many pieces from them."""
-  if kind == "subwords":
-    trained = train_pieces(texts, config)
-    return TextRule(trained, trained.pieces(), 0.0)
-  split = tokenizer.Tokenizer(kind)
-  counts = Counter()
-  for text in texts:
-    counts.update(split(text))
-  total = sum(counts.values())
-  single = sum(1 for n in counts.values() if n == 1)
-  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-  words = [w for w, _ in ranked[:config.num_words - tokenizer.NUM_RESERVED_IDS]]
-  return TextRule(split, words, single / total if total else 0.0)
+def fit_subwords(texts: Iterable[bytes | str], config) -> TextRule:
+  """A SentencePiece model of config.num_words - 2 pieces trained on
+  `texts` and its pieces as the vocabulary; ConfigError (one line) if it
+  cannot make that many pieces from them."""
+  trained = train_pieces(texts, config)
+  return TextRule(trained, trained.pieces(), 0.0)
 
 
 def train_pieces(texts: Iterable[bytes | str], config) -> tokenizer.Tokenizer:
