@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from flax_sentiment.data import datasets, sources
+from flax_sentiment.data import datasets, delimited, sources
 from flax_sentiment.data.sources import DataError
 from tests.conftest import REPO, one_error_line, tiny_config
 from tests.fake_imdb import fake_records
@@ -223,7 +223,7 @@ def test_long_fields_are_read_and_a_runaway_quote_is_our_line(tmp_path):
   path = write(tmp_path / "long.csv", f'text,label\n"{long}",1\nok,0\n')
   assert len(sources.read_labeled(path)[0][0]) == len(long)
   path = write(tmp_path / "open.csv", 'text,label\n"never closed,1\n' + (
-      "x" * (sources.MAX_FIELD_CHARS + 10)))
+      "x" * (delimited.MAX_FIELD_CHARS + 10)))
   with pytest.raises(DataError) as error:
     sources.read_labeled(path)
   message = str(error.value)
@@ -270,3 +270,70 @@ def test_one_class_of_train_reviews_is_refused_before_training(tmp_path,
     loop.train_and_evaluate(config, tmp_path / "run")
   assert "\n" not in str(error.value)
   assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _csv_module_reviews(path: pathlib.Path) -> tuple[list, list[int]]:
+  """(reviews, skipped lines) as the csv module reads them, row by row."""
+  skipped = []
+  reviews = list(sources._from_rows(path, delimited.rows(path, ","), "text",
+                                    "label", skipped))
+  return reviews, skipped
+
+
+@pytest.mark.parametrize("block", [256, 1 << 20])
+def test_pyarrow_reads_csv_as_the_csv_module_does(tmp_path, monkeypatch,
+                                                  block):
+  """The fast path (pyarrow's parser, a block at a time) reads what the csv
+  module reads, quoting cases, blank lines, empty texts and label words
+  included, and it is the path taken."""
+  monkeypatch.setattr(delimited, "BLOCK_BYTES", block)
+  texts = ['"Great, really ""great""\r\nfilm."', 'ab"c', '"ab"c', "tab\there",
+           '"a\n\nb"', ' "spaced', "naïve 한국어 😀", '"   "', "", "\u3000",
+           "x\\", '"x\\"y"', "<br />ok", "\x1c"]
+  labels = [" POS ", "Negative", "1", "false", "TRUE", "0", "neg\t"]
+  rows = [f"{t},{labels[i % len(labels)]}\r\n" + ("\r\n" if i % 5 else "")
+          for i, t in enumerate(texts * 8)]
+  path = write(tmp_path / "r.csv", "\ufefftext,label\r\n" + "".join(rows))
+  blocks = []
+  parsed = delimited.batches
+  def counted(*args):
+    for batch in parsed(*args):
+      blocks.append(len(batch[0]))
+      yield batch
+  monkeypatch.setattr(delimited, "batches", counted)
+  said = []
+  fast = list(sources.iter_labeled(path, say=said.append))
+  want, skipped = _csv_module_reviews(path)
+  assert fast == want and len(want) == 8 * 10  # 4 texts of 14 are empty
+  assert sum(blocks) == len(want) and len(blocks) >= (2 if block < 1000 else 1)
+  assert said == [f"warning: {path}: skipped {len(skipped)} reviews with an "
+                  f"empty text (lines {', '.join(map(str, skipped[:5]))} ...)"]
+
+
+@pytest.mark.parametrize("bad,says", [
+    ("Okay,neutral\n", "label 'neutral' in 'label' is not one of"),
+    ("a,1,extra\n", "3 fields where the header has 2"),
+    (b"caf\xe9,1\n", "bytes that are not UTF-8"),
+])
+def test_a_bad_row_after_parsed_blocks_is_named_at_its_line(
+    tmp_path, monkeypatch, bad, says):
+  """pyarrow leaves a block it is unsure of to the csv module, which reads
+  on from that block's first row: every review before the bad row comes
+  once, in order, and the error names the bad row's line."""
+  monkeypatch.setattr(delimited, "BLOCK_BYTES", 256)
+  good = b"".join(b'"review %d\nsecond line",%d\n' % (i, i % 2)
+                  for i in range(100))
+  path = write(tmp_path / "r.csv", b"text,label\n" + good + (
+      bad if isinstance(bad, bytes) else bad.encode()) + b"fine,1\n")
+  got = []
+  with pytest.raises(DataError, match=f"r.csv:202: {says}"):
+    for review in sources.iter_labeled(path):
+      got.append(review)
+  before = [(b"review %d\nsecond line" % i, i % 2) for i in range(100)]
+  # (undecodable bytes are found as the csv module reads ahead)
+  assert got == (before if isinstance(bad, str) else before[:len(got)])
+
+
+def test_the_whitespace_stripped_by_pyarrow_is_pythons():
+  assert set(delimited.WHITESPACE) == {
+      chr(c) for c in range(0x110000) if chr(c).isspace()}

@@ -5,7 +5,8 @@ once; padding from the store equals Keras' rule; Parquet files stream."""
 import numpy as np
 import pytest
 
-from flax_sentiment.data import chunks, datasets, sources, token_store, tokenizer
+from flax_sentiment.data import (chunks, datasets, delimited, sources,
+                                 token_store, tokenizer)
 from tests import multilingual
 from tests.conftest import tiny_config
 from tests.fake_imdb import fake_records
@@ -41,10 +42,11 @@ def _csv(path, records):
 @pytest.mark.parametrize("kind", ["english", "words"])
 def test_streamed_ids_equal_the_rule_on_all_texts_at_once(
     tmp_path, monkeypatch, kind):
-  """Chunks of 7 reviews, in 2 worker processes: the vocabulary is the
-  most frequent tokens of the train reviews (ties alphabetical) and every
-  review's ids are its tokens' ids, as if computed on all texts at once."""
-  monkeypatch.setattr(token_store, "CHUNK_REVIEWS", 7)
+  """Blocks of 2 KB parsed by pyarrow, in 2 worker processes: the
+  vocabulary is the most frequent tokens of the train reviews (ties
+  alphabetical) and every review's ids are its tokens' ids, as if computed
+  on all texts at once."""
+  monkeypatch.setattr(delimited, "BLOCK_BYTES", 2048)
   monkeypatch.setattr(token_store, "ROWS_AT_A_TIME", 5)
   records = fake_records(120, 3)
   path = _csv(tmp_path / "r.csv", records)
@@ -70,7 +72,7 @@ def test_streamed_ids_equal_the_rule_on_all_texts_at_once(
 
 
 def test_subwords_stream_like_the_trained_model(tmp_path, monkeypatch):
-  monkeypatch.setattr(token_store, "CHUNK_REVIEWS", 9)
+  monkeypatch.setattr(delimited, "BLOCK_BYTES", 1024)
   path = multilingual.write_csv(tmp_path / "ko.csv", "ko", 150, 0)
   config = tiny_config(dataset=str(path), tokenizer="subwords", num_words=110,
                        cache_dir=str(tmp_path / "cache"))
@@ -128,11 +130,32 @@ def test_a_chunk_is_tokenized_as_each_review_alone(kind):
   texts = [r["text"] for r in fake_records(30, 1)] + [
       "Très <BR />bien<br />, don't 'quote' a''b x_y".encode(), b"",
       "한국어 리뷰 😀 नमस्ते".encode(), b"It's <BR /><br />Go\x01on",
-      "ＦＵＬＬ ﬁne rock'n'roll", b"   ", b"ASCII only, 'twas 42"]
+      "ＦＵＬＬ ﬁne rock'n'roll", b"   ", b"ASCII only, 'twas 42",
+      "İstanbul 5\u212aB café's".encode(), b"x' 'y '' a' 'b a'-'b'", b"'",
+      b"ends <br", b" /> starts", b"bad \xff\xfe bytes's", b"'" * 3,
+      "<BR />naïve’s rôle<br />".encode(), b"tab\tnew\nline\r's"]
   order = np.random.default_rng(0).permutation(len(texts))
   texts = [texts[i] for i in order]
   words, ids, lengths = chunks.chunk_ids(kind, texts)
+  words = words.to_pylist()
   split = tokenizer.Tokenizer(kind)
   assert lengths.tolist() == [len(split(t)) for t in texts]
   assert [words[i] for i in ids] == [w for t in texts for w in split(t)]
   assert len(set(words)) == len(words)
+
+
+@pytest.mark.parametrize("kind", ["english", "words"])
+def test_the_fast_paths_hold_for_every_code_point(kind):
+  """The english rule's fast path cleans bytes, not characters: exact only
+  while no character outside ASCII lower-cases to ASCII (İ and the Kelvin
+  sign do, and go the slow way). The words rule's classifies each distinct
+  code point of the normalized text once. Every code point, between
+  letters, beside an apostrophe and alone, gets the tokenizer's tokens."""
+  points = [c for c in range(0x80, 0x110000) if not 0xD800 <= c < 0xE000]
+  texts = [" ".join(f"a{chr(c)}b {chr(c)}Z' {chr(c)}" for c in points[i:i + 500]
+                    ).encode() for i in range(0, len(points), 500)]
+  words, ids, lengths = chunks.chunk_ids(kind, texts)
+  words = words.to_pylist()
+  split = tokenizer.Tokenizer(kind)
+  assert lengths.tolist() == [len(split(t)) for t in texts]
+  assert [words[i] for i in ids] == [w for t in texts for w in split(t)]

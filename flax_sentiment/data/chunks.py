@@ -1,81 +1,185 @@
 """Tokenizing a chunk of reviews at once, as ids of the chunk's own table:
 the job of the worker processes that tokenize a large dataset
 (data/token_store.py). The tokens are exactly `tokenizer.Tokenizer`'s
-(tests/test_token_store.py); ASCII reviews of the english and words rules
-take a fast path, the whole chunk at once without Python's Unicode regex."""
+(tests/test_token_store.py).
 
-import itertools
-import re
-from typing import Sequence
+The english rule, and the words rule on ASCII text, take a fast path: the
+chunk's bytes are cleaned and split by C loops (bytes methods, numpy and
+pyarrow's kernels), never one Python object per token. Other texts (the
+characters rule; words outside ASCII) are split by the tokenizer one by one.
+Either way the tokens are dictionary-encoded by pyarrow."""
+
+import concurrent.futures
+import functools
+import multiprocessing
+import os
+import sys
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from flax_sentiment.data.tokenizer import of_kind
+from flax_sentiment.data import tokenizer
 
-# ASCII text, lower-cased: bytes of [a-z0-9'] kept (and the separator
-# between reviews, \x01), every other byte a space.
-_ASCII_WORD_BYTES = bytes(
-    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789'\x01" else 32
+# The bytes a token of the english and words rules may hold (after
+# lower-casing); every other byte becomes a space.
+_WORD_BYTES = bytes(
+    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789'" else 32
     for c in range(256))
-_ASCII_WORD = re.compile(rb"[a-z0-9]+(?:'[a-z0-9]+)*|\x01")
-_SEPARATOR = b"\x01"
+_IS_ALNUM = np.array([c < 128 and chr(c).isalnum() for c in range(256)])
+_APOSTROPHE = ord("'")
+# The only characters outside ASCII whose lower case holds ASCII (İ -> i̇,
+# the Kelvin sign -> k; tests/test_token_store.py checks every code point):
+# the english rule's fast path leaves texts with them to `tokenize`.
+_LOWER_TO_ASCII = ("\u0130".encode(), "\u212a".encode())
 
 
-def _ascii_tokens(kind: str, texts: list[bytes]) -> list[bytes]:
-  """The english or words tokens of ASCII texts (no \x01 in them), as bytes,
-  each text's followed by \x01: the whole chunk at once, without Python's
-  Unicode regex (the same tokens: NFKC and case folding leave ASCII as
-  `lower` does)."""
-  joined = _SEPARATOR.join(texts) + _SEPARATOR
-  if kind == "english":  # lower-cased, then <br /> (as `tokenize`)
-    return joined.lower().replace(b"<br />", b" ").translate(
-        _ASCII_WORD_BYTES).replace(_SEPARATOR, b" \x01 ").split()
-  return _ASCII_WORD.findall(joined.replace(b"<br />", b" ").lower())
+def _fast(kind: str, text: bytes) -> bool:
+  """Whether the fast path gives `text` the tokens the rule would."""
+  if text.isascii():
+    return kind != "characters"
+  return kind == "english" and not any(s in text for s in _LOWER_TO_ASCII)
 
 
-def _chunk_tokens(kind: str, texts: Sequence[bytes | str]
-                  ) -> tuple[list[bytes], list[int]]:
-  """(tokens of the texts as bytes, each text's followed by a separator:
-  \x01 after the ASCII texts, which come first, all at once
-  (`_ascii_tokens`), a space after the others, one by one; the texts'
-  order in them)."""
-  texts = [t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
-           for t in texts]
-  fast = [i for i, t in enumerate(texts)
-          if kind != "characters" and t.isascii() and _SEPARATOR not in t]
-  slow = sorted(set(range(len(texts))) - set(fast))
-  tokens = _ascii_tokens(kind, [texts[i] for i in fast]) if fast else []
-  split = of_kind(kind)
-  for i in slow:  # a space ends each: no token of any kind is one
-    tokens.extend([w.encode() for w in split(texts[i])])
-    tokens.append(b" ")
-  return tokens, fast + slow
+def _fast_tokens(kind: str, texts: list[bytes]
+                 ) -> tuple[pa.Array, np.ndarray]:
+  """(tokens [total] strings, tokens per text [len(texts)]) of texts
+  `_fast` accepts: the texts joined by line breaks (no `<br />` spans two)
+  and cleaned as the rule cleans them (`<br />` spaces, lower-cased, in the
+  rule's order), bytes outside tokens made spaces; for words, apostrophes
+  not between two letters or digits too; then split at spaces."""
+  joined = b"\n".join(texts) + b"\n"
+  if kind == "english":
+    joined = joined.lower().replace(b"<br />", b"      ")
+  else:
+    joined = joined.replace(b"<br />", b"      ").lower()
+  # Text i is bytes [offsets[i], offsets[i + 1]), its last a space.
+  offsets = np.zeros(len(texts) + 1, np.int64)
+  np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1,
+            out=offsets[1:])
+  data = joined.translate(_WORD_BYTES)
+  if kind == "words" and _APOSTROPHE in data:
+    data = np.frombuffer(data, np.uint8).copy()
+    at = np.flatnonzero(data == _APOSTROPHE)  # never the last byte
+    inside = _IS_ALNUM[data[at - 1]] & (at > 0) & _IS_ALNUM[data[at + 1]]
+    data[at[~inside]] = ord(" ")
+  strings = pa.LargeStringArray.from_buffers(
+      len(texts), pa.py_buffer(offsets), pa.py_buffer(data))
+  return _split(strings, len(texts), pc.ascii_split_whitespace)
+
+
+def _split(strings: pa.Array, n: int, split: Callable
+           ) -> tuple[pa.Array, np.ndarray]:
+  """(the tokens of `strings`, split at spaces; tokens per string [n])."""
+  lists = split(strings)  # "" at each end
+  tokens = lists.flatten()
+  real = pc.greater(pc.binary_length(tokens), 0).to_numpy(zero_copy_only=False)
+  parent = pc.list_parent_indices(lists).to_numpy()
+  return tokens.filter(real), np.bincount(parent[real], minlength=n)
+
+
+_is_word_character = functools.cache(
+    lambda code: tokenizer.is_word_character(chr(code)))
+
+
+def _words_tokens(texts: list[bytes]) -> tuple[pa.Array, np.ndarray]:
+  """`_fast_tokens` for the words rule on any text: the normalized texts'
+  code points classified at once (letter, apostrophe, or a space), then
+  split at spaces."""
+  normalized = [tokenizer.normalize(t) for t in texts]
+  codes = np.frombuffer((" ".join(normalized) + " ").encode("utf-32-le"),
+                        np.uint32).copy()
+  distinct = np.unique(codes)
+  letter = np.array([_is_word_character(c) for c in distinct.tolist()], bool)
+  is_letter = letter[np.searchsorted(distinct, codes)]
+  at = np.flatnonzero(codes == _APOSTROPHE)  # never the last code point
+  inside = is_letter[at - 1] & (at > 0) & is_letter[at + 1]
+  is_letter[at[inside]] = True
+  codes[~is_letter] = ord(" ")
+  cleaned = codes.tobytes().decode("utf-32-le")
+  bounds = np.cumsum([0] + [len(t) + 1 for t in normalized]).tolist()
+  return _split(pa.array([cleaned[a:b] for a, b in zip(bounds, bounds[1:])],
+                         pa.large_string()), len(texts),
+                pc.utf8_split_whitespace)
+
+
+def _slow_tokens(kind: str, texts: list[bytes]
+                 ) -> tuple[pa.Array, np.ndarray]:
+  """`_fast_tokens` for any text: the tokenizer applied to each."""
+  lists = pa.array(list(map(tokenizer.of_kind(kind), texts)),
+                   pa.list_(pa.large_string()))
+  return lists.flatten(), pc.list_value_length(lists).to_numpy()
 
 
 def chunk_ids(kind: str, texts: Sequence[bytes | str]
-              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+              ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
   """Texts tokenized by a tokenizer of `kind` (not subwords), as ids of
-  their own little table: (its tokens, ids [total] int32 into them, tokens
+  their own little table: (its tokens (strings), ids [total] into them (uint16 for a
+  table of up to 65,536 tokens, else int32), tokens
   per text [len(texts)] int32). A worker process's job when a large dataset
   is tokenized (data/token_store.py)."""
-  if not texts:
-    return [], np.zeros(0, np.int32), np.zeros(0, np.int32)
-  tokens, order = _chunk_tokens(kind, texts)
-  table = dict(zip(dict.fromkeys(tokens), itertools.count()))
-  ids = np.fromiter(map(table.__getitem__, tokens), np.int32, len(tokens))
-  # \x01 is a characters token, never an english or words one.
-  marks = (b" ",) if kind == "characters" else (_SEPARATOR, b" ")
-  separators = sorted(table.pop(s) for s in marks if s in table)
-  is_separator = np.isin(ids, separators)
-  lengths = (np.diff(np.flatnonzero(is_separator), prepend=-1) - 1
-             ).astype(np.int32)
-  ids = ids[~is_separator]
-  ids -= np.searchsorted(separators, ids).astype(np.int32)  # ids after them
+  texts = [t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
+           for t in texts]
+  fast = [i for i, t in enumerate(texts) if _fast(kind, t)]
+  slow = sorted(set(range(len(texts))) - set(fast))
+  slow_tokens = _words_tokens if kind == "words" else functools.partial(
+      _slow_tokens, kind)
+  parts = ([_fast_tokens(kind, [texts[i] for i in fast])] if fast else []) + (
+      [slow_tokens([texts[i] for i in slow])] if slow else [])
+  if not parts:
+    return (pa.array([], pa.large_string()), np.zeros(0, np.int32),
+            np.zeros(0, np.int32))
+  encoded = pc.dictionary_encode(pa.concat_arrays([t for t, _ in parts]))
+  ids = encoded.indices.to_numpy(zero_copy_only=False)  # int32
+  if len(encoded.dictionary) <= 1 << 16:  # half the bytes to send back
+    ids = ids.astype(np.uint16)
+  lengths = np.concatenate([n for _, n in parts]).astype(np.int32)
   # Back to the texts' order: each text's run of ids, in turn.
+  order = fast + slow
   starts = np.zeros(len(lengths), np.int64)
   np.cumsum(lengths[:-1], out=starts[1:])
   back = np.argsort(order, kind="stable")
   lengths, starts = lengths[back], starts[back]
   positions = (np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
                + np.arange(int(lengths.sum())))
-  return [t.decode() for t in table], ids[positions], lengths
+  return encoded.dictionary, ids[positions], lengths
+
+
+def tokenized(chunks: Iterable[list[bytes]], kind: str,
+                      workers: int) -> Iterator[tuple]:
+  """`chunk_ids` of each chunk, in order; in `workers` spawned
+  processes when > 1 (at most two chunks ahead per worker), or here if
+  they cannot start (e.g. a script read from stdin, which spawned
+  processes cannot import)."""
+  pool = _pool(workers) if workers > 1 else None
+  if pool is None:
+    for texts in chunks:
+      yield chunk_ids(kind, texts)
+    return
+  with pool:
+    pending = []
+    for texts in chunks:
+      pending.append(pool.submit(chunk_ids, kind, texts))
+      if len(pending) > 2 * workers:
+        yield pending.pop(0).result()
+    for future in pending:
+      yield future.result()
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
+  """`workers` spawned processes (jax's threads rule out fork), checked
+  with a first small job; None if they cannot start (nor where they could
+  not import the main script: read from stdin, say)."""
+  main = getattr(sys.modules.get("__main__"), "__file__", None)
+  if main is not None and not os.path.isfile(main):
+    return None
+  pool = concurrent.futures.ProcessPoolExecutor(
+      workers, multiprocessing.get_context("spawn"))
+  try:
+    pool.submit(chunk_ids, "english", [b"ok"]).result(timeout=120)
+    return pool
+  except (concurrent.futures.process.BrokenProcessPool,
+          concurrent.futures.TimeoutError, OSError):
+    pool.shutdown(wait=False, cancel_futures=True)
+    return None

@@ -185,8 +185,10 @@ def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
   if config.dataset == DATASET or not config.unlabeled_dataset and (
       config.vocabulary_splits != "train"):
     raw = read_raw(config, say)  # (raises for the missing unlabeled text)
-    streams = {name: (lambda texts=texts, labels=labels:
-                      zip(texts, labels.tolist()))
+    step = sources.BATCH_REVIEWS
+    streams = {name: (lambda texts=texts, labels=labels: (
+        (texts[i:i + step], labels[i:i + step])
+        for i in range(0, len(texts), step)))
                for name, (texts, labels) in raw.items()}
     return (streams, [[_fingerprint(*raw[name]) for name in raw]],
             sum(len(t) for texts, _ in raw.values() for t in texts))
@@ -198,13 +200,14 @@ def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
   files_ = {"train": (config.dataset, "dataset")}
   if config.test_dataset:
     files_["test"] = (config.test_dataset, "test_dataset")
-  streams = {name: (lambda path=path, flag=flag: sources.iter_labeled(
+  streams = {name: (lambda path=path, flag=flag: sources.iter_labeled_batches(
       path, config.text_field, config.label_field, flag, once))
              for name, (path, flag) in files_.items()}
   if config.unlabeled_dataset and splits.uses_unlabeled_text(config):
     files_["unsupervised"] = (config.unlabeled_dataset, "unlabeled_dataset")
-    streams["unsupervised"] = lambda: ((t, -1) for t in sources.iter_unlabeled(
-        config.unlabeled_dataset, config.text_field, say=once))
+    streams["unsupervised"] = lambda: sources.batched(
+        (t, -1) for t in sources.iter_unlabeled(
+            config.unlabeled_dataset, config.text_field, say=once))
   digests, size = [], 0
   for name, (path, flag) in files_.items():
     path = pathlib.Path(path)

@@ -24,58 +24,22 @@ naming the file and line. A new format is one
 reader function here and one entry in `_LABELED_READERS`.
 """
 
-import contextlib
-import csv
-import io
+import itertools
 import json
 import pathlib
 from typing import Callable, Iterator
 
 import numpy as np
 
-from flax_sentiment.runtime.errors import UserError
+from flax_sentiment.data import delimited
+from flax_sentiment.data.reading import DataError, open_text, read_text
 
 LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1,
           "false": 0, "true": 1}
 LABEL_HELP = "0/1, neg/pos, negative/positive or false/true"
 Labeled = tuple[list[bytes], np.ndarray]
-
-
-class DataError(UserError):
-  """A data file the reader cannot use; the message names file and line."""
-
-
-def _decode(path: pathlib.Path, raw: bytes) -> str:
-  """UTF-8 text (a byte-order mark dropped), or DataError at the line of
-  the first undecodable byte."""
-  try:
-    return raw.decode("utf-8-sig")
-  except UnicodeDecodeError as e:
-    line = raw[:e.start].count(b"\n") + 1
-    raise DataError(f"{path}:{line}: bytes that are not UTF-8 text (at byte "
-                    f"{e.start}); save the file as UTF-8") from None
-
-
-def _read_text(path: pathlib.Path) -> str:
-  try:
-    return _decode(path, path.read_bytes())
-  except OSError as e:
-    raise DataError(f"cannot read {path} ({e.strerror})") from None
-
-
-@contextlib.contextmanager
-def _open_text(path: pathlib.Path) -> Iterator[io.TextIOWrapper]:
-  """The file as UTF-8 text (a byte-order mark dropped), read as it is
-  iterated; bytes that are not UTF-8 become `_decode`'s DataError with the
-  line they are on, read errors one line."""
-  try:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-      yield f
-  except UnicodeDecodeError:
-    _decode(path, path.read_bytes())  # raises, naming the line
-    raise
-  except OSError as e:
-    raise DataError(f"cannot read {path} ({e.strerror})") from None
+Batch = tuple[list[bytes], np.ndarray]  # texts [k], labels [k] int32
+BATCH_REVIEWS = 4096  # reviews a batch, where a file is read row by row
 
 
 def _label(value, path: pathlib.Path, line: int, field: str) -> int:
@@ -101,61 +65,8 @@ def _text(value, path: pathlib.Path, line: int, field: str) -> bytes | None:
   return value.encode("utf-8") if value.strip() else None
 
 
-# The longest field read (the csv module's own limit, 131,072 characters, is
-# below some real reviews' length); a longer one is refused in one line.
-MAX_FIELD_CHARS = 16 << 20
-
-
-def sniff_delimiter(header: str, default: str) -> str:
-  """The delimiter of a header row: `default` if it holds it, else a
-  semicolon (Excel's CSV where the decimal mark is a comma) or a tab found
-  there instead."""
-  if default in header:
-    return default
-  for other in (";", "\t", ","):
-    if other in header:
-      return other
-  return default
-
-
-def _rows_delimited(path: pathlib.Path, default_delimiter: str):
-  """(line number, {column: value}, columns) per record, read as iterated;
-  the line where it starts. The delimiter is `default_delimiter`, or what
-  the header row uses (`sniff_delimiter`)."""
-  csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-  with _open_text(path) as f:
-    delimiter = sniff_delimiter(f.readline(), default_delimiter)
-    f.seek(0)
-    reader = csv.reader(f, delimiter=delimiter)
-    try:
-      header = next(reader)
-    except StopIteration:
-      raise DataError(f"{path} is empty; it needs a header row and reviews"
-                      ) from None
-    except csv.Error as e:
-      raise DataError(f"{path}:1: {e}") from None
-    header = [h.strip() for h in header]
-    line = reader.line_num + 1
-    try:
-      for row in reader:
-        if row:  # blank lines between records
-          if len(row) != len(header):
-            raise DataError(f"{path}:{line}: {len(row)} fields where the "
-                            f"header has {len(header)} ({', '.join(header)}); "
-                            f"quote texts that hold the delimiter")
-          yield line, dict(zip(header, row)), header
-        line = reader.line_num + 1
-    except csv.Error as e:
-      if "field larger than field limit" in str(e):
-        raise DataError(f"{path}:{line}: a field longer than "
-                        f"{MAX_FIELD_CHARS:,} characters (an unclosed quote "
-                        f"runs to the end of the file?); close the quote, or "
-                        f"split the text") from None
-      raise DataError(f"{path}:{line}: {e}") from None
-
-
 def _rows_jsonl(path: pathlib.Path):
-  with _open_text(path) as f:
+  with open_text(path) as f:
     for line, text in enumerate(f, start=1):
       if not text.strip():
         continue
@@ -229,18 +140,71 @@ def _read_folder(path: pathlib.Path, text_field: str,
                     f"neg/*.txt), or a .csv/.tsv/.jsonl file")
   for folder, label in folders:
     for file in sorted(folder.glob("*.txt")):
-      text = _read_text(file)
+      text = read_text(file)
       if not text.strip():
         raise DataError(f"{file}:1: empty review; remove the file or give "
                         f"it a review")
       yield text.encode("utf-8"), label
 
 
+def batched(reviews: Iterator[tuple[bytes, int]]) -> Iterator[Batch]:
+  """(text, label) pairs, BATCH_REVIEWS at a time (those before a bad row
+  too, then its error)."""
+  texts, labels = [], []
+  try:
+    for text, label in reviews:
+      texts.append(text)
+      labels.append(label)
+      if len(texts) == BATCH_REVIEWS:
+        yield texts, np.array(labels, np.int32)
+        texts, labels = [], []
+  except DataError:
+    if texts:
+      yield texts, np.array(labels, np.int32)
+    raise
+  if texts:
+    yield texts, np.array(labels, np.int32)
+
+
+def _delimited_batches(path: pathlib.Path, default_delimiter: str,
+                       text_field: str, label_field: str | None,
+                       skipped: list[int]) -> Iterator[Batch]:
+  """A CSV/TSV file's reviews a block at a time, parsed by pyarrow
+  (`delimited`) for as long as it is sure, then by the csv module
+  (`_rows_delimited`) from the row where it was not."""
+  with open_text(path) as f:
+    first = f.readline()
+  delimiter = delimited.sniff_delimiter(first, default_delimiter)
+  done, empty = 0, []
+  if delimited.simple_header(first):
+    header = [h.strip() for h in first.rstrip("\r\n").split(delimiter)]
+    try:
+      for texts, labels, blank in delimited.batches(
+          path, delimiter, header, text_field, label_field, LABELS,
+          delimited.MAX_FIELD_CHARS):
+        empty.extend((done + blank).tolist())
+        done += len(texts) + len(blank)
+        yield texts, labels
+      done = None
+    except delimited.Unsure:
+      pass
+  if empty:  # their lines, for the warning
+    rows = enumerate(delimited.rows(path, default_delimiter))
+    wanted = set(empty)
+    skipped.extend(line for row, (line, _, _) in itertools.islice(
+        rows, empty[-1] + 1) if row in wanted)
+  if done is not None:
+    rows = itertools.islice(delimited.rows(path, default_delimiter), done,
+                            None)
+    yield from batched(_from_rows(path, rows, text_field, label_field,
+                                   skipped))
+
+
+# e.g. NSMC's ratings_train.txt: tab-separated with a header row.
+_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _ROWS: dict[str, Callable] = {
-    ".csv": lambda p: _rows_delimited(p, ","),
-    ".tsv": lambda p: _rows_delimited(p, "\t"),
-    # e.g. NSMC's ratings_train.txt: tab-separated with a header row.
-    ".txt": lambda p: _rows_delimited(p, "\t"),
+    **{suffix: lambda p, d=d: delimited.rows(p, d)
+       for suffix, d in _DELIMITERS.items()},
     ".jsonl": _rows_jsonl,
     ".ndjson": _rows_jsonl,
     ".parquet": _rows_parquet,
@@ -256,30 +220,34 @@ def check_exists(path: pathlib.Path, flag: str) -> None:
                     f"{FORMATS}")
 
 
-def iter_labeled(path: str | pathlib.Path, text_field: str = "text",
-                 label_field: str | None = "label", flag: str = "dataset",
-                 say: Callable[[str], None] | None = None
-                 ) -> Iterator[tuple[bytes, int]]:
-  """(text as UTF-8 bytes, label: 1 positive, 0 negative; -1 without
-  `label_field`) per review of a file or folder, in file order, read as it
-  is iterated (memory does not grow with the file). Reviews with an empty
-  text are skipped, said in one warning line to `say`; DataError for
-  anything unusable, or no review at all."""
+def iter_labeled_batches(path: str | pathlib.Path, text_field: str = "text",
+                         label_field: str | None = "label",
+                         flag: str = "dataset",
+                         say: Callable[[str], None] | None = None
+                         ) -> Iterator[Batch]:
+  """`iter_labeled`'s reviews a batch at a time: (texts [k] UTF-8 bytes,
+  labels [k] int32). CSV and TSV files are parsed by pyarrow while it is
+  sure (`delimited`): many times faster than row by row."""
   path = pathlib.Path(path)
   check_exists(path, flag)
   skipped = []
+  suffix = path.suffix.lower()
   if path.is_dir():
-    reviews = _read_folder(path, text_field, label_field, skipped)
-  elif path.suffix.lower() in _ROWS:
-    reviews = _from_rows(path, _ROWS[path.suffix.lower()](path), text_field,
-                         label_field, skipped)
+    batches = batched(_read_folder(path, text_field, label_field, skipped))
+  elif suffix in _DELIMITERS:
+    batches = _delimited_batches(path, _DELIMITERS[suffix], text_field,
+                                 label_field, skipped)
+  elif suffix in _ROWS:
+    batches = batched(_from_rows(path, _ROWS[suffix](path), text_field,
+                                  label_field, skipped))
   else:
     raise DataError(f"--config.{flag}={path}: unknown format "
                     f"{path.suffix or '(no suffix)'!r}; give a {FORMATS}")
   count = 0
-  for review in reviews:
-    count += 1
-    yield review
+  for texts, labels in batches:
+    count += len(texts)
+    if len(texts):
+      yield texts, labels
   if not count:
     raise DataError(f"{path} holds no reviews" + (
         f" (every text is empty: lines {skipped[0]}-{skipped[-1]})"
@@ -289,6 +257,20 @@ def iter_labeled(path: str | pathlib.Path, text_field: str = "text",
         f"{'s' if len(skipped) > 1 else ''} with an empty text (line"
         f"{'s' if len(skipped) > 1 else ''} "
         f"{', '.join(map(str, skipped[:5]))}{' ...' if len(skipped) > 5 else ''})")
+
+
+def iter_labeled(path: str | pathlib.Path, text_field: str = "text",
+                 label_field: str | None = "label", flag: str = "dataset",
+                 say: Callable[[str], None] | None = None
+                 ) -> Iterator[tuple[bytes, int]]:
+  """(text as UTF-8 bytes, label: 1 positive, 0 negative; -1 without
+  `label_field`) per review of a file or folder, in file order, read as it
+  is iterated (memory does not grow with the file). Reviews with an empty
+  text are skipped, said in one warning line to `say`; DataError for
+  anything unusable, or no review at all."""
+  for texts, labels in iter_labeled_batches(path, text_field, label_field,
+                                            flag, say):
+    yield from zip(texts, labels.tolist())
 
 
 def read_labeled(path: str | pathlib.Path, text_field: str = "text",
@@ -314,7 +296,7 @@ def iter_unlabeled(path: str | pathlib.Path, text_field: str = "text",
   check_exists(path, flag)
   if path.is_file() and path.suffix.lower() == ".txt":
     count = 0
-    with _open_text(path) as f:
+    with open_text(path) as f:
       for line in f:
         if line.strip():
           count += 1

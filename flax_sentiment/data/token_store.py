@@ -18,27 +18,24 @@ sources three times: labels, then the SentencePiece training text (a bounded
 sample), then encoding (SentencePiece's own threads).
 """
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import itertools
 import json
-import multiprocessing
-import os
 import pathlib
-import sys
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from flax_sentiment.data import tokenizer, vocabulary
-from flax_sentiment.data.chunks import chunk_ids
+from flax_sentiment.data import chunks, sources, tokenizer, vocabulary
 from flax_sentiment.runtime import files
 
-CHUNK_REVIEWS = 2_000       # reviews tokenized at a time
 ROWS_AT_A_TIME = 65_536     # rows mapped, counted or padded at a time
 POOL_MIN_REVIEWS = 20_000   # tokenize in worker processes from this many
-Stream = Callable[[], Iterator[tuple[bytes, int]]]  # a source, read afresh
+# A source, read afresh: batches of (texts [k] bytes, labels [k] int32)
+Stream = Callable[[], Iterator[sources.Batch]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +73,12 @@ class Tokens:
   def chunks(self) -> Iterator[np.ndarray]:
     """The ids of ROWS_AT_A_TIME reviews at a time, concatenated."""
     for first in range(0, len(self), ROWS_AT_A_TIME):
-      yield self.flat[self.positions(slice(first, first + ROWS_AT_A_TIME))]
+      rows = slice(first, first + ROWS_AT_A_TIME)
+      starts, ends = self.starts[rows], self.starts[rows] + self.lengths[rows]
+      if np.array_equal(starts[1:], ends[:-1]):  # one run: a view
+        yield self.flat[starts[0]:ends[-1]]
+      else:
+        yield self.flat[self.positions(rows)]
 
   def padded_blocks(self, seq_len: int, padding: str = "pre",
                     truncating: str = "pre") -> Iterator[np.ndarray]:
@@ -186,87 +188,43 @@ def _ids(path: pathlib.Path) -> np.ndarray:
   return np.memmap(path, np.int32, "r")
 
 
-def _tokenized_chunks(chunks: Iterable[list[bytes]], kind: str,
-                      workers: int) -> Iterator[tuple]:
-  """`chunk_ids` of each chunk, in order; in `workers` spawned
-  processes when > 1 (at most two chunks ahead per worker), or here if
-  they cannot start (e.g. a script read from stdin, which spawned
-  processes cannot import)."""
-  pool = _pool(workers) if workers > 1 else None
-  if pool is None:
-    for texts in chunks:
-      yield chunk_ids(kind, texts)
-    return
-  with pool:
-    pending = []
-    for texts in chunks:
-      pending.append(pool.submit(chunk_ids, kind, texts))
-      if len(pending) > 2 * workers:
-        yield pending.pop(0).result()
-    for future in pending:
-      yield future.result()
+def _chunked(stream: Iterator[sources.Batch], labels: list[np.ndarray]
+             ) -> Iterator[Sequence[bytes]]:
+  """Each batch's texts (a few thousand reviews: `sources.BATCH_REVIEWS`
+  or a block of `delimited.BLOCK_BYTES`); their labels appended to
+  `labels`."""
+  for texts, batch_labels in stream:
+    labels.append(batch_labels)
+    yield texts
 
 
-def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
-  """`workers` spawned processes (jax's threads rule out fork), checked
-  with a first small job; None if they cannot start (nor where they could
-  not import the main script: read from stdin, say)."""
-  main = getattr(sys.modules.get("__main__"), "__file__", None)
-  if main is not None and not os.path.isfile(main):
-    return None
-  pool = concurrent.futures.ProcessPoolExecutor(
-      workers, multiprocessing.get_context("spawn"))
-  try:
-    pool.submit(chunk_ids, "english", [b"ok"]).result(timeout=120)
-    return pool
-  except (concurrent.futures.process.BrokenProcessPool,
-          concurrent.futures.TimeoutError, OSError):
-    pool.shutdown(wait=False, cancel_futures=True)
-    return None
+def _labels(parts: list[np.ndarray]) -> np.ndarray:
+  return np.concatenate(parts).astype(np.int32) if parts else np.zeros(
+      0, np.int32)
 
 
-def _batched(stream: Iterator[tuple[bytes, int]], labels: list[int]
-             ) -> Iterator[list[bytes]]:
-  """Chunks of CHUNK_REVIEWS texts; their labels appended to `labels`."""
-  while True:
-    chunk = list(itertools.islice(stream, CHUNK_REVIEWS))
-    if not chunk:
-      return
-    labels.extend(label for _, label in chunk)
-    yield [text for text, _ in chunk]
-
-
-def _global_ids(table: dict[str, int], words: list[str]) -> np.ndarray:
-  """[len(words)] int32: each word's id in `table`, new words added."""
-  mapping = np.fromiter(map(table.get, words, itertools.repeat(-1)),
-                        np.int32, len(words))
-  new = np.flatnonzero(mapping < 0)
-  if len(new):
-    first = len(table)
-    table.update(zip((words[i] for i in new), itertools.count(first)))
-    mapping[new] = np.arange(first, first + len(new))
-  return mapping
-
-
-def _first_pass(name: str, stream: Stream, kind: str, table: dict[str, int],
-                directory: pathlib.Path, workers: int) -> Tokens:
-  """Tokenizes a source into ids of `table` (every distinct token, grown
-  here), written to `<name>_draft.bin` as they come."""
+def _first_pass(name: str, stream: Stream, kind: str,
+                tables: list[pa.Array], directory: pathlib.Path,
+                workers: int) -> Tokens:
+  """Tokenizes a source chunk by chunk, each chunk's tokens a little table
+  appended to `tables`; its ids, made positions in all the tables one after
+  another, written to `<name>_draft.bin` as they come."""
   labels, lengths = [], []
   path = directory / f"{name}_draft.bin"
   with open(path, "wb") as out:
-    for words, ids, counts in _tokenized_chunks(
-        _batched(stream(), labels), kind, workers):
-      mapping = _global_ids(table, words)
-      out.write(mapping[ids].tobytes() if len(ids) else b"")
+    for words, ids, counts in chunks.tokenized(
+        _chunked(stream(), labels), kind, workers):
+      offset = sum(map(len, tables))
+      tables.append(words)
+      out.write((ids.astype(np.int32) + offset).tobytes())
       lengths.append(counts)
   lengths = (np.concatenate(lengths) if lengths else np.zeros(0, np.int32))
   starts = np.zeros(len(lengths), np.int64)
   np.cumsum(lengths[:-1], out=starts[1:])
-  return Tokens(_ids(path), starts, lengths, np.array(labels, np.int32))
+  return Tokens(_ids(path), starts, lengths, _labels(labels))
 
 
-def _ranked(table: dict[str, int], counts: np.ndarray, keep: int) -> list[str]:
+def _ranked(table: pa.Array, counts: np.ndarray, keep: int) -> list[str]:
   """The `keep` most frequent tokens (ties alphabetical) of `table` with
   `counts` [len(table)]."""
   if not len(counts):
@@ -274,9 +232,9 @@ def _ranked(table: dict[str, int], counts: np.ndarray, keep: int) -> list[str]:
   order = np.argsort(-counts, kind="stable")
   threshold = counts[order[min(keep, len(order)) - 1]]
   candidates = np.flatnonzero(counts >= max(threshold, 1))
-  words = list(table)
+  words = table.take(pa.array(candidates)).to_pylist()
   return tokenizer.most_frequent(
-      ((words[i], int(counts[i])) for i in candidates), keep)
+      zip(words, counts[candidates].tolist()), keep)
 
 
 def _final_ids(name: str, draft: Tokens, mapping: np.ndarray,
@@ -295,26 +253,37 @@ def build_words(streams: dict[str, Stream], kind: str, config,
   """A store for the english, words or characters kinds (see the module
   docstring). `fitting_rows(labels per source)` names the rows the
   vocabulary is counted over."""
-  table: dict[str, int] = {}
-  drafts = {name: _first_pass(name, stream, kind, table, directory, workers)
+  tables: list[pa.Array] = []
+  drafts = {name: _first_pass(name, stream, kind, tables, directory, workers)
             for name, stream in streams.items()}
+  # Every chunk's table at once: its tokens' ids in one table of them all.
+  merged = pc.dictionary_encode(pa.concat_arrays(tables) if tables else
+                                pa.array([], pa.large_string()))
+  table = merged.dictionary
+  to_table = merged.indices.to_numpy(zero_copy_only=False)
   counts = np.zeros(len(table), np.int64)
   for name, rows in fitting_rows({n: d.labels for n, d in drafts.items()}
                                  ).items():
     for ids in drafts[name].subset(np.sort(rows)).chunks():
-      counts += np.bincount(ids, minlength=len(table))
+      counts += np.bincount(to_table[ids], minlength=len(table))
   words = _ranked(table, counts, config.num_words - tokenizer.NUM_RESERVED_IDS)
-  mapping = np.full(len(table) + 1, tokenizer.OOV_ID, np.int32)
-  mapping[[table[w] for w in words]] = np.arange(
+  mapping = np.full(len(table), tokenizer.OOV_ID, np.int32)
+  mapping[_positions(table, words)] = np.arange(
       tokenizer.NUM_RESERVED_IDS, len(words) + tokenizer.NUM_RESERVED_IDS)
   for name, draft in drafts.items():
-    _final_ids(name, draft, mapping, directory)
+    _final_ids(name, draft, mapping[to_table], directory)
     _save(directory, name, draft)
     (directory / f"{name}_draft.bin").unlink()
   total = int(counts.sum())
   single = int(np.sum(counts == 1))
   return vocabulary.TextRule(tokenizer.Tokenizer(kind), words,
                              single / total if total else 0.0)
+
+
+def _positions(table: pa.Array, words: list[str]) -> np.ndarray:
+  """[len(words)] each word's index in `table` (where every word is)."""
+  return pc.index_in(pa.array(words, table.type), value_set=table
+                     ).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def build_subwords(streams: dict[str, Stream], config,
@@ -324,22 +293,21 @@ def build_subwords(streams: dict[str, Stream], config,
                    ) -> vocabulary.TextRule:
   """A store for subwords: labels first, then a SentencePiece model from
   the fitting rows' text, then every review encoded with it."""
-  labels = {name: np.fromiter((label for _, label in stream()), np.int32)
+  labels = {name: _labels([batch for _, batch in stream()])
             for name, stream in streams.items()}
   chosen = {name: set(rows.tolist())
             for name, rows in fitting_rows(labels).items()}
 
   def fitting_texts() -> Iterator[bytes]:
     for name, rows in chosen.items():
-      for row, (text, _) in enumerate(streams[name]()):
-        if row in rows:
-          yield text
+      texts = itertools.chain.from_iterable(t for t, _ in streams[name]())
+      yield from (text for row, text in enumerate(texts) if row in rows)
   rule = vocabulary.fit_subwords(fitting_texts(), config)
   processor = rule.tokenizer.processor()
   for name, stream in streams.items():
     lengths = []
     with open(directory / f"{name}_ids.bin", "wb") as out:
-      for texts in _batched(stream(), []):
+      for texts in _chunked(stream(), []):
         encoded = processor.encode([tokenizer.normalize(t) for t in texts],
                                    num_threads=workers)
         lengths.extend(len(ids) for ids in encoded)

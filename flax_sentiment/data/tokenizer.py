@@ -88,6 +88,12 @@ def _unicode_word() -> re.Pattern:
   return re.compile(f"{letter}+(?:'{letter}+)*")
 
 
+def is_word_character(char: str) -> bool:
+  """Whether the words rule counts `char` (normalized) as part of a word:
+  a letter, digit or combining mark (an apostrophe only between them)."""
+  return _unicode_word().fullmatch(char) is not None
+
+
 def unicode_words(text: str | bytes) -> list[str]:
   """The words kind: Unicode words of the normalized text."""
   return _unicode_word().findall(normalize(text))
