@@ -130,6 +130,8 @@ def main() -> None:
                       help="this checkout's --config.tokenizer values")
   parser.add_argument("--work", default="/tmp/data_scale")
   parser.add_argument("--python", default=sys.executable)
+  parser.add_argument("--repeats", type=int, default=1,
+                      help="times the whole interleaved sequence is run")
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   work = pathlib.Path(args.work)
@@ -148,7 +150,7 @@ def main() -> None:
     for kind in args.tokenizers.split(","):
       runs.append((size, data, REPO, {"tokenizer": kind}, "this"))
   with open(args.out, "a", encoding="utf-8") as out:
-    for size, data, checkout, fields, which in runs:
+    for size, data, checkout, fields, which in runs * args.repeats:
       for record in measure(checkout, data, fields, args.python):
         record.update(reviews=size, checkout=which,
                       commit=git_describe(checkout), fields=fields,

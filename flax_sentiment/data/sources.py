@@ -11,7 +11,7 @@ text files (the aclImdb layout).
   semicolon or tab instead (Excel's CSV in much of Europe); quoted fields
   may hold newlines; a UTF-8 byte-order mark and CRLF line ends are fine.
 - `.jsonl` (or `.ndjson`): one JSON object per line with those keys.
-- `.parquet`: columns of those names (needs pyarrow, the `parquet` extra).
+- `.parquet`: columns of those names.
 - a folder: `pos/*.txt` and `neg/*.txt`, one review a file (in name order).
 - unlabeled text may also be a `.txt` file with one review per line.
 
@@ -30,6 +30,7 @@ import pathlib
 from typing import Callable, Iterator
 
 import numpy as np
+import pyarrow.parquet as parquet
 
 from flax_sentiment.data import delimited
 from flax_sentiment.data.reading import DataError, open_text, read_text
@@ -86,12 +87,7 @@ PARQUET_BATCH_ROWS = 4096
 
 def _rows_parquet(path: pathlib.Path):
   """(row number, {column: value}, columns) of a Parquet file, read a batch
-  at a time (pyarrow: pip install 'flax-sentiment[parquet]')."""
-  try:
-    import pyarrow.parquet as parquet  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise DataError(f"{path}: reading .parquet needs pyarrow: pip install "
-                    f"'flax-sentiment[parquet]' (or pyarrow)") from None
+  at a time."""
   try:
     table = parquet.ParquetFile(path)
     columns = table.schema_arrow.names
