@@ -42,17 +42,18 @@ def _csv(path, records):
 @pytest.mark.parametrize("kind", ["english", "words"])
 def test_streamed_ids_equal_the_rule_on_all_texts_at_once(
     tmp_path, monkeypatch, kind):
-  """Blocks of 2 KB parsed by pyarrow, in 2 worker processes: the
-  vocabulary is the most frequent tokens of the train reviews (ties
+  """Blocks of 2 KB parsed by pyarrow, in 2 worker processes, the tables
+  of chunks merged every 50 tokens: the vocabulary is the most frequent tokens of the train reviews (ties
   alphabetical) and every review's ids are its tokens' ids, as if computed
   on all texts at once."""
   monkeypatch.setattr(delimited, "BLOCK_BYTES", 2048)
+  monkeypatch.setattr(chunks, "MERGE_TOKENS", 50)  # many merges
   monkeypatch.setattr(token_store, "ROWS_AT_A_TIME", 5)
   records = fake_records(120, 3)
   path = _csv(tmp_path / "r.csv", records)
   config = tiny_config(dataset=str(path), tokenizer=kind, num_words=40,
                        cache_dir=str(tmp_path / "cache"))
-  monkeypatch.setattr(datasets, "POOL_MIN_BYTES", 0)  # worker processes
+  monkeypatch.setattr(chunks, "POOL_MIN_BYTES", 0)  # worker processes
   tokenized, rule = datasets.tokenized_imdb(config)
   texts, labels = sources.read_labeled(path)
   train, test = datasets.held_out(labels, config.test_fraction,

@@ -81,6 +81,25 @@ def _split(strings: pa.Array, n: int, split: Callable
 
 _is_word_character = functools.cache(
     lambda code: tokenizer.is_word_character(chr(code)))
+# Per code point of the Basic Multilingual Plane: 1 a word character, -1
+# not, 0 not yet looked at (this process's).
+_BMP_WORD = np.zeros(0x10000, np.int8)
+
+
+def _word_characters(codes: np.ndarray) -> np.ndarray:
+  """[n] bool: whether each code point is a word character (each distinct
+  one classified once by the rule's regex)."""
+  plane = codes < 0x10000
+  seen = np.zeros(len(codes), np.int8)
+  seen[plane] = _BMP_WORD[codes[plane]]
+  new = np.unique(codes[plane & (seen == 0)])
+  _BMP_WORD[new] = [1 if _is_word_character(c) else -1 for c in new.tolist()]
+  seen[plane] = _BMP_WORD[codes[plane]]
+  astral = np.unique(codes[~plane])
+  if len(astral):  # emoji and rarer scripts: few
+    words = astral[[_is_word_character(c) for c in astral.tolist()]]
+    seen[~plane] = np.where(np.isin(codes[~plane], words), 1, -1)
+  return seen > 0
 
 
 def _words_tokens(texts: list[bytes]) -> tuple[pa.Array, np.ndarray]:
@@ -90,9 +109,7 @@ def _words_tokens(texts: list[bytes]) -> tuple[pa.Array, np.ndarray]:
   normalized = [tokenizer.normalize(t) for t in texts]
   codes = np.frombuffer((" ".join(normalized) + " ").encode("utf-32-le"),
                         np.uint32).copy()
-  distinct = np.unique(codes)
-  letter = np.array([_is_word_character(c) for c in distinct.tolist()], bool)
-  is_letter = letter[np.searchsorted(distinct, codes)]
+  is_letter = _word_characters(codes)
   at = np.flatnonzero(codes == _APOSTROPHE)  # never the last code point
   inside = is_letter[at - 1] & (at > 0) & is_letter[at + 1]
   is_letter[at[inside]] = True
@@ -146,6 +163,19 @@ def chunk_ids(kind: str, texts: Sequence[bytes | str]
   return encoded.dictionary, ids[positions], lengths
 
 
+# Text from this many bytes on is tokenized by worker processes (starting
+# them costs a second).
+POOL_MIN_BYTES = 32 << 20
+
+
+def workers_for(size: int) -> int:
+  """Processes that tokenize `size` bytes of text: this one, or on large
+  data one per core (at most 4)."""
+  if size < POOL_MIN_BYTES:
+    return 1
+  return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def tokenized(chunks: Iterable[list[bytes]], kind: str,
                       workers: int) -> Iterator[tuple]:
   """`chunk_ids` of each chunk, in order; in `workers` spawned
@@ -183,3 +213,45 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
           concurrent.futures.TimeoutError, OSError):
     pool.shutdown(wait=False, cancel_futures=True)
     return None
+
+
+# Chunk tables are merged into the whole table once they hold this many
+# tokens: memory stays bounded by the distinct tokens, not the chunks.
+MERGE_TOKENS = 1 << 22
+
+
+class Tables:
+  """Every distinct token of the chunks, in the order first seen, merged
+  from the chunks' own tables (`chunk_ids`) a batch of them at a time by
+  pyarrow. A chunk's id i is position `add(...) + i`; `finish` maps every
+  position to its token's id in the whole table."""
+
+  def __init__(self):
+    self.table = pa.array([], pa.large_string())
+    self.pending: list[pa.Array] = []
+    self.maps: list[np.ndarray] = []
+    self.positions = self.pending_tokens = 0
+
+  def add(self, words: pa.Array) -> int:
+    """Takes a chunk's table; returns the position of its first token."""
+    first = self.positions
+    self.positions += len(words)
+    self.pending.append(words)
+    self.pending_tokens += len(words)
+    if self.pending_tokens >= MERGE_TOKENS:
+      self._merge()
+    return first
+
+  def _merge(self) -> None:
+    merged = pc.dictionary_encode(pa.concat_arrays(
+        [self.table] + [w.cast(pa.large_string()) for w in self.pending]))
+    # The table's tokens are distinct and first: they keep their ids.
+    self.maps.append(merged.indices.to_numpy(zero_copy_only=False)[
+        len(self.table):])
+    self.table = merged.dictionary
+    self.pending, self.pending_tokens = [], 0
+
+  def finish(self) -> tuple[pa.Array, np.ndarray]:
+    """(the whole table [n] strings, each position's id [positions])."""
+    self._merge()
+    return self.table, np.concatenate(self.maps)

@@ -5,6 +5,7 @@ padded to [examples, seq_len] int32."""
 
 import dataclasses
 import hashlib
+import json
 import os
 import pathlib
 import socket
@@ -12,8 +13,8 @@ import time
 
 import numpy as np
 
-from flax_sentiment.data import checks, splits, token_store, tokenizer
-from flax_sentiment.data import vocabulary
+from flax_sentiment.data import checks, chunks, splits, text_store, token_store
+from flax_sentiment.data import tokenizer, vocabulary
 # The split rules, where they were before data/splits.py.
 from flax_sentiment.data.splits import (balanced_subset, held_out,  # pylint: disable=unused-import
                                         split_train, test_subset,
@@ -128,13 +129,6 @@ def _fingerprint(texts: list[bytes], labels: np.ndarray) -> str:
 def default_cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get(
       "FLAX_SENTIMENT_CACHE", pathlib.Path.home() / ".cache" / "flax_sentiment"))
-
-
-def _ragged_to_flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-  offsets = np.zeros(len(seqs) + 1, np.int64)
-  np.cumsum([len(s) for s in seqs], out=offsets[1:])
-  flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
-  return flat.astype(np.int32), offsets
 
 
 def read_raw(config, say=lambda message: None
@@ -272,31 +266,40 @@ def tokenized_imdb(config, say=lambda message: None
     say(f"Tokenizing the reviews (once; cached in {cache_dir}) ...")
     token_store.build(path, streams, config,
                       lambda labels: fitting_rows(labels, config, kind),
-                      workers=_workers(size))
+                      workers=chunks.workers_for(size))
   stored, rule = token_store.load(path)
+  return _parts(stored, config), rule
+
+
+def stored_texts(config, say=lambda message: None
+                 ) -> dict[str, text_store.Texts]:
+  """`tokenized_imdb`'s parts as texts (`.labels` their labels), read
+  memory-mapped from the text store in the cache (built on first use):
+  what the text models read, in bounded memory."""
+  streams, content, _ = _streams(config, say)
+  key = hashlib.sha256(json.dumps([text_store.STORE_FORMAT] + content
+                                  ).encode()).hexdigest()
+  path = pathlib.Path(config.cache_dir or default_cache_dir()
+                      ) / f"texts_{key[:24]}"
+  if not path.is_dir():
+    text_store.build(path, streams)
+  return _parts(text_store.load(path), config)
+
+
+def _parts(stored: dict, config) -> dict:
+  """{"train", "test", maybe "unsupervised"} of a store's sources (Tokens
+  or Texts): the dataset's train part, and its held-out test share or the
+  test source; checked for enough reviews."""
   train, test = _file_parts(config, stored["train"].labels)
-  tokenized = {"train": stored["train"].subset(train)}
-  tokenized["test"] = (stored["test"] if "test" in stored
-                       else stored["train"].subset(test))
+  parts = {"train": stored["train"].subset(train),
+           "test": (stored["test"] if "test" in stored
+                    else stored["train"].subset(test))}
   if "unsupervised" in stored:
-    tokenized["unsupervised"] = stored["unsupervised"]
+    parts["unsupervised"] = stored["unsupervised"]
   if config.dataset != DATASET:  # IMDB has 25,000 of each
-    checks.check_enough_reviews({s: len(t) for s, t in tokenized.items()},
+    checks.check_enough_reviews({s: len(t) for s, t in parts.items()},
                                 config)
-  return tokenized, rule
-
-
-# Text from this many bytes on is tokenized by worker processes (starting
-# them costs a few seconds).
-POOL_MIN_BYTES = 32 << 20
-
-
-def _workers(size: int) -> int:
-  """Processes that tokenize `size` bytes of text: this one, or on large
-  data one per core (at most 4: the parent merges their tables)."""
-  if size < POOL_MIN_BYTES:
-    return 1
-  return max(1, min(4, len(os.sched_getaffinity(0))))
+  return parts
 
 
 # A padded split larger than this is written to the cache and read

@@ -204,7 +204,7 @@ def _labels(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _first_pass(name: str, stream: Stream, kind: str,
-                tables: list[pa.Array], directory: pathlib.Path,
+                tables: chunks.Tables, directory: pathlib.Path,
                 workers: int) -> Tokens:
   """Tokenizes a source chunk by chunk, each chunk's tokens a little table
   appended to `tables`; its ids, made positions in all the tables one after
@@ -214,14 +214,30 @@ def _first_pass(name: str, stream: Stream, kind: str,
   with open(path, "wb") as out:
     for words, ids, counts in chunks.tokenized(
         _chunked(stream(), labels), kind, workers):
-      offset = sum(map(len, tables))
-      tables.append(words)
+      offset = tables.add(words)
       out.write((ids.astype(np.int32) + offset).tobytes())
       lengths.append(counts)
   lengths = (np.concatenate(lengths) if lengths else np.zeros(0, np.int32))
   starts = np.zeros(len(lengths), np.int64)
   np.cumsum(lengths[:-1], out=starts[1:])
   return Tokens(_ids(path), starts, lengths, _labels(labels))
+
+
+def _counts(draft: Tokens, rows: np.ndarray, to_table: np.ndarray,
+            size: int) -> np.ndarray:
+  """[size] how often each token of the table occurs in the reviews `rows`
+  of `draft` (whose reviews' ids lie one after another in file order)."""
+  chosen = np.zeros(len(draft), bool)
+  chosen[rows] = True
+  counts = np.zeros(size, np.int64)
+  for first in range(0, len(draft), ROWS_AT_A_TIME):
+    part = slice(first, first + ROWS_AT_A_TIME)
+    lengths = draft.lengths[part]
+    start = int(draft.starts[first])
+    ids = draft.flat[start:start + int(lengths.sum())]
+    counts += np.bincount(to_table[ids[np.repeat(chosen[part], lengths)]],
+                          minlength=size)
+  return counts
 
 
 def _ranked(table: pa.Array, counts: np.ndarray, keep: int) -> list[str]:
@@ -253,19 +269,14 @@ def build_words(streams: dict[str, Stream], kind: str, config,
   """A store for the english, words or characters kinds (see the module
   docstring). `fitting_rows(labels per source)` names the rows the
   vocabulary is counted over."""
-  tables: list[pa.Array] = []
+  tables = chunks.Tables()
   drafts = {name: _first_pass(name, stream, kind, tables, directory, workers)
             for name, stream in streams.items()}
-  # Every chunk's table at once: its tokens' ids in one table of them all.
-  merged = pc.dictionary_encode(pa.concat_arrays(tables) if tables else
-                                pa.array([], pa.large_string()))
-  table = merged.dictionary
-  to_table = merged.indices.to_numpy(zero_copy_only=False)
+  table, to_table = tables.finish()
   counts = np.zeros(len(table), np.int64)
   for name, rows in fitting_rows({n: d.labels for n, d in drafts.items()}
                                  ).items():
-    for ids in drafts[name].subset(np.sort(rows)).chunks():
-      counts += np.bincount(to_table[ids], minlength=len(table))
+    counts += _counts(drafts[name], rows, to_table, len(table))
   words = _ranked(table, counts, config.num_words - tokenizer.NUM_RESERVED_IDS)
   mapping = np.full(len(table), tokenizer.OOV_ID, np.int32)
   mapping[_positions(table, words)] = np.arange(

@@ -28,7 +28,7 @@ def text_digest(ids: list[np.ndarray], settings: tuple) -> str:
   """Hex digest of token-id texts and the settings a cached result of
   them depends on (word2vec here, `language_model` too)."""
   digest = hashlib.sha256(repr(settings).encode())
-  flat, offsets = datasets._ragged_to_flat(ids)  # pylint: disable=protected-access
+  flat, offsets = _ragged_to_flat(ids)
   digest.update(flat.tobytes())
   digest.update(offsets.tobytes())
   return digest.hexdigest()[:24]
@@ -77,3 +77,12 @@ def word2vec_table(ids: list[np.ndarray], config,
   say(f"word2vec: {len(found):,} of {config.num_words:,} words "
       f"({time.perf_counter() - start:.0f}s)")
   return table
+
+
+def _ragged_to_flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """(every sequence's ids one after another [total] int32, offsets
+  [len(seqs) + 1] int64)."""
+  offsets = np.zeros(len(seqs) + 1, np.int64)
+  np.cumsum([len(s) for s in seqs], out=offsets[1:])
+  flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
+  return flat.astype(np.int32), offsets

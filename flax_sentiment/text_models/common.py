@@ -86,25 +86,23 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   reads unlabeled reviews)}: (texts, labels) of the reviews the recurrent
   models of the same data config train, select and test on
   (`datasets.split_train`, `datasets.test_subset`), in the same order."""
-  raw = datasets.read_raw(config, say)
-  if config.dataset != datasets.DATASET:
-    checks.check_enough_reviews({s: len(t) for s, (t, _) in raw.items()},
-                                config)
-  train_texts, train_labels = raw["train"]
+  stored = datasets.stored_texts(config, say)
+  train_texts, train_labels = stored["train"], stored["train"].labels
   keep, held = datasets.split_train(train_labels, config)
-  test_texts, test_labels = raw["test"]
+  test_texts, test_labels = stored["test"], stored["test"].labels
   test_keep = datasets.test_subset(test_labels, config)
   checks.check_both_labels(train_labels[keep], config.dataset)
   split = tokenizer.Tokenizer(tokenizer.kind_of(config))
   checks.check_readable([len(split(train_texts[i])) for i in keep],
                         config.dataset, split.kind)
-  pick = lambda texts, labels, ids: ([texts[i] for i in ids], labels[ids])
+  pick = lambda texts, labels, ids: (texts.subset(ids), labels[ids])
   splits = {"train": pick(train_texts, train_labels, keep),
             "test": pick(test_texts, test_labels, test_keep)}
   if len(held):
     splits["validation"] = pick(train_texts, train_labels, held)
-  if "unsupervised" in raw:
-    splits["unsupervised"] = raw["unsupervised"]
+  if "unsupervised" in stored:
+    splits["unsupervised"] = (stored["unsupervised"],
+                              stored["unsupervised"].labels)
   return splits
 
 
