@@ -42,7 +42,7 @@ def _csv(path, records):
 @pytest.mark.parametrize("kind", ["english", "words"])
 def test_streamed_ids_equal_the_rule_on_all_texts_at_once(
     tmp_path, monkeypatch, kind):
-  """Blocks of 2 KB parsed by pyarrow, in 2 worker processes, the tables
+  """Blocks of 2 KB parsed by pyarrow, tokenized in threads, the tables
   of chunks merged every 50 tokens: the vocabulary is the most frequent tokens of the train reviews (ties
   alphabetical) and every review's ids are its tokens' ids, as if computed
   on all texts at once."""
@@ -53,7 +53,7 @@ def test_streamed_ids_equal_the_rule_on_all_texts_at_once(
   path = _csv(tmp_path / "r.csv", records)
   config = tiny_config(dataset=str(path), tokenizer=kind, num_words=40,
                        cache_dir=str(tmp_path / "cache"))
-  monkeypatch.setattr(chunks, "POOL_MIN_BYTES", 0)  # worker processes
+  monkeypatch.setattr(chunks, "THREADS_MIN_BYTES", 0)  # threads
   tokenized, rule = datasets.tokenized_imdb(config)
   texts, labels = sources.read_labeled(path)
   train, test = datasets.held_out(labels, config.test_fraction,

@@ -1,7 +1,7 @@
-"""Tokenizing a chunk of reviews at once, as ids of the chunk's own table:
-the job of the worker processes that tokenize a large dataset
-(data/token_store.py). The tokens are exactly `tokenizer.Tokenizer`'s
-(tests/test_token_store.py).
+"""Tokenizing a chunk of reviews at once, as ids of the chunk's own table
+(`chunk_ids`; `tokenized`: chunks in threads), and merging the chunks'
+tables (`Tables`): how data/token_store.py tokenizes a large dataset. The
+tokens are exactly `tokenizer.Tokenizer`'s (tests/test_token_store.py).
 
 The english rule, and the words rule on ASCII text, take a fast path: the
 chunk's bytes are cleaned and split by C loops (bytes methods, numpy and
@@ -9,11 +9,10 @@ pyarrow's kernels), never one Python object per token. Other texts (the
 characters rule; words outside ASCII) are split by the tokenizer one by one.
 Either way the tokens are dictionary-encoded by pyarrow."""
 
+import collections
 import concurrent.futures
 import functools
-import multiprocessing
 import os
-import sys
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -35,17 +34,11 @@ _APOSTROPHE = ord("'")
 _LOWER_TO_ASCII = ("\u0130".encode(), "\u212a".encode())
 
 
-def _fast(kind: str, text: bytes) -> bool:
-  """Whether the fast path gives `text` the tokens the rule would."""
-  if text.isascii():
-    return kind != "characters"
-  return kind == "english" and not any(s in text for s in _LOWER_TO_ASCII)
-
-
 def _fast_tokens(kind: str, texts: list[bytes]
                  ) -> tuple[pa.Array, np.ndarray]:
-  """(tokens [total] strings, tokens per text [len(texts)]) of texts
-  `_fast` accepts: the texts joined by line breaks (no `<br />` spans two)
+  """(tokens [total] strings, tokens per text [len(texts)]) of texts the
+  fast path gives the rule's tokens (ASCII; for english, any text without
+  `_LOWER_TO_ASCII`): the texts joined by line breaks (no `<br />` spans two)
   and cleaned as the rule cleans them (`<br />` spaces, lower-cased, in the
   rule's order), bytes outside tokens made spaces; for words, apostrophes
   not between two letters or digits too; then split at spaces."""
@@ -82,7 +75,7 @@ def _split(strings: pa.Array, n: int, split: Callable
 _is_word_character = functools.cache(
     lambda code: tokenizer.is_word_character(chr(code)))
 # Per code point of the Basic Multilingual Plane: 1 a word character, -1
-# not, 0 not yet looked at (this process's).
+# not, 0 not yet looked at.
 _BMP_WORD = np.zeros(0x10000, np.int8)
 
 
@@ -132,14 +125,18 @@ def _slow_tokens(kind: str, texts: list[bytes]
 def chunk_ids(kind: str, texts: Sequence[bytes | str]
               ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
   """Texts tokenized by a tokenizer of `kind` (not subwords), as ids of
-  their own little table: (its tokens (strings), ids [total] into them (uint16 for a
-  table of up to 65,536 tokens, else int32), tokens
-  per text [len(texts)] int32). A worker process's job when a large dataset
-  is tokenized (data/token_store.py)."""
+  their own little table: (its tokens (strings), ids [total] into them
+  (uint16 for a table of up to 65,536 tokens, else int32), tokens per text
+  [len(texts)] int32)."""
   texts = [t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
            for t in texts]
-  fast = [i for i, t in enumerate(texts) if _fast(kind, t)]
-  slow = sorted(set(range(len(texts))) - set(fast))
+  fast = np.fromiter(map(bytes.isascii, texts), bool, len(texts))
+  if kind == "characters":
+    fast[:] = False
+  elif kind == "english":  # the fast path takes most text outside ASCII
+    for i in np.flatnonzero(~fast).tolist():
+      fast[i] = not any(s in texts[i] for s in _LOWER_TO_ASCII)
+  fast, slow = np.flatnonzero(fast).tolist(), np.flatnonzero(~fast).tolist()
   slow_tokens = _words_tokens if kind == "words" else functools.partial(
       _slow_tokens, kind)
   parts = ([_fast_tokens(kind, [texts[i] for i in fast])] if fast else []) + (
@@ -163,56 +160,35 @@ def chunk_ids(kind: str, texts: Sequence[bytes | str]
   return encoded.dictionary, ids[positions], lengths
 
 
-# Text from this many bytes on is tokenized by worker processes (starting
-# them costs a second).
-POOL_MIN_BYTES = 32 << 20
+# Text from this many bytes on is tokenized by several threads.
+THREADS_MIN_BYTES = 16 << 20
 
 
 def workers_for(size: int) -> int:
-  """Processes that tokenize `size` bytes of text: this one, or on large
+  """Threads that tokenize `size` bytes of text: this one, or on large
   data one per core (at most 4)."""
-  if size < POOL_MIN_BYTES:
+  if size < THREADS_MIN_BYTES:
     return 1
   return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def tokenized(chunks: Iterable[list[bytes]], kind: str,
-                      workers: int) -> Iterator[tuple]:
-  """`chunk_ids` of each chunk, in order; in `workers` spawned
-  processes when > 1 (at most two chunks ahead per worker), or here if
-  they cannot start (e.g. a script read from stdin, which spawned
-  processes cannot import)."""
-  pool = _pool(workers) if workers > 1 else None
-  if pool is None:
+def tokenized(chunks: Iterable[Sequence[bytes]], kind: str,
+              workers: int) -> Iterator[tuple]:
+  """`chunk_ids` of each chunk, in order; in `workers` threads when > 1
+  (pyarrow's kernels, where most of the time goes, release the GIL), at
+  most two chunks ahead per thread."""
+  if workers <= 1:
     for texts in chunks:
       yield chunk_ids(kind, texts)
     return
-  with pool:
-    pending = []
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    pending = collections.deque()
     for texts in chunks:
       pending.append(pool.submit(chunk_ids, kind, texts))
       if len(pending) > 2 * workers:
-        yield pending.pop(0).result()
-    for future in pending:
-      yield future.result()
-
-
-def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor | None:
-  """`workers` spawned processes (jax's threads rule out fork), checked
-  with a first small job; None if they cannot start (nor where they could
-  not import the main script: read from stdin, say)."""
-  main = getattr(sys.modules.get("__main__"), "__file__", None)
-  if main is not None and not os.path.isfile(main):
-    return None
-  pool = concurrent.futures.ProcessPoolExecutor(
-      workers, multiprocessing.get_context("spawn"))
-  try:
-    pool.submit(chunk_ids, "english", [b"ok"]).result(timeout=120)
-    return pool
-  except (concurrent.futures.process.BrokenProcessPool,
-          concurrent.futures.TimeoutError, OSError):
-    pool.shutdown(wait=False, cancel_futures=True)
-    return None
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()
 
 
 # Chunk tables are merged into the whole table once they hold this many

@@ -9,11 +9,12 @@ raw int32, read memory-mapped), `<name>_starts.npy` [n] int64,
 for subwords. It is written whole or not at all (`files.atomic_directory`).
 
 Building it (`build`), for the words, characters and english kinds, reads
-each source once: chunks of reviews are tokenized (in worker processes on
-large data: `chunk_ids`) into ids of a growing table of every
-distinct token, written to disk as they come; then the vocabulary comes from
-counts over the rows it may learn from (`fitting_rows`, decided on the
-labels alone) and the ids are mapped to it chunk by chunk. Subwords read the
+each source once, a batch at a time (`sources.iter_labeled_batches`): each
+batch is tokenized (in threads on large data: `chunks.tokenized`) into ids
+of its own table, written to disk as they come, and the tables are merged
+into one of every distinct token (`chunks.Tables`); then the vocabulary
+comes from counts over the rows it may learn from (`fitting_rows`, decided
+on the labels alone) and the ids are mapped to it chunk by chunk. Subwords read the
 sources three times: labels, then the SentencePiece training text (a bounded
 sample), then encoding (SentencePiece's own threads).
 """
@@ -33,7 +34,6 @@ from flax_sentiment.data import chunks, sources, tokenizer, vocabulary
 from flax_sentiment.runtime import files
 
 ROWS_AT_A_TIME = 65_536     # rows mapped, counted or padded at a time
-POOL_MIN_REVIEWS = 20_000   # tokenize in worker processes from this many
 # A source, read afresh: batches of (texts [k] bytes, labels [k] int32)
 Stream = Callable[[], Iterator[sources.Batch]]
 
