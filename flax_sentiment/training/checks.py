@@ -161,3 +161,12 @@ def record_tokenizer(config, rundir) -> None:
   kind = fields.complete(saved).tokenizer if saved else tokenizer.AUTO
   config.tokenizer = (kind if kind != tokenizer.AUTO
                       else tokenizer.kind_of(config))
+
+
+def check_selection(config, num_classes: int) -> None:
+  """ConfigError if the run selects on a metric its records lack: macro-F1
+  is a metric of more than two classes."""
+  if config.select_on == "macro_f1" and num_classes <= 2:
+    raise ConfigError(
+        f"config.select_on=macro_f1 is for data of more than two classes; "
+        f"{config.dataset} has two: drop --config.select_on (accuracy)")

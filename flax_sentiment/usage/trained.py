@@ -126,6 +126,13 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
         f"{rundir.vocabulary_file} is {what}; it is rebuilt from the data by "
         f"re-running the training command (a finished run only rewrites "
         f"what is damaged)") from None
+  classes = tokenizer.load_classes(rundir.vocabulary_file)
+  if classes is not None and len(classes) > 2:
+    raise UserError(
+        f"{workdir} holds a run of {len(classes)} classes "
+        f"({', '.join(classes)}); predict, serve, export, explain and "
+        f"ensembles read runs of two classes only, so far (its metrics are "
+        f"in {rundir.path / 'metrics.jsonl'} and result.json)")
   model = classifier.model_from_config(config)
   device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   abstract = jax.tree.map(

@@ -1,0 +1,219 @@
+"""Labels beyond the binary words: K classes read from a file as integers
+or names, in an order fixed for the run (#40)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from flax_sentiment.data import datasets, labels, sources
+from flax_sentiment.data.sources import DataError
+from flax_sentiment.runtime.errors import ConfigError
+from tests import classes
+from tests.conftest import tiny_config
+
+
+def test_classes_are_the_binary_words_or_the_labels_in_order():
+  assert labels.classes_of({"0", "1"}) is None
+  assert labels.classes_of({"neg", "pos", "true"}) is None
+  assert labels.classes_of({"10", "2", "1", "9"}) == ("1", "2", "9", "10")
+  assert labels.classes_of({"pos", "neutral", "neg"}) == (
+      "neg", "neutral", "pos")
+  assert labels.classes_of({"1", "2"}, " 2, 1") == ("2", "1")
+  assert labels.classes_of({"0", "1"}, "Neg,Pos") == ("neg", "pos")
+  for bad in ("pos", "a,,b", "a,A"):
+    with pytest.raises(ConfigError, match="config.labels="):
+      labels.classes_of({"a"}, bad)
+
+
+def test_a_three_class_file_is_read_in_class_order(tmp_path):
+  """Label words in any case and spacing; each review's label id is the
+  position of its class in the alphabetical order, also from the cache."""
+  path = tmp_path / "r.csv"
+  rows = classes.reviews(["Neg", " neutral", "POS "], 150, 0)
+  path.write_text("text,label\n" + "".join(f"{t},{n}\n" for t, n in rows))
+  config = tiny_config(dataset=str(path), cache_dir=str(tmp_path / "cache"))
+  for _ in range(2):  # built, then from the cache
+    tokenized, rule = datasets.tokenized_imdb(config)
+    assert rule.classes == ("neg", "neutral", "pos")
+  texts, ids = sources.read_labeled(path, classes=rule.classes)
+  assert ids.tolist() == [classes.class_of(t) for t in texts]
+  kept, held = datasets.held_out(ids, config.test_fraction,
+                                 config.validation_seed + 1)
+  np.testing.assert_array_equal(tokenized["train"].labels, ids[kept])
+  np.testing.assert_array_equal(tokenized["test"].labels, ids[held])
+  assert sorted(np.unique(ids[held]).tolist()) == [0, 1, 2]
+
+
+def test_ratings_as_integers_in_the_order_given(tmp_path):
+  """JSON ratings 1-5 (numbers, as raw IMDB's `rating`) with
+  --config.labels=5,4,3,2,1: ids follow the order given."""
+  path = classes.write_jsonl(tmp_path / "r.jsonl", [1, 2, 3, 4, 5], 100,
+                             label_field="rating")
+  config = tiny_config(dataset=str(path), label_field="rating",
+                       labels="5,4,3,2,1", cache_dir=str(tmp_path / "c"))
+  assert datasets.classes_of(config) == ("5", "4", "3", "2", "1")
+  tokenized, rule = datasets.tokenized_imdb(config)
+  texts, ids = sources.read_labeled(path, label_field="rating",
+                                    classes=rule.classes)
+  assert ids.tolist() == [4 - classes.class_of(t) for t in texts]
+  config.labels = ""
+  assert datasets.classes_of(config) == ("1", "2", "3", "4", "5")
+
+
+def test_a_test_label_training_never_saw_is_one_line(tmp_path):
+  train = classes.write_csv(tmp_path / "train.csv", ["neg", "neutral", "pos"],
+                            90)
+  test = classes.write_csv(tmp_path / "test.csv", ["neg", "neutral", "pos"],
+                           30, seed=1)
+  lines = test.read_text().splitlines()
+  lines[4] = "a review of another kind,angry"
+  test.write_text("\n".join(lines) + "\n")
+  config = tiny_config(dataset=str(train), test_dataset=str(test),
+                       cache_dir=str(tmp_path / "c"))
+  with pytest.raises(DataError) as error:
+    datasets.tokenized_imdb(config)
+  assert str(error.value) == (f"{test}:5: label 'angry' in 'label' is not "
+                              f"one of neg, neutral, pos")
+
+
+def test_label_counts_alike_for_every_reader(tmp_path):
+  """The counts the classes are decided on: pyarrow's (CSV) and row by row
+  (JSON lines, and CSV when pyarrow is unsure) agree."""
+  names = ["neg", "neutral", "pos", "Pos "]
+  csv_path = classes.write_csv(tmp_path / "r.csv", names, 41)
+  jsonl_path = classes.write_jsonl(tmp_path / "r.jsonl", names, 41)
+  want = {"neg": 11, "neutral": 10, "pos": 20}
+  assert sources.label_counts(csv_path) == want
+  assert sources.label_counts(jsonl_path) == want
+  quoted = tmp_path / "q.csv"  # a quoted header: read row by row
+  quoted.write_text('"text","label"\n' + csv_path.read_text().split("\n", 1)[1])
+  assert sources.label_counts(quoted) == want
+
+
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+  """A finished run on a 3-class CSV: (workdir, history, config)."""
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp("three")
+  path = classes.write_csv(folder / "r.csv", ["neg", "neutral", "pos"], 480)
+  config = tiny_config(dataset=str(path), cache_dir=str(folder / "cache"),
+                       num_epochs=4, learning_rate=0.01,
+                       validation_examples=48, progress=False)
+  history = loop.train_and_evaluate(config, str(folder / "run"))
+  return folder / "run", history, config
+
+
+def test_three_classes_train_with_their_metrics(three_class_run):
+  """Dense(3) and softmax cross-entropy: the classes are learned (test
+  accuracy far above a third); each record holds macro-F1, per-class rates
+  and a 3x3 confusion matrix whose rows are the test reviews of each class
+  and whose diagonal is the accuracy the device counted."""
+  workdir, history, config = three_class_run
+  last = history[-1]
+  assert last["test_accuracy"] > 0.8
+  assert last["train_loss"] < history[0]["train_loss"]
+  kept, held = datasets.held_out(
+      sources.read_labeled(config.dataset, classes=("neg", "neutral", "pos"))
+      [1], config.test_fraction, config.validation_seed + 1)
+  matrix = np.array(last["test_confusion"])
+  assert matrix.shape == (3, 3)
+  assert matrix.sum(axis=1).tolist() == np.bincount(
+      sources.read_labeled(config.dataset, classes=("neg", "neutral", "pos"))
+      [1][held], minlength=3).tolist()
+  assert np.trace(matrix) / matrix.sum() == pytest.approx(
+      last["test_accuracy"])
+  assert [r["support"] for r in last["test_per_class"]] == matrix.sum(
+      axis=1).tolist()
+  assert 0.8 < last["test_macro_f1"] <= 1.0
+  assert 0.5 < last["test_macro_auc"] <= 1.0
+  record = json.loads((workdir / "vocab.json").read_text())
+  assert record["classes"] == ["neg", "neutral", "pos"]
+  result = json.loads((workdir / "result.json").read_text())
+  assert result["test_confusion"] == history[result["selected_epoch"] - 1][
+      "test_confusion"]
+
+
+def test_a_three_class_run_resumes_and_refuses_other_classes(
+    three_class_run):
+  """Run again with more epochs: it continues from its checkpoint, its
+  first four epochs as they were. With the classes in another order it is
+  refused: ids would mean other classes."""
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  workdir, history, config = three_class_run
+  more = config.copy_and_resolve_references()
+  more.num_epochs = 5
+  longer = loop.train_and_evaluate(more, str(workdir))
+  assert len(longer) == 5 and longer[:4] == history
+  other = config.copy_and_resolve_references()
+  other.labels = "pos,neutral,neg"
+  with pytest.raises(ConfigError, match=r"other settings \(labels: ''"):
+    loop.train_and_evaluate(other, str(workdir))
+
+
+def test_uses_of_a_three_class_run_not_built_yet_are_one_line(
+    three_class_run, tmp_path):
+  from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.runtime.errors import UserError  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.text_models import common  # pylint: disable=g-import-not-at-top
+  workdir, _, config = three_class_run
+  with pytest.raises(UserError, match=r"holds a run of 3 classes \(neg, "
+                     r"neutral, pos\); predict"):
+    trained.load_trained_state(workdir)
+  ngrams = config.copy_and_resolve_references()
+  ngrams.model = "ngrams"
+  with pytest.raises(ConfigError, match="trains on two classes"):
+    common.split_texts(ngrams)
+
+
+def test_the_kl_of_k_classes_is_the_kl_of_their_probabilities():
+  """Virtual adversarial training's divergence for K classes against
+  KL(p || q) written out from the softmax probabilities."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import train_steps  # pylint: disable=g-import-not-at-top
+  a = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0]],
+               np.float32)
+  b = np.array([[0.5, 0.5, -2.0], [1.0, -1.0, 0.0], [-3.0, 4.0, 1.0]],
+               np.float32)
+  p = np.exp(a) / np.exp(a).sum(1, keepdims=True)
+  q = np.exp(b) / np.exp(b).sum(1, keepdims=True)
+  direct = (p * np.log(p / q)).sum(1)
+  got = np.asarray(train_steps.prediction_kl(jax.numpy.asarray(a),
+                                             jax.numpy.asarray(b)))
+  np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-7)
+  assert got[2] == pytest.approx(0.0, abs=1e-6) and (got[:2] > 0).all()
+
+
+def test_the_epoch_is_chosen_on_the_metric_asked_for():
+  """Accuracy and macro-F1 disagree (epoch 2 predicts the big class well,
+  epoch 3 every class fairly): each rule picks its own epoch, and early
+  stopping counts from it."""
+  from flax_sentiment.tracking import progress  # pylint: disable=g-import-not-at-top
+  history = [{"epoch": e, "validation_accuracy": a, "validation_macro_f1": f}
+             for e, a, f in ((1, 0.50, 0.30), (2, 0.80, 0.45),
+                             (3, 0.70, 0.66), (4, 0.60, 0.50))]
+  assert progress.selected(history) == (history[1],
+                                        "best validation accuracy")
+  assert progress.selected(history, "macro_f1") == (
+      history[2], "best validation macro-F1")
+  assert progress.stopped_early(history, 2)
+  assert not progress.stopped_early(history, 2, "macro_f1")
+
+
+def test_a_run_selects_on_macro_f1_and_two_classes_cannot(tmp_path):
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  path = classes.write_csv(tmp_path / "r.csv", ["a", "b", "c"], 240)
+  config = tiny_config(dataset=str(path), cache_dir=str(tmp_path / "cache"),
+                       num_epochs=3, validation_examples=48,
+                       select_on="macro_f1")
+  history = loop.train_and_evaluate(config, str(tmp_path / "run"))
+  result = json.loads((tmp_path / "run" / "result.json").read_text())
+  scores = [r["validation_macro_f1"] for r in history]
+  assert result["selected_by"] == "best validation macro-F1"
+  assert result["selected_epoch"] == 1 + scores.index(max(scores))
+  binary = classes.write_csv(tmp_path / "b.csv", ["neg", "pos"], 100)
+  config.dataset = str(binary)
+  with pytest.raises(ConfigError, match="select_on=macro_f1 is for data of "
+                     "more than two classes"):
+    loop.train_and_evaluate(config, str(tmp_path / "run2"))
+  assert not (tmp_path / "run2").exists()
