@@ -217,3 +217,74 @@ def test_a_run_selects_on_macro_f1_and_two_classes_cannot(tmp_path):
                      "more than two classes"):
     loop.train_and_evaluate(config, str(tmp_path / "run2"))
   assert not (tmp_path / "run2").exists()
+
+
+def test_class_weights_weigh_the_loss_of_each_class():
+  """balanced: n / (K n_k), so each class weighs as much in total;
+  explicit weights as given; a wrong count is refused."""
+  from flax_sentiment.training import train_steps  # pylint: disable=g-import-not-at-top
+  ids = np.array([0] * 6 + [1] * 3 + [2] * 1)
+  assert train_steps.class_weights("", ids, 3) == ()
+  balanced = train_steps.class_weights("balanced", ids, 3)
+  assert balanced == pytest.approx((10 / 18, 10 / 9, 10 / 3))
+  assert balanced[0] * 6 == pytest.approx(balanced[2] * 1)
+  assert train_steps.class_weights("1,2.5,4", ids, 3) == (1.0, 2.5, 4.0)
+  for bad in ("1,2", "1,2,0"):
+    with pytest.raises(ValueError):
+      train_steps.class_weights(bad, ids, 3)
+
+
+def test_a_weighted_step_follows_the_weighted_mean_loss():
+  """The train step's gradient with class weights is the gradient of the
+  weighted mean cross-entropy written out by hand; the metric sums stay
+  unweighted."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.model import classifier  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import train_steps  # pylint: disable=g-import-not-at-top
+  config = tiny_config(seq_len=5, learning_rate=0.1)
+  model = classifier.SentimentClassifier(num_words=20, embed_dim=4,
+                                         hidden_dim=4, num_classes=3,
+                                         implementation="stock")
+  state = train_steps.create_train_state(model, config, jax.random.key(0))
+  weights = (0.5, 2.0, 4.0)
+  batch = {"tokens": jnp.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 1],
+                                [2, 4, 6, 8, 10], [3, 3, 3, 3, 3]]),
+           "labels": jnp.array([0.0, 1.0, 2.0, 2.0]),
+           "weights": jnp.array([1.0, 1.0, 1.0, 0.0])}
+
+  def by_hand(params):
+    logits = model.apply({"params": params}, batch["tokens"])
+    losses = optax.softmax_cross_entropy_with_integer_labels(
+        logits, batch["labels"].astype(jnp.int32))
+    w = batch["weights"] * jnp.array(weights)[batch["labels"].astype(int)]
+    return jnp.sum(losses * w) / jnp.sum(w)
+  want = state.apply_gradients(grads=jax.grad(by_hand)(state.params))
+  got, sums = train_steps.train_step(state.replace(class_weights=weights),
+                                     batch)
+  for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert float(sums["count"]) == 3.0
+  plain, _ = train_steps.train_step(state, batch)
+  assert not np.allclose(jax.tree.leaves(plain.params)[0],
+                         jax.tree.leaves(got.params)[0])
+
+
+def test_five_rare_classes_warn_and_train_dense_of_five(tmp_path, capsys):
+  """Five rating classes from JSON numbers, one of them under 1% of the
+  train reviews: one warning line, then Dense(5)."""
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  rows = classes.reviews([1, 2, 3, 4, 5], 600, 0)
+  rows = [r for i, r in enumerate(rows) if r[1] != 5 or i < 20]  # rare 5s
+  path = tmp_path / "r.jsonl"
+  path.write_text("".join(json.dumps({"text": t, "rating": n}) + "\n"
+                          for t, n in rows))
+  config = tiny_config(dataset=str(path), label_field="rating",
+                       cache_dir=str(tmp_path / "c"), num_epochs=1,
+                       class_weights="balanced", progress=False)
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
+  out = capsys.readouterr().out
+  warnings = [l for l in out.splitlines() if l.startswith("warning: under 1%")]
+  assert len(warnings) == 1 and "5 (" in warnings[0]
+  assert "dense (Dense)                (None, 5)" in out

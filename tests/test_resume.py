@@ -52,6 +52,7 @@ CHANGED = {
     "test_fraction": 0.3, "unlabeled_dataset": "OTHER_DIR",
     "text_field": "review", "label_field": "sentiment",
     "labels": "neg,neutral,pos", "select_on": "macro_f1",
+    "class_weights": "balanced",
 }
 
 

@@ -145,6 +145,10 @@ FIELDS: dict[str, Field] = {
                    "reported epoch and stops early: accuracy | macro_f1 (runs "
                    "of more than two classes: the choice for imbalanced "
                    "classes)", one_of("accuracy", "macro_f1")),
+    "class_weights": F("", "the loss weight of each class: empty (none) | "
+                       "balanced (n / (K n_k): each class weighs as much) | "
+                       "comma-separated weights in class order (e.g. 1,3)",
+                       lambda v: None if isinstance(v, str) else "a string"),
     "labels": F("", "the classes in order, comma-separated, as the file "
                 "writes them (e.g. neg,neutral,pos); empty: 0/1, neg/pos, "
                 "negative/positive, false/true as the two classes, other "

@@ -10,28 +10,28 @@ stopping), report. Each step calls the module that owns its concern:
 sees), `signals` (SIGTERM/SIGINT)."""
 
 import dataclasses
-import functools
 import pathlib
 import time
 
 import jax
 import numpy as np
 
-from flax_sentiment.data import datasets, labels, tokenizer, word_vectors
+from flax_sentiment.data import datasets, labels, tokenizer
 from flax_sentiment.model import classifier, implementation
 from flax_sentiment.runtime import parallel
 from flax_sentiment.text_models import common
 from flax_sentiment.tracking import checkpoints, metrics, monitor
-from flax_sentiment.training import feeding, language_model, train_steps
+from flax_sentiment.training import feeding, train_steps
 from flax_sentiment.tracking import progress as progress_lib
 from flax_sentiment.tracking import rundir as rundir_lib
 from flax_sentiment.training.checks import (
-    check_batch_divides, check_implementation_runs, check_selection,
+    check_batch_divides, check_classes, check_implementation_runs,
     record_tokenizer, validate_config)
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.tracking.progress import Progress
 from flax_sentiment.tracking.rundir import check_writable_dir, RunDir
 from flax_sentiment.training.signals import Interrupted, StopSignals
+from flax_sentiment.training.starting import init_state, with_pretrained
 
 __all__ = ["train_and_evaluate", "Interrupted", "NonFiniteLossError"]
 
@@ -92,7 +92,10 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
     return common.train_and_evaluate(config, rundir.path)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = datasets.load_imdb(config, say=console.say)
-  check_selection(config, labels.count(imdb.classes))
+  warning = check_classes(config, labels.names(imdb.classes),
+                          imdb.train.labels)
+  if warning:
+    console.say(warning)
   rundir.check_vocabulary(imdb.vocabulary, imdb.tokenizer, imdb.classes)
   with rundir.locked():
     return _train_locked(config, rundir, console, imdb)
@@ -195,7 +198,9 @@ def initial_state(config, imdb: datasets.ImdbData, feeds: feeding.Feeds,
   """The newest good checkpoint's state and progress, else a new state
   (`new_state`)."""
   model = classifier.model_from_config(config, labels.count(imdb.classes))
-  state = init_state(config, model, feeds)
+  state = init_state(config, model, feeds).replace(
+      class_weights=train_steps.class_weights(
+          config.class_weights, imdb.train.labels, model.num_classes))
   console.say(classifier.summary(model, state.params, config.seq_len))
   console.say(implementation.line(config))
   had_checkpoints = bool(ckpts.steps())
@@ -205,50 +210,6 @@ def initial_state(config, imdb: datasets.ImdbData, feeds: feeding.Feeds,
   if had_checkpoints:
     console.say("No readable checkpoint is left; training from the start.")
   return with_pretrained(state, config, imdb, console.say), Progress()
-
-
-def init_state(config, model: classifier.SentimentClassifier,
-               feeds: feeding.Feeds) -> train_steps.TrainState:
-  """Initial parameters (seeded by `config.seed`) and optimizer state (its
-  schedule sized to the planned steps), replicated over the devices."""
-  init = jax.jit(functools.partial(train_steps.create_train_state, model, config,
-                                   total_steps=feeds.total_steps()),
-                 out_shardings=parallel.replicated(parallel.data_mesh()))
-  return init(jax.random.key(config.seed))
-
-
-def with_pretrained(state: train_steps.TrainState, config, imdb: datasets.ImdbData,
-                    say=lambda message: None) -> train_steps.TrainState:
-  """`state` with word2vec embeddings and the language-model-pretrained
-  embedding and recurrences (`language_model`) if the config asks."""
-  table = None
-  if config.pretrained_embeddings == "word2vec":
-    table = word_vectors.word2vec_table(imdb.pretraining_ids, config, say)
-  if config.pretrain_lm_epochs:
-    pretrained = language_model.pretrained_params(
-        config, imdb.pretraining_ids, table, say)
-    return state.replace(params=_with_params(state.params, pretrained))
-  if table is None:
-    return state
-  return state.replace(params=_with_params(
-      state.params, {"embedding": {"embedding": table}}))
-
-
-def new_state(config, model: classifier.SentimentClassifier,
-              feeds: feeding.Feeds, imdb: datasets.ImdbData,
-              say=lambda message: None) -> train_steps.TrainState:
-  """A run's starting state: `init_state`, then `with_pretrained`."""
-  return with_pretrained(init_state(config, model, feeds), config, imdb, say)
-
-
-def _with_params(params, replacements: dict):
-  """params with the top-level subtrees in `replacements` replaced (each
-  array keeping its dtype and sharding)."""
-  def place(new, old):
-    return jax.device_put(np.asarray(new).astype(old.dtype), old.sharding)
-  replaced = {name: jax.tree.map(place, subtree, params[name])
-              for name, subtree in replacements.items()}
-  return {**params, **replaced}
 
 
 def train_epoch(state, progress: Progress, run: Run

@@ -38,6 +38,25 @@ class TrainState(train_state.TrainState):
                                                     default=0.0)
   virtual_adversarial_xi: float = struct.field(pytree_node=False,
                                                default=0.05)
+  # The loss weight of each class (`class_weights`); () for none.
+  class_weights: tuple = struct.field(pytree_node=False, default=())
+
+
+def class_weights(value: str, labels, num_classes: int) -> tuple:
+  """The loss weight of each class: () for none (""), n / (K n_k) for
+  "balanced" (each class weighs as much in total), or the comma-separated
+  weights given, one per class in class order (ValueError otherwise).
+  labels [n] class ids of the train reviews."""
+  if not value:
+    return ()
+  if value == "balanced":
+    counts = jnp.bincount(jnp.asarray(labels, jnp.int32), length=num_classes)
+    return tuple(float(len(labels) / (num_classes * max(int(c), 1)))
+                 for c in counts)
+  weights = tuple(float(w) for w in value.split(","))
+  if len(weights) != num_classes or min(weights) <= 0:
+    raise ValueError(f"{num_classes} positive weights")
+  return weights
 
 
 def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
@@ -203,7 +222,13 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
 
   def loss_fn(params, perturbation=None):
     logits = _logits(state.apply_fn, params, batch, rng, perturbation)
-    return _metric_sums(logits, batch)
+    loss, sums = _metric_sums(logits, batch)
+    if state.class_weights:  # the metrics stay unweighted
+      by_class = jnp.asarray(state.class_weights, jnp.float32)[
+          batch["labels"].astype(jnp.int32)]
+      loss = metrics.batch_sums(logits, batch["labels"],
+                                batch["weights"] * by_class)[0]
+    return loss, sums
 
   if not state.adversarial_epsilon:
     grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
