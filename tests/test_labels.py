@@ -158,8 +158,16 @@ def test_uses_of_a_three_class_run_not_built_yet_are_one_line(
   from flax_sentiment.text_models import common  # pylint: disable=g-import-not-at-top
   workdir, _, config = three_class_run
   with pytest.raises(UserError, match=r"holds a run of 3 classes \(neg, "
-                     r"neutral, pos\); predict"):
+                     r"neutral, pos\); serve, export and ensembles read"):
     trained.load_trained_state(workdir)
+  predictor = trained.load_predictor(workdir)
+  with pytest.raises(UserError, match="; --explain read runs of two"):
+    predictor.explain(["fine"])
+  with pytest.raises(UserError, match="; ensembles read runs of two"):
+    trained.Ensemble([predictor, predictor])
+  from flax_sentiment.usage import service  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match="; serve read runs of two"):
+    service.load_model(workdir=str(workdir))
   ngrams = config.copy_and_resolve_references()
   ngrams.model = "ngrams"
   with pytest.raises(ConfigError, match="trains on two classes"):
@@ -288,3 +296,30 @@ def test_five_rare_classes_warn_and_train_dense_of_five(tmp_path, capsys):
   warnings = [l for l in out.splitlines() if l.startswith("warning: under 1%")]
   assert len(warnings) == 1 and "5 (" in warnings[0]
   assert "dense (Dense)                (None, 5)" in out
+
+
+def test_predict_names_the_class_and_its_probability(three_class_run):
+  """predict on a 3-class run: the most probable class and its probability
+  (--json: every class's, the softmax of the model's logits); reviews made
+  of one class's words get that class. --explain and export are one line."""
+  from tests.conftest import one_error_line, predict_cli  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
+  workdir, _, _ = three_class_run
+  texts = ["awful dreadful boring film", "okay average fine story",
+           "great wonderful moving music"]
+  plain = predict_cli("--workdir", str(workdir), *texts)
+  assert plain.returncode == 0, plain.stderr
+  rows = [line.split(None, 2) for line in plain.stdout.splitlines()]
+  assert [r[1] for r in rows] == ["neg", "neutral", "pos"]
+  proc = predict_cli("--workdir", str(workdir), "--json", *texts)
+  records = [json.loads(line) for line in proc.stdout.splitlines()]
+  logits = trained.load_predictor(workdir).logits(texts)
+  softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+  for record, row, want in zip(records, rows, softmax):
+    got = [record["probabilities"][c] for c in ("neg", "neutral", "pos")]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert record["probability"] == pytest.approx(max(want), rel=1e-5)
+    assert float(row[0]) == pytest.approx(max(want), abs=5e-4)
+  line = one_error_line(predict_cli("--workdir", str(workdir), "--explain",
+                                    texts[0]))
+  assert "holds a run of 3 classes" in line and "--explain" in line
