@@ -323,3 +323,37 @@ def test_predict_names_the_class_and_its_probability(three_class_run):
   line = one_error_line(predict_cli("--workdir", str(workdir), "--explain",
                                     texts[0]))
   assert "holds a run of 3 classes" in line and "--explain" in line
+
+
+def test_report_draws_the_confusion_at_the_epoch_the_run_selects(
+    three_class_run, tmp_path):
+  """report: a K-class run's test confusion matrix at its reported epoch
+  (chosen on the run's select_on, here macro-F1, where accuracy would pick
+  another epoch) in <out>_confusion.png; a binary run has none."""
+  from flax_sentiment.usage import report  # pylint: disable=g-import-not-at-top
+  run = tmp_path / "made"
+  run.mkdir()
+  records = [{"epoch": e, "epoch_seconds": 1.0, "test_accuracy": 0.5,
+              "validation_accuracy": a, "validation_macro_f1": f,
+              "test_confusion": [[e, 1], [2, 3]]}
+             for e, a, f in ((1, 0.9, 0.2), (2, 0.6, 0.7), (3, 0.5, 0.1))]
+  (run / "metrics.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in records))
+  (run / "config.json").write_text(json.dumps({"select_on": "macro_f1"}))
+  (run / "vocab.json").write_text(json.dumps({"classes": ["x", "y"]}))
+  row = report.summarize("made", [run])
+  assert row["selected_epochs"] == [2] and row["classes"] == ["x", "y"]
+  np.testing.assert_array_equal(report.confusion_of(row), [[2, 1], [2, 3]])
+  workdir, history, _ = three_class_run
+  trained_row = report.summarize("three", [workdir])
+  chosen = history[trained_row["selected_epochs"][0] - 1]
+  np.testing.assert_array_equal(report.confusion_of(trained_row),
+                                chosen["test_confusion"])
+  binary = dict(row, selected_confusion=[{"tp": 1, "fp": 0, "tn": 1,
+                                          "fn": 0}])
+  assert report.confusion_of(binary) is None
+  report.main([str(workdir), str(run), "--out", str(tmp_path / "r")])
+  picture = tmp_path / "r_confusion.png"
+  assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert not report.plot_confusion([binary], tmp_path / "none.png")
+  assert not (tmp_path / "none.png").exists()
