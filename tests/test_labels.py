@@ -163,8 +163,6 @@ def test_uses_of_a_three_class_run_not_built_yet_are_one_line(
   predictor = trained.load_predictor(workdir)
   with pytest.raises(UserError, match="; --explain read runs of two"):
     predictor.explain(["fine"])
-  with pytest.raises(UserError, match="; ensembles read runs of two"):
-    trained.Ensemble([predictor, predictor])
   from flax_sentiment.usage import service  # pylint: disable=g-import-not-at-top
   with pytest.raises(UserError, match="; serve read runs of two"):
     service.load_model(workdir=str(workdir))
@@ -357,3 +355,41 @@ def test_report_draws_the_confusion_at_the_epoch_the_run_selects(
   assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert not report.plot_confusion([binary], tmp_path / "none.png")
   assert not (tmp_path / "none.png").exists()
+
+
+def test_an_ensemble_of_three_class_runs_mixes_their_probabilities(
+    three_class_run, tmp_path):
+  """Two runs (seeds 0 and 1): weights chosen on validation; the test
+  accuracy is that of the weighted mean of the members' class
+  probabilities, each member scored by its own predictor on the test
+  reviews' texts; predict with both workdirs names a class."""
+  from tests.conftest import predict_cli  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.usage import ensemble, trained  # pylint: disable=g-import-not-at-top
+  first, _, config = three_class_run
+  other = config.copy_and_resolve_references()
+  other.seed = 1
+  second = tmp_path / "seed1"
+  loop.train_and_evaluate(other, str(second))
+  record = ensemble.evaluate_ensemble([first, second])
+  weights = np.array(record["weights"])
+  assert weights.sum() == pytest.approx(1.0)
+  names = ("neg", "neutral", "pos")
+  texts, ids = sources.read_labeled(config.dataset, classes=names)
+  _, held = datasets.held_out(ids, config.test_fraction,
+                              config.validation_seed + 1)
+  test_texts = [texts[i].decode() for i in held]
+  members = [trained.load_predictor(w)(test_texts) for w in (first, second)]
+  mixture = weights[0] * members[0] + weights[1] * members[1]
+  assert record["test_accuracy"] == pytest.approx(
+      np.mean(mixture.argmax(axis=1) == ids[held]))
+  assert record["members_test_accuracy"] == pytest.approx(
+      [np.mean(m.argmax(axis=1) == ids[held]) for m in members])
+  assert np.array(record["test_confusion"]).sum() == len(held)
+  both = trained.Ensemble([trained.load_predictor(first),
+                           trained.load_predictor(second)], weights)
+  np.testing.assert_allclose(both(test_texts[:5]), mixture[:5], rtol=1e-5)
+  proc = predict_cli("--workdir", str(first), "--workdir", str(second),
+                     "--weights", "0.5,0.5", "great wonderful moving film")
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.split()[1] == "pos"

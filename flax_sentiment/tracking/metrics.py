@@ -83,6 +83,28 @@ def probability_accuracy(probabilities: np.ndarray, labels: np.ndarray
   return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
 
 
+def class_probability_accuracy(probabilities: np.ndarray, labels: np.ndarray
+                               ) -> np.ndarray | float:
+  """Accuracy of class probabilities [..., n, K] (the most probable class)
+  against class ids [n]; one per leading index."""
+  predicted = np.argmax(np.asarray(probabilities), axis=-1)
+  accuracy = np.mean(predicted == np.asarray(labels).astype(np.int64),
+                     axis=-1)
+  return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+
+
+def class_probability_log_loss(probabilities: np.ndarray, labels: np.ndarray,
+                               clip: float = 1e-7) -> np.ndarray | float:
+  """Mean cross-entropy of class probabilities [..., n, K] (clipped below
+  at `clip`) against class ids [n]; one per leading index."""
+  p = np.asarray(probabilities, np.float64)
+  ids = np.asarray(labels).astype(np.int64)
+  picked = np.take_along_axis(
+      p, np.broadcast_to(ids[:, None], p.shape[:-1] + (1,)), axis=-1)[..., 0]
+  loss = -np.mean(np.log(np.clip(picked, clip, 1.0)), axis=-1)
+  return float(loss) if np.ndim(loss) == 0 else loss
+
+
 def probability_log_loss(probabilities: np.ndarray, labels: np.ndarray,
                          clip: float = 1e-7) -> np.ndarray | float:
   """Mean binary cross-entropy of P(positive) [..., n] (clipped to [clip,

@@ -288,9 +288,12 @@ class Ensemble:
   def __init__(self, members: Sequence[Predictor | TextModelPredictor],
                weights: Sequence[float] | None = None):
     self.members = list(members)
-    for member in self.members:
-      two_classes_only(member.workdir, getattr(member, "classes", None),
-                       "ensembles")
+    self.classes = getattr(self.members[0], "classes", None)
+    for member in self.members[1:]:
+      if getattr(member, "classes", None) != self.classes:
+        raise UserError(f"{member.workdir} has other classes than "
+                        f"{self.members[0].workdir}; ensemble runs of one "
+                        f"data config")
     self.weights = (np.full(len(self.members), 1 / len(self.members))
                     if weights is None else np.asarray(weights, np.float64))
     if len(self.weights) != len(self.members):
@@ -303,6 +306,8 @@ class Ensemble:
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
     scored = np.stack([member(texts) for member in self.members])
+    if scored.ndim == 3:  # K classes: [members, n, K]
+      return np.tensordot(self.weights, scored, axes=1).astype(np.float32)
     return (self.weights @ scored).astype(np.float32)
 
 
