@@ -393,3 +393,20 @@ def test_an_ensemble_of_three_class_runs_mixes_their_probabilities(
                      "--weights", "0.5,0.5", "great wonderful moving film")
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.split()[1] == "pos"
+
+
+def test_a_missing_label_is_one_line_not_a_class(tmp_path):
+  """A JSON null or an empty CSV field is not a class named "none" or "":
+  the reader names its line."""
+  path = classes.write_jsonl(tmp_path / "r.jsonl", ["neg", "pos"], 20)
+  lines = path.read_text().splitlines()
+  lines[6] = json.dumps({"text": "a review", "label": None})
+  path.write_text("\n".join(lines) + "\n")
+  assert labels.classes_of(sources.label_counts(path)) is None
+  with pytest.raises(DataError, match=r"r.jsonl:7: no label in 'label'"):
+    sources.read_labeled(path)
+  csv_path = tmp_path / "r.csv"
+  csv_path.write_text("text,label\ngood,pos\nbad,neg\nmeh,\n")
+  assert labels.classes_of(sources.label_counts(csv_path)) is None
+  with pytest.raises(DataError, match=r"r.csv:4: no label in 'label'"):
+    sources.read_labeled(csv_path)

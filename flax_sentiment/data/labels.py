@@ -16,7 +16,10 @@ Classes = tuple[str, ...] | None
 
 def key(value) -> str:
   """A label value as labels are compared: its text stripped and
-  lower-cased (a JSON true/false or 0/1 number as its word)."""
+  lower-cased (a JSON true/false or 0/1 number as its word; "" for a
+  missing one: JSON null)."""
+  if value is None:
+    return ""
   if isinstance(value, bool):
     return str(value).lower()
   if isinstance(value, float) and value.is_integer():
@@ -40,7 +43,7 @@ def classes_of(found: Iterable[str], given: str = "") -> Classes:
           f"config.labels={given!r}: give two or more distinct label names, "
           f"comma-separated, as the file writes them (e.g. neg,neutral,pos)")
     return names
-  found = set(found)
+  found = set(found) - {""}  # empty labels are the reader's error
   if found <= set(BINARY):
     return None
   if all(map(_numeric, found)):

@@ -45,7 +45,11 @@ def _label(value, path: pathlib.Path, line: int, field: str,
            classes: labels.Classes) -> int:
   """The class id of a label value (DataError naming the line if it is not
   one of `classes`' labels)."""
-  found = labels.ids(classes).get(labels.key(value))
+  key = labels.key(value)
+  if not key:
+    raise DataError(f"{path}:{line}: no label in {field!r}; give every "
+                    f"review one, or leave the review out")
+  found = labels.ids(classes).get(key)
   if found is None:
     raise DataError(f"{path}:{line}: label {value!r} in {field!r} is not one "
                     f"of {labels.help_text(classes)}")
