@@ -27,7 +27,7 @@ from flax_sentiment.configuration import loading
 from flax_sentiment.data import datasets, tokenizer
 from flax_sentiment.model import classifier
 from flax_sentiment.tracking import metrics, monitor
-from flax_sentiment.training import feeding, loop
+from flax_sentiment.training import feeding, loop, starting
 from flax_sentiment.usage import explain, trained
 from flax_sentiment.tracking import progress as progress_lib
 from flax_sentiment.model import scoring
@@ -80,7 +80,7 @@ def create_state(config, model: classifier.SentimentClassifier,
   `pretrained_embeddings="word2vec"` the embedding starts from word2vec
   on `imdb`'s pretraining text, with `pretrain_lm_epochs` the embedding
   and recurrences from a language model trained on it — the run's own
-  `loop.new_state`."""
+  `starting.new_state`."""
   if imdb is None and (config.pretrained_embeddings != "none"
                        or config.pretrain_lm_epochs):
     what = (f"pretrained_embeddings={config.pretrained_embeddings!r} trains "
@@ -89,7 +89,7 @@ def create_state(config, model: classifier.SentimentClassifier,
             f"language model")
     raise UserError(f"config.{what} on the data: call create_state(config, "
                     f"model, feeds, imdb)")
-  return loop.new_state(config, model, feeds, imdb)
+  return starting.new_state(config, model, feeds, imdb)
 
 
 def train_epoch(state: train_steps.TrainState, feeds: feeding.Feeds, epoch: int,

@@ -5,6 +5,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,13 @@ os.environ["FLAX_SENTIMENT_CACHE"] = TEST_CACHE
 jax.config.update("jax_compilation_cache_dir",
                   os.path.join(TEST_CACHE, "jax"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+# Tests press Ctrl-C (SIGINT) on the commands they start, as a terminal
+# would. A suite started in the background by a non-interactive shell
+# (`pytest &`, CI scripts) inherits SIGINT ignored, and so would those
+# commands (Python keeps an inherited SIG_IGN): Ctrl-C restored here.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

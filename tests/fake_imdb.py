@@ -48,7 +48,7 @@ def mock_imdb(num_train: int = 256, num_test: int = 128):
   # tfds' download is mocked too; the reachability check must not look
   # at the network either.
   with tfds.testing.mock_data(as_data_source_fn=data_source), \
-      mock.patch("flax_sentiment.data.datasets._source_reachable", lambda: True):
+      mock.patch("flax_sentiment.data.imdb._source_reachable", lambda: True):
     yield
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from flax_sentiment import api
 from flax_sentiment.runtime import errors
-from flax_sentiment.training import loop
+from flax_sentiment.training import loop, starting
 from flax_sentiment.usage import trained
 from tests.conftest import tiny_config
 
@@ -43,12 +43,12 @@ def test_api_state_starts_from_word2vec_like_a_run(fake_imdb, tmp_path):
   with pytest.raises(errors.UserError, match="create_state"):
     api.create_state(config, model, feeds)
   state = api.create_state(config, model, feeds, imdb)
-  random_init = loop.init_state(config, model, feeds)
+  random_init = starting.init_state(config, model, feeds)
   table = np.asarray(state.params["embedding"]["embedding"])
   assert not np.allclose(table,
                          np.asarray(random_init.params["embedding"]["embedding"]))
   np.testing.assert_array_equal(
-      table, np.asarray(loop.new_state(config, model, feeds, imdb)
+      table, np.asarray(starting.new_state(config, model, feeds, imdb)
                         .params["embedding"]["embedding"]))
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from flax_sentiment.data import datasets
+from flax_sentiment.data import imdb as imdb_source
 from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime.errors import DataNotFoundError
 from tests.conftest import tiny_config
@@ -57,7 +58,7 @@ def test_vocabulary_comes_from_the_train_split_only(fake_imdb, tmp_path,
                                                    monkeypatch):
   texts = {"train": [b"good good movie", b"bad movie"],
            "test": [b"zebra zebra zebra movie", b"zebra good"]}
-  monkeypatch.setattr(datasets, "read_split", lambda _, split: (
+  monkeypatch.setattr(imdb_source, "read_split", lambda _, split: (
       texts[split], np.array([1, 0], np.int32)))
   imdb = datasets.load_imdb(tiny_config(cache_dir=str(tmp_path), seq_len=4))
   assert imdb.vocabulary == ["good", "movie", "bad"]
@@ -106,7 +107,7 @@ def test_missing_data_says_where_it_looked(tmp_path):
 
 def test_offline_without_data_fails_fast_and_writes_nothing(tmp_path,
                                                            monkeypatch):
-  monkeypatch.setattr(datasets, "_source_reachable", lambda: False)
+  monkeypatch.setattr(imdb_source, "_source_reachable", lambda: False)
   config = tiny_config(data_dir=str(tmp_path / "empty"), download=True,
                        cache_dir=str(tmp_path / "cache"))
   with pytest.raises(DataNotFoundError,
@@ -129,7 +130,7 @@ def test_download_path_has_its_dependencies(tmp_path, monkeypatch):
   def refuse(url, **kwargs):
     raise NoNetworkInTests(url)
   monkeypatch.setattr(downloader, "_open_url", refuse)
-  monkeypatch.setattr(datasets, "_source_reachable", lambda: True)
+  monkeypatch.setattr(imdb_source, "_source_reachable", lambda: True)
   config = tiny_config(data_dir=str(tmp_path / "tfds"), download=True,
                        cache_dir=str(tmp_path / "cache"))
   with pytest.raises(DataNotFoundError, match="NoNetworkInTests.*aclImdb"):
@@ -159,7 +160,7 @@ def test_unlabeled_text_in_vocabulary_and_pretraining_never_test_or_validation(
   labels = {"train": np.array([1, 0, 1, 0, 1, 0], np.int32),
             "test": np.array([1, 0], np.int32),
             "unsupervised": np.array([-1, -1], np.int32)}
-  monkeypatch.setattr(datasets, "read_split",
+  monkeypatch.setattr(imdb_source, "read_split",
                       lambda _, split: (texts[split], labels[split]))
   config = tiny_config(cache_dir=str(tmp_path), seq_len=4,
                        vocabulary_splits="train+unsupervised",

@@ -12,7 +12,7 @@ import pytest
 from flax_sentiment import api
 from flax_sentiment.data import batching
 from flax_sentiment.model import classifier
-from flax_sentiment.training import language_model, loop, signals
+from flax_sentiment.training import language_model, signals, starting
 from flax_sentiment.runtime.errors import UserError
 from tests.conftest import tiny_config
 
@@ -182,7 +182,7 @@ def test_runs_of_every_seed_start_from_the_same_pretrained_weights(
                                                   imdb.pretraining_ids, None)
     for name in pretrained:
       assert _same(states[seed].params[name], pretrained[name])
-    fresh = loop.init_state(config, model, feeds)
+    fresh = starting.init_state(config, model, feeds)
     assert _same(states[seed].params["dense"], fresh.params["dense"])
   assert _same(states[0].params["rnn"], states[1].params["rnn"])
   assert not _same(states[0].params["dense"], states[1].params["dense"])

@@ -104,6 +104,7 @@ def test_is_finished_by_epochs_or_by_early_stopping():
   class Config:
     num_epochs = 10
     early_stopping_patience = 3
+    select_on = "accuracy"
   done = Progress(epoch=5, history=PEAKS_APART)
   assert progress.is_finished(done, Config)  # 3 epochs past the peak
   assert not progress.is_finished(Progress(epoch=4, history=PEAKS_APART[:4]),

@@ -51,6 +51,8 @@ CHANGED = {
     "process_id": 0, "dataset": "OTHER_DIR", "test_dataset": "OTHER_DIR",
     "test_fraction": 0.3, "unlabeled_dataset": "OTHER_DIR",
     "text_field": "review", "label_field": "sentiment",
+    "labels": "neg,neutral,pos", "select_on": "macro_f1",
+    "class_weights": "balanced",
 }
 
 

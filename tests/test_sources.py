@@ -182,11 +182,11 @@ def test_a_run_on_a_csv_from_another_folder(tmp_path):
 
 
 def test_bad_dataset_on_the_command_line_is_one_line(tmp_path):
-  write(tmp_path / "bad.csv", "text,label\nGood,1\nMeh,3\n")
+  write(tmp_path / "bad.csv", "text,label\nGood,1\nMeh,0,extra\n")
   proc = cli("train", "--config", "lstm", "--config.dataset=bad.csv",
              "--workdir=run", "--config.cache_dir=cache", cwd=tmp_path)
   line = one_error_line(proc)
-  assert f"{tmp_path / 'bad.csv'}:3: label '3'" in line
+  assert f"{tmp_path / 'bad.csv'}:3: 3 fields where" in line
   assert not (tmp_path / "run").exists()
 
 

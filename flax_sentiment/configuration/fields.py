@@ -139,7 +139,21 @@ FIELDS: dict[str, Field] = {
     "text_field": F("text", "column (CSV/TSV) or key (JSONL) of the text",
                     text),
     "label_field": F("label", "column or key of the label (0/1, neg/pos, "
-                     "negative/positive, false/true)", text),
+                     "negative/positive, false/true; or more classes: see "
+                     "labels)", text),
+    "select_on": F("accuracy", "the validation metric that picks the "
+                   "reported epoch and stops early: accuracy | macro_f1 (runs "
+                   "of more than two classes: the choice for imbalanced "
+                   "classes)", one_of("accuracy", "macro_f1")),
+    "class_weights": F("", "the loss weight of each class: empty (none) | "
+                       "balanced (n / (K n_k): each class weighs as much) | "
+                       "comma-separated weights in class order (e.g. 1,3)",
+                       lambda v: None if isinstance(v, str) else "a string"),
+    "labels": F("", "the classes in order, comma-separated, as the file "
+                "writes them (e.g. neg,neutral,pos); empty: 0/1, neg/pos, "
+                "negative/positive, false/true as the two classes, other "
+                "labels as classes in numeric or alphabetical order",
+                lambda v: None if isinstance(v, str) else "a string"),
     "seq_len": F(64, "tokens per review after padding/truncation",
                  positive_int),
     "padding": F("pre", "Keras pad_sequences side for padding: pre | post",

@@ -25,15 +25,19 @@ def check_enough_reviews(sizes: dict[str, int], config) -> None:
     raise ConfigError(f"{where['test']} gives no test reviews")
 
 
-def check_both_labels(labels: np.ndarray, dataset: str) -> None:
+def check_both_labels(labels: np.ndarray, dataset: str,
+                      names: tuple[str, ...] = ("negative", "positive")
+                      ) -> None:
   """ConfigError if the train reviews hold one label only: such a run
-  would "learn" to say that label for every text."""
+  would "learn" to say that label for every text. `names`: each class
+  id's name."""
   present = np.unique(labels)
   if len(present) < 2:
-    name = "positive" if len(present) and present[0] == 1 else "negative"
+    name = names[int(present[0])] if len(present) else names[0]
     raise ConfigError(
         f"all {len(labels):,} train reviews of {dataset} are {name}; a model "
-        f"cannot learn sentiment from one class: give reviews of both labels")
+        f"cannot learn sentiment from one class: give reviews of "
+        f"{'both labels' if len(names) == 2 else 'two classes or more'}")
 
 
 # Below this share of known train words a model learns little (the

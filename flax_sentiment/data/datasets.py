@@ -8,25 +8,20 @@ import hashlib
 import json
 import os
 import pathlib
-import socket
 import time
 
 import numpy as np
 
-from flax_sentiment.data import checks, chunks, splits, text_store, token_store
-from flax_sentiment.data import tokenizer, vocabulary
+from flax_sentiment.data import checks, chunks, imdb, splits, text_store
+from flax_sentiment.data import labels, token_store, tokenizer, vocabulary
 # The split rules, where they were before data/splits.py.
 from flax_sentiment.data.splits import (balanced_subset, held_out,  # pylint: disable=unused-import
                                         split_train, test_subset,
                                         uses_unlabeled_text)
 from flax_sentiment.data.tokenizer import Tokenizer
-from flax_sentiment.runtime.errors import ConfigError, DataNotFoundError
+from flax_sentiment.runtime.errors import ConfigError
 
-DATASET = "imdb_reviews"
-
-# Where tfds' imdb_reviews builder downloads the reviews from.
-IMDB_SOURCE_HOST = "ai.stanford.edu"
-
+DATASET = imdb.NAME
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -56,64 +51,8 @@ class ImdbData:
   unlabeled: Split | None = None
   # text -> tokens as the vocabulary was made (data.tokenizer).
   tokenizer: Tokenizer = dataclasses.field(default_factory=Tokenizer)
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _data_source(config):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.runtime.quiet import quiet_library  # pylint: disable=g-import-not-at-top
-  with quiet_library():  # no tfds log line before our own message
-    builder = tfds.builder(DATASET, data_dir=config.data_dir)
-    prepared, looked_in = builder.is_prepared(), builder.data_dir
-  if not prepared:
-    fix = ("Point --config.data_dir (or the TFDS_DATA_DIR environment "
-           "variable) at a folder that holds imdb_reviews/, e.g. "
-           "../shared/tensorflow_datasets")
-    if not config.download:
-      raise DataNotFoundError(
-          f"IMDB data not found: looked in {looked_in} and download is off "
-          f"(--config.download=False). {fix}.")
-    if not _source_reachable():
-      # tfds would retry for minutes before failing; say it now.
-      raise DataNotFoundError(
-          f"IMDB data not found in {looked_in}, and {IMDB_SOURCE_HOST} (where "
-          f"tfds downloads it from) cannot be resolved: this machine looks "
-          f"offline. {fix}.")
-    try:
-      builder.download_and_prepare(file_format="array_record")
-    except ImportError as e:
-      raise DataNotFoundError(
-          f"IMDB data not found in {looked_in}, and preparing it needs "
-          f"TensorFlow ({e}): pip install -e '.[prepare]' (or "
-          f"tensorflow-cpu), or {fix[0].lower()}{fix[1:]}.") from e
-    except Exception as e:  # network, disk ...
-      raise DataNotFoundError(
-          f"IMDB data not found in {looked_in} and downloading it failed "
-          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-          f"{fix}, or run where the internet is reachable.") from e
-  return builder
-
-
-def _source_reachable() -> bool:
-  try:
-    socket.getaddrinfo(IMDB_SOURCE_HOST, 80)
-    return True
-  except OSError:
-    return False
-
-
-def read_split(builder, split: str) -> tuple[list[bytes], np.ndarray]:
-  """All (text, label) pairs of a split, in tfds order."""
-  source = builder.as_data_source(split=split)
-  if hasattr(source, "__getitems__"):
-    records = source.__getitems__(list(range(len(source))))
-  else:
-    records = [source[i] for i in range(len(source))]
-  texts = [r["text"] for r in records]
-  labels = np.array([r["label"] for r in records], np.int32)
-  return texts, labels
+  # The classes (`labels.Classes`): None for the binary words.
+  classes: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------- caching
@@ -131,7 +70,8 @@ def default_cache_dir() -> pathlib.Path:
       "FLAX_SENTIMENT_CACHE", pathlib.Path.home() / ".cache" / "flax_sentiment"))
 
 
-def read_raw(config, say=lambda message: None
+def read_raw(config, say=lambda message: None,
+             classes: labels.Classes = None
              ) -> dict[str, tuple[list[bytes], np.ndarray]]:
   """{split: (texts, labels)}: "train" and "test", and "unsupervised"
   (labels -1) when the config uses unlabeled text and has some: IMDB's
@@ -140,16 +80,16 @@ def read_raw(config, say=lambda message: None
   from flax_sentiment.data import sources  # pylint: disable=g-import-not-at-top
   raw = {}
   if config.dataset == DATASET:
-    builder = _data_source(config)
+    builder = imdb.data_source(config)
     say(f"Reading IMDB from {builder.data_dir} ...")
     wanted = ["train"] + ([] if config.test_dataset else ["test"])
     if uses_unlabeled_text(config) and not config.unlabeled_dataset:
       wanted.append("unsupervised")
-    raw = {split: read_split(builder, split) for split in wanted}
+    raw = {split: imdb.read_split(builder, split) for split in wanted}
   else:
     say(f"Reading reviews from {config.dataset} ...")
     raw["train"] = sources.read_labeled(config.dataset, config.text_field,
-                                        config.label_field)
+                                        config.label_field, classes=classes)
     if not config.test_dataset:
       texts, labels = raw["train"]
       kept, held = held_out(labels, config.test_fraction,
@@ -158,7 +98,8 @@ def read_raw(config, say=lambda message: None
       raw["test"] = ([texts[i] for i in held], labels[held])
   if config.test_dataset:
     raw["test"] = sources.read_labeled(config.test_dataset, config.text_field,
-                                       config.label_field, "test_dataset")
+                                       config.label_field, "test_dataset",
+                                       classes=classes)
   if config.unlabeled_dataset and uses_unlabeled_text(config):
     texts = sources.read_unlabeled(config.unlabeled_dataset,
                                    config.text_field)
@@ -171,21 +112,39 @@ def read_raw(config, say=lambda message: None
   return raw
 
 
-def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
-  """(source name -> a function that reads it afresh, what the sources'
-  content digests, their size in bytes): IMDB's splits (read once, held:
-  100,000 reviews) or your files, read as they are iterated."""
+def classes_of(config) -> labels.Classes:
+  """The classes of a run's data: IMDB's two, or those of the dataset
+  file's labels (`labels.classes_of`, in --config.labels' order)."""
   from flax_sentiment.data import sources  # pylint: disable=g-import-not-at-top
+  if config.dataset == DATASET:
+    if config.labels:
+      raise ConfigError(f"config.labels={config.labels!r}: IMDB's labels "
+                        f"are neg and pos; drop --config.labels")
+    return None
+  sources.check_exists(pathlib.Path(config.dataset), "dataset")
+  return labels.classes_of(sources.label_counts(config.dataset,
+                                                config.label_field),
+                           config.labels)
+
+
+def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int,
+                                   labels.Classes]:
+  """(source name -> a function that reads it afresh, what the sources'
+  content digests, their size in bytes, the classes): IMDB's splits (read
+  once, held: 100,000 reviews) or your files, read as they are iterated."""
+  from flax_sentiment.data import sources  # pylint: disable=g-import-not-at-top
+  classes = classes_of(config)
   if config.dataset == DATASET or not config.unlabeled_dataset and (
       config.vocabulary_splits != "train"):
-    raw = read_raw(config, say)  # (raises for the missing unlabeled text)
+    raw = read_raw(config, say, classes)  # (raises without unlabeled text)
     step = sources.BATCH_REVIEWS
     streams = {name: (lambda texts=texts, labels=labels: (
         (texts[i:i + step], labels[i:i + step])
         for i in range(0, len(texts), step)))
                for name, (texts, labels) in raw.items()}
-    return (streams, [[_fingerprint(*raw[name]) for name in raw]],
-            sum(len(t) for texts, _ in raw.values() for t in texts))
+    return (streams, [[_fingerprint(*raw[name]) for name in raw]] + (
+        [config.labels] if config.labels else []),
+            sum(len(t) for texts, _ in raw.values() for t in texts), classes)
   warned = set()
   def once(line):  # a source read twice says its warnings once
     if line not in warned:
@@ -195,7 +154,7 @@ def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
   if config.test_dataset:
     files_["test"] = (config.test_dataset, "test_dataset")
   streams = {name: (lambda path=path, flag=flag: sources.iter_labeled_batches(
-      path, config.text_field, config.label_field, flag, once))
+      path, config.text_field, config.label_field, flag, once, classes))
              for name, (path, flag) in files_.items()}
   if config.unlabeled_dataset and splits.uses_unlabeled_text(config):
     files_["unsupervised"] = (config.unlabeled_dataset, "unlabeled_dataset")
@@ -210,7 +169,8 @@ def _streams(config, say) -> tuple[dict[str, token_store.Stream], list, int]:
     size += token_store.digest_file(path, digest)
     digests.append([name, path.suffix.lower(), digest.hexdigest()])
   say(f"Reading reviews from {config.dataset} ...")
-  return streams, [config.text_field, config.label_field, digests], size
+  return (streams, [config.text_field, config.label_field, digests] + (
+      [config.labels] if config.labels else []), size, classes)
 
 
 def _file_parts(config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +216,7 @@ def tokenized_imdb(config, say=lambda message: None
   """
   start = time.perf_counter()
   kind = tokenizer.kind_of(config)
-  streams, content, size = _streams(config, say)
+  streams, content, size, classes = _streams(config, say)
   cache_dir = pathlib.Path(config.cache_dir or default_cache_dir())
   path = cache_dir / f"tokens_{token_store.key(config, kind, content)[:24]}"
   if path.is_dir():
@@ -266,7 +226,7 @@ def tokenized_imdb(config, say=lambda message: None
     say(f"Tokenizing the reviews (once; cached in {cache_dir}) ...")
     token_store.build(path, streams, config,
                       lambda labels: fitting_rows(labels, config, kind),
-                      workers=chunks.workers_for(size))
+                      workers=chunks.workers_for(size), classes=classes)
   stored, rule = token_store.load(path)
   return _parts(stored, config), rule
 
@@ -276,7 +236,7 @@ def stored_texts(config, say=lambda message: None
   """`tokenized_imdb`'s parts as texts (`.labels` their labels), read
   memory-mapped from the text store in the cache (built on first use):
   what the text models read, in bounded memory."""
-  streams, content, _ = _streams(config, say)
+  streams, content, _, _ = _streams(config, say)
   key = hashlib.sha256(json.dumps([text_store.STORE_FORMAT] + content
                                   ).encode()).hexdigest()
   path = pathlib.Path(config.cache_dir or default_cache_dir()
@@ -331,7 +291,8 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   train, test = tokenized["train"], tokenized["test"]
   train_keep, held = splits.split_train(train.labels, config)
   test_keep = splits.test_subset(test.labels, config)
-  checks.check_both_labels(train.labels[train_keep], config.dataset)
+  checks.check_both_labels(train.labels[train_keep], config.dataset,
+                           labels.names(rule.classes))
   checks.check_readable(train.lengths[train_keep].tolist(), config.dataset,
                         rule.tokenizer.kind)
   for warning in (vocabulary.single_use_warning(rule, config),
@@ -347,7 +308,7 @@ def load_imdb(config, say=lambda message: None) -> ImdbData:
   return ImdbData(
       train=_padded(train, train_keep, config),
       test=_padded(test, test_keep, config),
-      vocabulary=rule.vocabulary,
+      vocabulary=rule.vocabulary, classes=rule.classes,
       tokenizer=rule.tokenizer,
       validation=(_padded(train, held, config) if len(held) else None),
       pretraining_ids=pretraining,

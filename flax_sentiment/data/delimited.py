@@ -62,6 +62,27 @@ def batches(path, delimiter: str, header: list[str], text_field: str,
     raise Unsure(str(e)) from None
 
 
+def value_counts(path, delimiter: str, header: list[str], field: str
+                 ) -> list[tuple[str, int]]:
+  """(value, rows holding it) of one column (or Unsure)."""
+  if len(set(header)) != len(header) or field not in header:
+    raise Unsure("a header the csv module reads")
+  try:
+    column = pa_csv.read_csv(
+        path, read_options=pa_csv.ReadOptions(
+            skip_rows=1, column_names=header, block_size=BLOCK_BYTES),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=[field], column_types={field: pa.string()})
+    ).column(field)
+  except (pa.ArrowException, OSError) as e:
+    raise Unsure(str(e)) from None
+  counts = pc.value_counts(column)
+  return list(zip(counts.field("values").to_pylist(),
+                  counts.field("counts").to_pylist()))
+
+
 def _texts_and_labels(batch: pa.RecordBatch, text_field: str,
                       label_field: str | None, words: pa.Array,
                       ids: np.ndarray, max_bytes: int) -> tuple:

@@ -24,6 +24,7 @@ naming the file and line. A new format is one
 reader function here and one entry in `_LABELED_READERS`.
 """
 
+import collections
 import itertools
 import json
 import pathlib
@@ -32,27 +33,27 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow.parquet as parquet
 
-from flax_sentiment.data import delimited
+from flax_sentiment.data import delimited, labels
 from flax_sentiment.data.reading import DataError, open_text, read_text
 
-LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1,
-          "false": 0, "true": 1}
-LABEL_HELP = "0/1, neg/pos, negative/positive or false/true"
 Labeled = tuple[list[bytes], np.ndarray]
 Batch = tuple[list[bytes], np.ndarray]  # texts [k], labels [k] int32
 BATCH_REVIEWS = 4096  # reviews a batch, where a file is read row by row
 
 
-def _label(value, path: pathlib.Path, line: int, field: str) -> int:
-  key = str(value).strip().lower()
-  if isinstance(value, bool):
-    key = str(value).lower()
-  elif isinstance(value, (int, float)) and value in (0, 1):
-    key = str(int(value))
-  if key not in LABELS:
+def _label(value, path: pathlib.Path, line: int, field: str,
+           classes: labels.Classes) -> int:
+  """The class id of a label value (DataError naming the line if it is not
+  one of `classes`' labels)."""
+  key = labels.key(value)
+  if not key:
+    raise DataError(f"{path}:{line}: no label in {field!r}; give every "
+                    f"review one, or leave the review out")
+  found = labels.ids(classes).get(key)
+  if found is None:
     raise DataError(f"{path}:{line}: label {value!r} in {field!r} is not one "
-                    f"of {LABEL_HELP}")
-  return LABELS[key]
+                    f"of {labels.help_text(classes)}")
+  return found
 
 
 def _text(value, path: pathlib.Path, line: int, field: str) -> bytes | None:
@@ -102,7 +103,8 @@ def _rows_parquet(path: pathlib.Path):
 
 
 def _from_rows(path: pathlib.Path, rows, text_field: str,
-               label_field: str | None, skipped: list[int]
+               label_field: str | None, skipped: list[int],
+               classes: labels.Classes = None
                ) -> Iterator[tuple[bytes, int]]:
   """(text, label) per row with a text (label -1 without `label_field`);
   the lines of rows with an empty text go to `skipped`."""
@@ -118,7 +120,7 @@ def _from_rows(path: pathlib.Path, rows, text_field: str,
             f"--config.{flag}")
     text = _text(row[text_field], path, line, text_field)
     label = (-1 if label_field is None else
-             _label(row[label_field], path, line, label_field))
+             _label(row[label_field], path, line, label_field, classes))
     if text is None:
       skipped.append(line)
     else:
@@ -146,25 +148,26 @@ def _read_folder(path: pathlib.Path, text_field: str,
 def batched(reviews: Iterator[tuple[bytes, int]]) -> Iterator[Batch]:
   """(text, label) pairs, BATCH_REVIEWS at a time (those before a bad row
   too, then its error)."""
-  texts, labels = [], []
+  texts, ids = [], []
   try:
     for text, label in reviews:
       texts.append(text)
-      labels.append(label)
+      ids.append(label)
       if len(texts) == BATCH_REVIEWS:
-        yield texts, np.array(labels, np.int32)
-        texts, labels = [], []
+        yield texts, np.array(ids, np.int32)
+        texts, ids = [], []
   except DataError:
     if texts:
-      yield texts, np.array(labels, np.int32)
+      yield texts, np.array(ids, np.int32)
     raise
   if texts:
-    yield texts, np.array(labels, np.int32)
+    yield texts, np.array(ids, np.int32)
 
 
 def _delimited_batches(path: pathlib.Path, default_delimiter: str,
                        text_field: str, label_field: str | None,
-                       skipped: list[int]) -> Iterator[Batch]:
+                       skipped: list[int], classes: labels.Classes
+                       ) -> Iterator[Batch]:
   """A CSV/TSV file's reviews a block at a time, parsed by pyarrow
   (`delimited`) for as long as it is sure, then by the csv module
   (`_rows_delimited`) from the row where it was not."""
@@ -175,12 +178,12 @@ def _delimited_batches(path: pathlib.Path, default_delimiter: str,
   if delimited.simple_header(first):
     header = [h.strip() for h in first.rstrip("\r\n").split(delimiter)]
     try:
-      for texts, labels, blank in delimited.batches(
-          path, delimiter, header, text_field, label_field, LABELS,
-          delimited.MAX_FIELD_CHARS):
+      for texts, ids, blank in delimited.batches(
+          path, delimiter, header, text_field, label_field,
+          labels.ids(classes), delimited.MAX_FIELD_CHARS):
         empty.extend((done + blank).tolist())
         done += len(texts) + len(blank)
-        yield texts, labels
+        yield texts, ids
       done = None
     except delimited.Unsure:
       pass
@@ -193,7 +196,7 @@ def _delimited_batches(path: pathlib.Path, default_delimiter: str,
     rows = itertools.islice(delimited.rows(path, default_delimiter), done,
                             None)
     yield from batched(_from_rows(path, rows, text_field, label_field,
-                                   skipped))
+                                   skipped, classes))
 
 
 # e.g. NSMC's ratings_train.txt: tab-separated with a header row.
@@ -219,8 +222,8 @@ def check_exists(path: pathlib.Path, flag: str) -> None:
 def iter_labeled_batches(path: str | pathlib.Path, text_field: str = "text",
                          label_field: str | None = "label",
                          flag: str = "dataset",
-                         say: Callable[[str], None] | None = None
-                         ) -> Iterator[Batch]:
+                         say: Callable[[str], None] | None = None,
+                         classes: labels.Classes = None) -> Iterator[Batch]:
   """`iter_labeled`'s reviews a batch at a time: (texts [k] UTF-8 bytes,
   labels [k] int32). CSV and TSV files are parsed by pyarrow while it is
   sure (`delimited`): many times faster than row by row."""
@@ -229,21 +232,24 @@ def iter_labeled_batches(path: str | pathlib.Path, text_field: str = "text",
   skipped = []
   suffix = path.suffix.lower()
   if path.is_dir():
+    if classes is not None:
+      raise DataError(f"{path}: a folder of pos/ and neg/ holds two classes; "
+                      f"drop --config.labels")
     batches = batched(_read_folder(path, text_field, label_field, skipped))
   elif suffix in _DELIMITERS:
     batches = _delimited_batches(path, _DELIMITERS[suffix], text_field,
-                                 label_field, skipped)
+                                 label_field, skipped, classes)
   elif suffix in _ROWS:
     batches = batched(_from_rows(path, _ROWS[suffix](path), text_field,
-                                  label_field, skipped))
+                                  label_field, skipped, classes))
   else:
     raise DataError(f"--config.{flag}={path}: unknown format "
                     f"{path.suffix or '(no suffix)'!r}; give a {FORMATS}")
   count = 0
-  for texts, labels in batches:
+  for texts, ids in batches:
     count += len(texts)
     if len(texts):
-      yield texts, labels
+      yield texts, ids
   if not count:
     raise DataError(f"{path} holds no reviews" + (
         f" (every text is empty: lines {skipped[0]}-{skipped[-1]})"
@@ -257,28 +263,61 @@ def iter_labeled_batches(path: str | pathlib.Path, text_field: str = "text",
 
 def iter_labeled(path: str | pathlib.Path, text_field: str = "text",
                  label_field: str | None = "label", flag: str = "dataset",
-                 say: Callable[[str], None] | None = None
+                 say: Callable[[str], None] | None = None,
+                 classes: labels.Classes = None
                  ) -> Iterator[tuple[bytes, int]]:
-  """(text as UTF-8 bytes, label: 1 positive, 0 negative; -1 without
-  `label_field`) per review of a file or folder, in file order, read as it
-  is iterated (memory does not grow with the file). Reviews with an empty
-  text are skipped, said in one warning line to `say`; DataError for
-  anything unusable, or no review at all."""
-  for texts, labels in iter_labeled_batches(path, text_field, label_field,
-                                            flag, say):
-    yield from zip(texts, labels.tolist())
+  """(text as UTF-8 bytes, label: the binary words' 1 positive, 0
+  negative, or the id of one of `classes`; -1 without `label_field`) per
+  review of a file or folder, in file order, read as it is iterated (memory
+  does not grow with the file). Reviews with an empty text are skipped,
+  said in one warning line to `say`; DataError for anything unusable, or no
+  review at all."""
+  for texts, ids in iter_labeled_batches(path, text_field, label_field,
+                                         flag, say, classes):
+    yield from zip(texts, ids.tolist())
 
 
 def read_labeled(path: str | pathlib.Path, text_field: str = "text",
                  label_field: str = "label", flag: str = "dataset",
-                 say: Callable[[str], None] | None = None) -> Labeled:
-  """Texts (UTF-8 bytes) and labels [n] int32 (1 = positive) of a file or
-  folder, in file order (`iter_labeled`, held in memory)."""
-  texts, labels = [], []
-  for text, label in iter_labeled(path, text_field, label_field, flag, say):
+                 say: Callable[[str], None] | None = None,
+                 classes: labels.Classes = None) -> Labeled:
+  """Texts (UTF-8 bytes) and labels [n] int32 (1 = positive, or class
+  ids) of a file or folder, in file order (`iter_labeled`, held in
+  memory)."""
+  texts, ids = [], []
+  for text, label in iter_labeled(path, text_field, label_field, flag, say,
+                                  classes):
     texts.append(text)
-    labels.append(label)
-  return texts, np.array(labels, np.int32)
+    ids.append(label)
+  return texts, np.array(ids, np.int32)
+
+
+def label_counts(path: str | pathlib.Path, label_field: str = "label"
+                 ) -> collections.Counter:
+  """How many rows of a labeled file hold each label key (`labels.key`):
+  what its classes are decided on (`labels.classes_of`). Rows the reader
+  would refuse are left to it; a folder holds neg and pos."""
+  path = pathlib.Path(path)
+  suffix = path.suffix.lower()
+  if path.is_dir():
+    return collections.Counter({"neg": 1, "pos": 1})
+  if suffix in _DELIMITERS:
+    with open_text(path) as f:
+      first = f.readline()
+    delimiter = delimited.sniff_delimiter(first, _DELIMITERS[suffix])
+    if delimited.simple_header(first):
+      header = [h.strip() for h in first.rstrip("\r\n").split(delimiter)]
+      try:
+        counts = collections.Counter()
+        for value, n in delimited.value_counts(path, delimiter, header,
+                                               label_field):
+          counts[labels.key(value)] += n
+        return counts
+      except delimited.Unsure:
+        pass
+  rows = _ROWS[suffix](path) if suffix in _ROWS else ()
+  return collections.Counter(labels.key(row[label_field])
+                             for _, row, _ in rows if label_field in row)
 
 
 def iter_unlabeled(path: str | pathlib.Path, text_field: str = "text",

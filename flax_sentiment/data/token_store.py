@@ -168,10 +168,12 @@ def load(directory: pathlib.Path) -> tuple[dict[str, Tokens],
   """The sources and text rule of a store `build` wrote."""
   meta = json.loads((directory / "vocabulary.json").read_text("utf-8"))
   model = directory / tokenizer.MODEL_FILE
+  classes = meta.get("classes")
   rule = vocabulary.TextRule(
       tokenizer.Tokenizer(meta["tokenizer"], model.read_bytes()
                           if model.exists() else None),
-      meta["words"], meta["single_share"])
+      meta["words"], meta["single_share"],
+      None if classes is None else tuple(classes))
   sources = {}
   for name in meta["sources"]:
     part = lambda p, name=name: np.load(directory / f"{name}_{p}.npy")
@@ -334,8 +336,9 @@ def build_subwords(streams: dict[str, Stream], config,
 def build(path: pathlib.Path, streams: dict[str, Stream], config,
           fitting_rows: Callable[[dict[str, np.ndarray]],
                                  dict[str, np.ndarray]],
-          workers: int = 1) -> None:
-  """Writes the store at `path` (whole or not at all)."""
+          workers: int = 1, classes: tuple[str, ...] | None = None) -> None:
+  """Writes the store at `path` (whole or not at all); `classes`: what the
+  streams' labels are (`labels.Classes`), recorded with it."""
   kind = tokenizer.kind_of(config)
   with files.atomic_directory(path, flag="--config.cache_dir") as directory:
     if kind == "subwords":
@@ -346,5 +349,6 @@ def build(path: pathlib.Path, streams: dict[str, Stream], config,
                          workers)
     (directory / "vocabulary.json").write_text(json.dumps({
         "tokenizer": kind, "words": rule.vocabulary,
-        "single_share": rule.single_share, "sources": list(streams)},
+        "single_share": rule.single_share, "sources": list(streams),
+        "classes": classes},
         ensure_ascii=False), "utf-8")

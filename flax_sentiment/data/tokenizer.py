@@ -248,27 +248,42 @@ def pad_sequences(sequences: Sequence[np.ndarray], maxlen: int,
 
 
 def vocabulary_json(vocabulary: Sequence[str],
-                    tokenizer: Tokenizer | None = None) -> str:
+                    tokenizer: Tokenizer | None = None,
+                    classes: Sequence[str] | None = None) -> str:
   """The text of a workdir's vocab.json (an english run's as before
   tokenizers had kinds; others name theirs, and subwords the sha256 of
-  the SentencePiece model file beside it)."""
+  the SentencePiece model file beside it; a run of K classes their names
+  in class order, `data/labels.py`)."""
   record = {"pad_id": PAD_ID, "oov_id": OOV_ID,
             "first_word_id": NUM_RESERVED_IDS, "words": list(vocabulary)}
   if tokenizer is not None and tokenizer.kind != "english":
     record["tokenizer"] = tokenizer.kind
     if tokenizer.model:
       record["tokenizer_model_sha256"] = tokenizer.model_digest()
+  if classes is not None:
+    record["classes"] = list(classes)
   return json.dumps(record, ensure_ascii=False)
 
 
 def vocabulary_digest(vocabulary: Sequence[str],
-                      tokenizer: Tokenizer | None = None) -> str:
+                      tokenizer: Tokenizer | None = None,
+                      classes: Sequence[str] | None = None) -> str:
   """sha256 of a vocabulary (as vocab.json holds it), the tokenizer version
-  and, beyond english, its kind and SentencePiece model."""
+  and, beyond english, its kind and SentencePiece model; and the classes
+  of a run that has them."""
   record = [TOKENIZER_VERSION, list(vocabulary)]
   if tokenizer is not None and tokenizer.kind != "english":
     record += [tokenizer.kind, tokenizer.model_digest()]
+  if classes is not None:
+    record += [list(classes)]
   return hashlib.sha256(json.dumps(record).encode()).hexdigest()
+
+
+def load_classes(path: pathlib.Path) -> tuple[str, ...] | None:
+  """The classes a vocab.json records (None: the binary words)."""
+  classes = json.loads(pathlib.Path(path).read_bytes().decode("utf-8")).get(
+      "classes")
+  return None if classes is None else tuple(classes)
 
 
 def load_vocabulary(path: pathlib.Path) -> list[str]:

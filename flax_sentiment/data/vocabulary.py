@@ -16,11 +16,13 @@ MAX_SINGLE_SHARE = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class TextRule:
-  """A run's tokenizer, its vocabulary (token i has id i + 2) and the share
-  of the fitting text's tokens whose token occurs once (a warning sign)."""
+  """A run's tokenizer, its vocabulary (token i has id i + 2), the share of
+  the fitting text's tokens whose token occurs once (a warning sign), and
+  what its labels are (`labels.Classes`: None for the binary words)."""
   tokenizer: tokenizer.Tokenizer
   vocabulary: list[str]
   single_share: float = 0.0
+  classes: tuple[str, ...] | None = None
 
 
 def fit_subwords(texts: Iterable[bytes | str], config) -> TextRule:

@@ -74,6 +74,9 @@ class SentimentClassifier(nn.Module):
     embed_dropout: probability of dropping a word (its whole embedding row,
       the same in every position of a batch) in training.
     dropout: dropout between recurrent layers and before the dense layer.
+    num_classes: 2 is the notebook's Dense(1) with one logit per review
+      [batch] (sigmoid: P(positive)); K > 2 is Dense(K), K logits per
+      review [batch, K] (softmax).
   """
   cell: str = "lstm"
   num_words: int = 10_000
@@ -88,6 +91,7 @@ class SentimentClassifier(nn.Module):
   pooling: str = "last"
   embed_dropout: float = 0.0
   dropout: float = 0.0
+  num_classes: int = 2
 
   @property
   def directions(self) -> tuple[bool, ...]:
@@ -158,6 +162,9 @@ class SentimentClassifier(nn.Module):
           states = nn.Dropout(self.dropout)(states, deterministic)
     features = pool(finals, states, mask, self.poolings)
     features = nn.Dropout(self.dropout)(features, deterministic)
+    if self.num_classes > 2:
+      return nn.Dense(self.num_classes, dtype=self.dtype, name="dense")(
+          features).astype(jnp.float32)
     logits = nn.Dense(1, dtype=self.dtype, name="dense")(features)
     return logits[:, 0].astype(jnp.float32)
 
@@ -229,9 +236,10 @@ class SentimentClassifier(nn.Module):
     return out if isinstance(out, tuple) else (out, None)
 
 
-def model_from_config(config) -> SentimentClassifier:
-  """The classifier `config` describes, running the implementation and
-  unroll that `flax_sentiment.model.implementation` chooses for it."""
+def model_from_config(config, num_classes: int = 2) -> SentimentClassifier:
+  """The classifier `config` describes (for data of `num_classes` classes),
+  running the implementation and unroll that
+  `flax_sentiment.model.implementation` chooses for it."""
   return SentimentClassifier(
       cell=config.cell, num_words=config.num_words, embed_dim=config.embed_dim,
       hidden_dim=config.hidden_dim, mask_padding=config.mask_padding,
@@ -241,7 +249,7 @@ def model_from_config(config) -> SentimentClassifier:
       dtype=jnp.dtype(config.dtype),
       bidirectional=config.bidirectional, num_layers=config.num_layers,
       pooling=config.pooling, embed_dropout=config.embed_dropout,
-      dropout=config.dropout)
+      dropout=config.dropout, num_classes=num_classes)
 
 
 def count_params(tree) -> int:
@@ -259,7 +267,9 @@ def summary(model: SentimentClassifier, params, seq_len: int) -> str:
     shape = (f"(None, {model.hidden_dim})" if last
              else f"(None, {seq_len}, {model.hidden_dim})")
     rows.append((f"{name} ({cell_type})", shape, name))
-  rows.append(("dense (Dense)", "(None, 1)", "dense"))
+  rows.append(("dense (Dense)",
+               f"(None, {model.num_classes if model.num_classes > 2 else 1})",
+               "dense"))
   rule = "=" * 65
   lines = [f'Model: "sentiment_{model.cell}"', rule,
            f"{'Layer (type)':<29}{'Output Shape':<26}Param #", rule]

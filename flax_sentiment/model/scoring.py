@@ -56,8 +56,14 @@ def logits(model, params: Any, tokens: jax.Array) -> jax.Array:
 
 
 def probabilities(model, params: Any, tokens: jax.Array) -> jax.Array:
-  """tokens [batch, seq_len] int32 -> P(positive) [batch] float32."""
-  return jax.nn.sigmoid(logits(model, params, tokens))
+  """tokens [batch, seq_len] int32 -> P(positive) [batch] float32 (a model
+  of K classes: each class's probability [batch, K])."""
+  return _probabilities(logits(model, params, tokens))
+
+
+def _probabilities(z: jax.Array) -> jax.Array:
+  """Logits [batch] -> sigmoid; [batch, K] -> softmax over the classes."""
+  return jax.nn.sigmoid(z) if z.ndim == 1 else jax.nn.softmax(z, axis=-1)
 
 
 def scores(model, params: Any, tokens: jax.Array
@@ -65,12 +71,13 @@ def scores(model, params: Any, tokens: jax.Array
   """tokens [batch, seq_len] int32 -> (logits [batch], P(positive)
   [batch])."""
   z = logits(model, params, tokens)
-  return z, jax.nn.sigmoid(z)
+  return z, _probabilities(z)
 
 
 def require_finite(z: np.ndarray) -> None:
-  """Raises NonFiniteScoreError if any of logits [n] is NaN or infinite."""
-  bad = np.flatnonzero(~np.isfinite(z))
+  """Raises NonFiniteScoreError if any of logits [n] (or [n, K]) is NaN or
+  infinite."""
+  bad = np.flatnonzero(~np.isfinite(z).reshape(len(z), -1).all(axis=1))
   if len(bad):
     raise NonFiniteScoreError(bad, len(z))
 

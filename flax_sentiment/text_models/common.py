@@ -86,6 +86,12 @@ def split_texts(config, say: Callable[[str], None] = lambda message: None
   reads unlabeled reviews)}: (texts, labels) of the reviews the recurrent
   models of the same data config train, select and test on
   (`datasets.split_train`, `datasets.test_subset`), in the same order."""
+  classes = datasets.classes_of(config)
+  if classes is not None and len(classes) > 2:
+    raise ConfigError(
+        f"config.model={config.model!r} trains on two classes; "
+        f"{config.dataset} holds {len(classes)} ({', '.join(classes)}): "
+        f"train a recurrent model on it (e.g. --config lstm)")
   stored = datasets.stored_texts(config, say)
   train_texts, train_labels = stored["train"], stored["train"].labels
   keep, held = datasets.split_train(train_labels, config)

@@ -26,9 +26,15 @@ Sums = dict[str, jax.Array]
 def batch_sums(logits: jax.Array, labels: jax.Array,
                weights: jax.Array) -> tuple[jax.Array, Sums]:
   """logits, labels, weights [batch] -> (weighted mean binary cross-entropy,
-  the batch's sums). jit-able."""
-  losses = optax.sigmoid_binary_cross_entropy(logits, labels)
-  correct = (logits > 0) == (labels > 0.5)
+  the batch's sums); logits [batch, K] (K classes): softmax cross-entropy
+  against the class ids in labels. jit-able."""
+  if logits.ndim == 2:
+    classes = labels.astype(jnp.int32)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, classes)
+    correct = jnp.argmax(logits, axis=-1) == classes
+  else:
+    losses = optax.sigmoid_binary_cross_entropy(logits, labels)
+    correct = (logits > 0) == (labels > 0.5)
   sums = {"loss": jnp.sum(losses * weights),
           "correct": jnp.sum(correct * weights),
           "count": jnp.sum(weights)}
@@ -75,6 +81,28 @@ def probability_accuracy(probabilities: np.ndarray, labels: np.ndarray
   correct = (np.asarray(probabilities) > 0.5) == (np.asarray(labels) > 0.5)
   accuracy = np.mean(correct, axis=-1)
   return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+
+
+def class_probability_accuracy(probabilities: np.ndarray, labels: np.ndarray
+                               ) -> np.ndarray | float:
+  """Accuracy of class probabilities [..., n, K] (the most probable class)
+  against class ids [n]; one per leading index."""
+  predicted = np.argmax(np.asarray(probabilities), axis=-1)
+  accuracy = np.mean(predicted == np.asarray(labels).astype(np.int64),
+                     axis=-1)
+  return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+
+
+def class_probability_log_loss(probabilities: np.ndarray, labels: np.ndarray,
+                               clip: float = 1e-7) -> np.ndarray | float:
+  """Mean cross-entropy of class probabilities [..., n, K] (clipped below
+  at `clip`) against class ids [n]; one per leading index."""
+  p = np.asarray(probabilities, np.float64)
+  ids = np.asarray(labels).astype(np.int64)
+  picked = np.take_along_axis(
+      p, np.broadcast_to(ids[:, None], p.shape[:-1] + (1,)), axis=-1)[..., 0]
+  loss = -np.mean(np.log(np.clip(picked, clip, 1.0)), axis=-1)
+  return float(loss) if np.ndim(loss) == 0 else loss
 
 
 def probability_log_loss(probabilities: np.ndarray, labels: np.ndarray,
@@ -216,7 +244,18 @@ def split_rates(logits: np.ndarray, labels: np.ndarray, split: str,
 
   logits [n] (P(positive) = sigmoid(logit); predicted positive: logit > 0,
   as in `batch_sums`), labels [n], weights [n] (default 1, 0 for filler).
+  Logits [n, K] (K classes) get `class_rates`' (their loss and accuracy
+  are `batch_sums`') and the accuracy by length.
   """
+  if np.ndim(logits) == 2:
+    values = class_rates(logits, labels, split, weights)
+    del values[f"{split}_loss"], values[f"{split}_accuracy"]
+    if lengths is not None:
+      correct = (np.argmax(logits, axis=1)
+                 == np.asarray(labels).reshape(-1).astype(np.int64))
+      values[f"{split}_accuracy_by_length"] = accuracy_by_length(
+          correct, lengths, weights)
+    return values
   logits = np.asarray(logits).reshape(-1)
   predicted = logits > 0
   counts = confusion(predicted, labels, weights)

@@ -87,6 +87,18 @@ class EpochProgress:
       self.bar = None
 
 
+def _flat(name: str, value) -> dict[str, float]:
+  """Nested dicts and lists (K classes' `per_class` and `confusion`) as
+  scalars named by their keys and class ids: `test/confusion/0/2`."""
+  if isinstance(value, (dict, list)):
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    out = {}
+    for key, inner in items:
+      out.update(_flat(f"{name}/{key}", inner))
+    return out
+  return {} if value is None else {name: value}
+
+
 class TensorBoard:
   """Scalars in `<workdir>/tensorboard/` (tensorboardX event files). The
   event file is made at the first scalar, so a run that trains nothing
@@ -126,12 +138,12 @@ class TensorBoard:
                                        value["accuracy"]):
           if accuracy is not None:
             scalars[f"{name}/{low}-{high}"] = accuracy
-      elif isinstance(value, dict):
-        scalars.update({f"{name}/{k}": v for k, v in value.items()
-                        if v is not None})
+      elif isinstance(value, (dict, list)):
+        scalars.update(_flat(name, value))
       elif value is not None:
         scalars[name] = value
     return scalars
+
 
   def close(self) -> None:
     if self.writer is not None:
@@ -153,10 +165,11 @@ def epoch_line(record: dict, num_epochs: int) -> str:
   return "  ".join(parts)
 
 
-def early_stopping_line(history, patience: int) -> str:
-  return (f"Early stopping: validation accuracy has not improved for "
-          f"{patience} epoch(s) since epoch "
-          f"{progress_lib.best_epoch(history)}.")
+def early_stopping_line(history, patience: int, metric: str = "accuracy"
+                        ) -> str:
+  return (f"Early stopping: validation {progress_lib.METRIC_NAMES[metric]} "
+          f"has not improved for {patience} epoch(s) since epoch "
+          f"{progress_lib.best_epoch(history, metric)}.")
 
 
 def start_line(progress: progress_lib.Progress, config,
@@ -165,10 +178,12 @@ def start_line(progress: progress_lib.Progress, config,
   if not progress.started:
     return None
   if progress_lib.stopped_early(progress.history,
-                                config.early_stopping_patience):
+                                config.early_stopping_patience,
+                                config.select_on):
     return (f"This workdir's run stopped early after {progress.epoch} "
             f"epoch(s) (no validation gain since epoch "
-            f"{progress_lib.best_epoch(progress.history)}); nothing to "
+            f"{progress_lib.best_epoch(progress.history, config.select_on)}"
+            f"); nothing to "
             f"train. Pass a new --workdir to start again.")
   if progress_lib.is_finished(progress, config):
     return (f"This workdir's run is already finished ({progress.epoch} "

@@ -52,31 +52,38 @@ class Progress:
                     history=self.history + (record,))
 
 
-def best_epoch(history) -> int:
-  """The 1-based epoch with the best validation accuracy (the first on
-  ties); 0 without a validation split."""
-  if not history or "validation_accuracy" not in history[0]:
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+def best_epoch(history, metric: str = "accuracy") -> int:
+  """The 1-based epoch with the best validation `metric` (accuracy, or
+  macro_f1 for K classes; the first on ties); 0 without a validation
+  split."""
+  key = f"validation_{metric}"
+  if not history or key not in history[0]:
     return 0
-  return max(history, key=lambda r: (r["validation_accuracy"],
-                                     -r["epoch"]))["epoch"]
+  return max(history, key=lambda r: (r[key] if r[key] is not None
+                                     else -1.0, -r["epoch"]))["epoch"]
 
 
-def stopped_early(history, patience: int) -> bool:
+def stopped_early(history, patience: int, metric: str = "accuracy") -> bool:
   """True once `patience` epochs have passed without a new best validation
-  accuracy (patience 0 or no validation split: never)."""
-  best = best_epoch(history)
+  `metric` (patience 0 or no validation split: never)."""
+  best = best_epoch(history, metric)
   return bool(patience) and bool(best) and len(history) - best >= patience
 
 
-def selected(history) -> tuple[dict, str]:
+def selected(history, metric: str = "accuracy") -> tuple[dict, str]:
   """The record a run reports and how it was chosen: the best on validation
-  if there is a validation split, else the last epoch. Never on test."""
-  best = best_epoch(history)
+  `metric` if there is a validation split, else the last epoch. Never on
+  test."""
+  best = best_epoch(history, metric)
   if best:
-    return history[best - 1], "best validation accuracy"
+    return history[best - 1], f"best validation {METRIC_NAMES[metric]}"
   return history[-1], "last epoch (no validation split)"
 
 
 def is_finished(progress: Progress, config) -> bool:
   return (progress.epoch >= config.num_epochs
-          or stopped_early(progress.history, config.early_stopping_patience))
+          or stopped_early(progress.history, config.early_stopping_patience,
+                           config.select_on))

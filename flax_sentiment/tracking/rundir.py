@@ -186,14 +186,16 @@ class RunDir:
              else ")"))
 
   def check_vocabulary(self, vocabulary: list[str],
-                       text_rule: tokenizer.Tokenizer | None = None) -> None:
-    """ConfigError if the checkpoints were trained with another vocabulary
-    or tokenizer (digests of both)."""
+                       text_rule: tokenizer.Tokenizer | None = None,
+                       classes: tuple[str, ...] | None = None) -> None:
+    """ConfigError if the checkpoints were trained with another vocabulary,
+    tokenizer or classes (digests of them)."""
     if not self.has_checkpoints():
       return
     recorded = (self.newest_checkpoint_meta() or {}).get("vocabulary_sha256")
     if recorded:
-      changed = recorded != tokenizer.vocabulary_digest(vocabulary, text_rule)
+      changed = recorded != tokenizer.vocabulary_digest(vocabulary, text_rule,
+                                                        classes)
     elif self.vocabulary_file.is_file():
       changed = tokenizer.load_vocabulary(self.vocabulary_file) != list(vocabulary)
     else:
@@ -201,7 +203,7 @@ class RunDir:
     if changed:
       raise ConfigError(
           f"{self.path} holds checkpoints trained with another vocabulary "
-          f"(the data or tokenizer changed: a run started before "
+          f"(the data, its classes or the tokenizer changed: a run started before "
           f"--config.tokenizer existed continues with "
           f"--config.tokenizer=english). Use another --workdir, or delete "
           f"{self.checkpoints} to start fresh.")
@@ -232,7 +234,8 @@ class RunDir:
   # --- Writes (process 0 only; each skipped when the content is the same) ---
 
   def write_run_files(self, config, vocabulary: list[str],
-                      text_rule: tokenizer.Tokenizer | None = None) -> None:
+                      text_rule: tokenizer.Tokenizer | None = None,
+                      classes: tuple[str, ...] | None = None) -> None:
     """config.json, vocab.json and, for subwords, tokenizer.model (what
     `predict` needs besides a checkpoint)."""
     if parallel.is_primary():
@@ -240,12 +243,12 @@ class RunDir:
       if text_rule is not None and text_rule.model:
         write_atomic(self.tokenizer_file, text_rule.model)
       write_atomic(self.vocabulary_file,
-                   tokenizer.vocabulary_json(vocabulary, text_rule))
+                   tokenizer.vocabulary_json(vocabulary, text_rule, classes))
 
   def repair_run_files(self, config, vocabulary: list[str],
                        history: list[dict],
-                       text_rule: tokenizer.Tokenizer | None = None
-                       ) -> list[str]:
+                       text_rule: tokenizer.Tokenizer | None = None,
+                       classes: tuple[str, ...] | None = None) -> list[str]:
     """For a finished run: rewrites config.json, vocab.json and
     metrics.jsonl where they are missing, unreadable or (metrics) disagree
     with the checkpoint's history, leaving intact ones as they are. Returns
@@ -265,12 +268,14 @@ class RunDir:
         self.tokenizer_file, text_rule.model):
       repaired.append(self.tokenizer_file.name)
     try:
-      vocabulary_ok = tokenizer.load_vocabulary(self.vocabulary_file) == list(
-          vocabulary)
+      vocabulary_ok = (
+          tokenizer.load_vocabulary(self.vocabulary_file) == list(vocabulary)
+          and tokenizer.load_classes(self.vocabulary_file) == classes)
     except (OSError, ValueError, KeyError, TypeError):
       vocabulary_ok = False
     if not vocabulary_ok and write_atomic(
-        self.vocabulary_file, tokenizer.vocabulary_json(vocabulary, text_rule)):
+        self.vocabulary_file,
+        tokenizer.vocabulary_json(vocabulary, text_rule, classes)):
       repaired.append(self.vocabulary_file.name)
     try:
       metrics_ok = self.read_metrics() == _to_json(list(history))

@@ -3,6 +3,7 @@ each field's own check (declared with the field in `fields`), then the
 rules that relate several fields and the machine."""
 
 import jax
+import numpy as np
 
 from flax_sentiment.configuration import fields
 from flax_sentiment.model import implementation
@@ -12,6 +13,7 @@ from flax_sentiment.data import tokenizer
 from flax_sentiment.runtime.errors import ConfigError, UserError
 from flax_sentiment.configuration.fields import describe_fields  # noqa: F401 (re-export)
 from flax_sentiment.model.classifier import POOLINGS
+from flax_sentiment.training import train_steps
 
 
 def _check_model_options(config) -> None:
@@ -161,3 +163,32 @@ def record_tokenizer(config, rundir) -> None:
   kind = fields.complete(saved).tokenizer if saved else tokenizer.AUTO
   config.tokenizer = (kind if kind != tokenizer.AUTO
                       else tokenizer.kind_of(config))
+
+
+# A class with a smaller share of the train reviews gets a warning line.
+RARE_CLASS_SHARE = 0.01
+
+
+def check_classes(config, names: tuple[str, ...], train_labels) -> str | None:
+  """ConfigError if the run selects on a metric its records lack (macro-F1
+  is a metric of more than two classes) or gives class weights that do not
+  fit; a warning line if a class has under 1% of the train reviews."""
+  if config.select_on == "macro_f1" and len(names) <= 2:
+    raise ConfigError(
+        f"config.select_on=macro_f1 is for data of more than two classes; "
+        f"{config.dataset} has two: drop --config.select_on (accuracy)")
+  try:
+    train_steps.class_weights(config.class_weights, train_labels, len(names))
+  except ValueError as e:
+    raise ConfigError(
+        f"config.class_weights={config.class_weights!r}: give balanced, or "
+        f"{e} in class order ({', '.join(names)})") from None
+  counts = np.bincount(np.asarray(train_labels, np.int64),
+                       minlength=len(names))
+  rare = [f"{name} ({count:,})" for name, count in zip(names, counts)
+          if count < RARE_CLASS_SHARE * len(train_labels)]
+  if rare:
+    return (f"warning: under 1% of the {len(train_labels):,} train reviews "
+            f"are {', '.join(rare)}; consider --config.class_weights=balanced "
+            f"and --config.select_on=macro_f1")
+  return None

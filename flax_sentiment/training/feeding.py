@@ -133,13 +133,16 @@ class EvalSet:
     (filler rows left out)."""
     split = self.runner.split
     totals = metrics.empty_totals()
-    logits = np.zeros(len(split), np.float32)
+    logits = None  # [n], or [n, K] for K classes
     for chunk in self.chunks:
       sums, chunk_logits = self.runner(state, chunk)
       totals = metrics.add(totals, host_sums(sums))
       if details:
         real = chunk.weights > 0
-        logits[chunk.indices[real]] = parallel.fetch(chunk_logits)[real]
+        fetched = parallel.fetch(chunk_logits)
+        if logits is None:
+          logits = np.zeros((len(split),) + fetched.shape[2:], np.float32)
+        logits[chunk.indices[real]] = fetched[real]
     evaluated = metrics.rates(totals, self.name)
     if details:
       evaluated.update(metrics.split_rates(

@@ -4,36 +4,34 @@ The recipe reads in order: check (nothing written), load the data, plan the
 run, restore or initialize the state, train epoch by epoch (each ending with
 evaluation, a metrics record, the validation-best checkpoint and early
 stopping), report. Each step calls the module that owns its concern:
-`config_checks` (fields), `rundir` (the workdir's files and what may change on
-resume), `data` (IMDB), `feeding` (plans and compiled calls), `checkpoints`,
-`progress` (where training stands; epoch selection), `metrics`, `monitor`
-(what the user sees), `signals` (SIGTERM/SIGINT).
-"""
+`checks` (fields), `rundir` (the workdir's files, what may change on resume),
+`data`, `feeding` (plans and compiled calls), `checkpoints`, `progress`
+(where training stands; epoch selection), `metrics`, `monitor` (what the user
+sees), `signals` (SIGTERM/SIGINT)."""
 
 import dataclasses
-import functools
 import pathlib
 import time
 
 import jax
 import numpy as np
 
-from flax_sentiment.data import datasets, word_vectors
-from flax_sentiment.data import tokenizer
+from flax_sentiment.data import datasets, labels, tokenizer
 from flax_sentiment.model import classifier, implementation
 from flax_sentiment.runtime import parallel
 from flax_sentiment.text_models import common
 from flax_sentiment.tracking import checkpoints, metrics, monitor
-from flax_sentiment.training import feeding, language_model, train_steps
+from flax_sentiment.training import feeding, train_steps
 from flax_sentiment.tracking import progress as progress_lib
 from flax_sentiment.tracking import rundir as rundir_lib
-from flax_sentiment.training.checks import (check_batch_divides,
-                                            check_implementation_runs,
-                                            record_tokenizer, validate_config)
+from flax_sentiment.training.checks import (
+    check_batch_divides, check_classes, check_implementation_runs,
+    record_tokenizer, validate_config)
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.tracking.progress import Progress
 from flax_sentiment.tracking.rundir import check_writable_dir, RunDir
 from flax_sentiment.training.signals import Interrupted, StopSignals
+from flax_sentiment.training.starting import init_state, with_pretrained
 
 __all__ = ["train_and_evaluate", "Interrupted", "NonFiniteLossError"]
 
@@ -94,7 +92,11 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
     return common.train_and_evaluate(config, rundir.path)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = datasets.load_imdb(config, say=console.say)
-  rundir.check_vocabulary(imdb.vocabulary, imdb.tokenizer)
+  warning = check_classes(config, labels.names(imdb.classes),
+                          imdb.train.labels)
+  if warning:
+    console.say(warning)
+  rundir.check_vocabulary(imdb.vocabulary, imdb.tokenizer, imdb.classes)
   with rundir.locked():
     return _train_locked(config, rundir, console, imdb)
 
@@ -107,11 +109,13 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
   ckpts = checkpoints.Checkpoints(rundir.checkpoints, config.keep_checkpoints)
   state, progress = initial_state(config, imdb, feeds, ckpts, console)
   if not progress_lib.is_finished(progress, config):
-    rundir.write_run_files(config, imdb.vocabulary, imdb.tokenizer)
+    rundir.write_run_files(config, imdb.vocabulary, imdb.tokenizer,
+                           imdb.classes)
     rundir.write_metrics(list(progress.history))
   else:  # a re-run writes nothing, unless a file was damaged
     repaired = rundir.repair_run_files(config, imdb.vocabulary,
-                                       list(progress.history), imdb.tokenizer)
+                                       list(progress.history), imdb.tokenizer,
+                                       imdb.classes)
     if repaired:
       console.say(f"warning: {', '.join(repaired)} in {rundir.path} "
                   f"{'was' if len(repaired) == 1 else 'were'} missing or "
@@ -122,8 +126,8 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
     run = Run(config, rundir, console, feeds, ckpts, best_ckpt,
               monitor.TensorBoard(rundir.tensorboard), stop,
               last_saved=progress.step if progress.started else None,
-              vocabulary_sha256=tokenizer.vocabulary_digest(imdb.vocabulary,
-                                                              imdb.tokenizer))
+              vocabulary_sha256=tokenizer.vocabulary_digest(
+                  imdb.vocabulary, imdb.tokenizer, imdb.classes))
     # Said once SIGTERM/SIGINT are handled: from here on they checkpoint.
     for line in (monitor.start_line(progress, config, ckpts.directory),
                  monitor.data_line(imdb)):
@@ -153,7 +157,7 @@ def _train_locked(config, rundir: RunDir, console: monitor.Console,
           f"{checkpoints.state_digest(state)}", flush=True)
   if stopped and not progress_lib.is_finished(progress, config):
     raise stop.interrupted(progress.step, progress.epoch, ckpts.directory)
-  report_result(progress, rundir, console)
+  report_result(progress, rundir, console, config.select_on)
   return list(progress.history)
 
 
@@ -193,8 +197,10 @@ def initial_state(config, imdb: datasets.ImdbData, feeds: feeding.Feeds,
                   ) -> tuple[train_steps.TrainState, Progress]:
   """The newest good checkpoint's state and progress, else a new state
   (`new_state`)."""
-  model = classifier.model_from_config(config)
-  state = init_state(config, model, feeds)
+  model = classifier.model_from_config(config, labels.count(imdb.classes))
+  state = init_state(config, model, feeds).replace(
+      class_weights=train_steps.class_weights(
+          config.class_weights, imdb.train.labels, model.num_classes))
   console.say(classifier.summary(model, state.params, config.seq_len))
   console.say(implementation.line(config))
   had_checkpoints = bool(ckpts.steps())
@@ -204,50 +210,6 @@ def initial_state(config, imdb: datasets.ImdbData, feeds: feeding.Feeds,
   if had_checkpoints:
     console.say("No readable checkpoint is left; training from the start.")
   return with_pretrained(state, config, imdb, console.say), Progress()
-
-
-def init_state(config, model: classifier.SentimentClassifier,
-               feeds: feeding.Feeds) -> train_steps.TrainState:
-  """Initial parameters (seeded by `config.seed`) and optimizer state (its
-  schedule sized to the planned steps), replicated over the devices."""
-  init = jax.jit(functools.partial(train_steps.create_train_state, model, config,
-                                   total_steps=feeds.total_steps()),
-                 out_shardings=parallel.replicated(parallel.data_mesh()))
-  return init(jax.random.key(config.seed))
-
-
-def with_pretrained(state: train_steps.TrainState, config, imdb: datasets.ImdbData,
-                    say=lambda message: None) -> train_steps.TrainState:
-  """`state` with word2vec embeddings and the language-model-pretrained
-  embedding and recurrences (`language_model`) if the config asks."""
-  table = None
-  if config.pretrained_embeddings == "word2vec":
-    table = word_vectors.word2vec_table(imdb.pretraining_ids, config, say)
-  if config.pretrain_lm_epochs:
-    pretrained = language_model.pretrained_params(
-        config, imdb.pretraining_ids, table, say)
-    return state.replace(params=_with_params(state.params, pretrained))
-  if table is None:
-    return state
-  return state.replace(params=_with_params(
-      state.params, {"embedding": {"embedding": table}}))
-
-
-def new_state(config, model: classifier.SentimentClassifier,
-              feeds: feeding.Feeds, imdb: datasets.ImdbData,
-              say=lambda message: None) -> train_steps.TrainState:
-  """A run's starting state: `init_state`, then `with_pretrained`."""
-  return with_pretrained(init_state(config, model, feeds), config, imdb, say)
-
-
-def _with_params(params, replacements: dict):
-  """params with the top-level subtrees in `replacements` replaced (each
-  array keeping its dtype and sharding)."""
-  def place(new, old):
-    return jax.device_put(np.asarray(new).astype(old.dtype), old.sharding)
-  replaced = {name: jax.tree.map(place, subtree, params[name])
-              for name, subtree in replacements.items()}
-  return {**params, **replaced}
 
 
 def train_epoch(state, progress: Progress, run: Run
@@ -345,7 +307,8 @@ def end_epoch(state, progress: Progress, run: Run) -> Progress:
       time.perf_counter() - eval_start)
   progress = progress.after_epoch(record)
   if (run.best_ckpt is not None
-      and progress_lib.best_epoch(progress.history) == record["epoch"]):
+      and progress_lib.best_epoch(progress.history, config.select_on)
+      == record["epoch"]):
     run.best_ckpt.save(progress.step, state,
                        {"epoch": record["epoch"], **run.trained_with()})
   run.save(state, progress)
@@ -353,18 +316,20 @@ def end_epoch(state, progress: Progress, run: Run) -> Progress:
   run.tensorboard.epoch(record)
   run.console.say(monitor.epoch_line(record, config.num_epochs))
   if progress_lib.stopped_early(progress.history,
-                                config.early_stopping_patience):
+                                config.early_stopping_patience,
+                                config.select_on):
     run.console.say(monitor.early_stopping_line(
-        progress.history, config.early_stopping_patience))
+        progress.history, config.early_stopping_patience, config.select_on))
   return progress
 
 
 def report_result(progress: Progress, rundir: RunDir,
-                  console: monitor.Console) -> None:
-  """Says which epoch's test accuracy the run reports; writes result.json."""
+                  console: monitor.Console, metric: str = "accuracy") -> None:
+  """Says which epoch's test accuracy the run reports (chosen on
+  validation `metric`); writes result.json."""
   if not progress.history:
     return
-  record, how = progress_lib.selected(progress.history)
+  record, how = progress_lib.selected(progress.history, metric)
   damaged = rundir.write_result({
       "selected_epoch": record["epoch"], "selected_by": how,
       "epochs_trained": len(progress.history),

@@ -38,6 +38,25 @@ class TrainState(train_state.TrainState):
                                                     default=0.0)
   virtual_adversarial_xi: float = struct.field(pytree_node=False,
                                                default=0.05)
+  # The loss weight of each class (`class_weights`); () for none.
+  class_weights: tuple = struct.field(pytree_node=False, default=())
+
+
+def class_weights(value: str, labels, num_classes: int) -> tuple:
+  """The loss weight of each class: () for none (""), n / (K n_k) for
+  "balanced" (each class weighs as much in total), or the comma-separated
+  weights given, one per class in class order (ValueError otherwise).
+  labels [n] class ids of the train reviews."""
+  if not value:
+    return ()
+  if value == "balanced":
+    counts = jnp.bincount(jnp.asarray(labels, jnp.int32), length=num_classes)
+    return tuple(float(len(labels) / (num_classes * max(int(c), 1)))
+                 for c in counts)
+  weights = tuple(float(w) for w in value.split(","))
+  if len(weights) != num_classes or min(weights) <= 0:
+    raise ValueError(f"{num_classes} positive weights")
+  return weights
 
 
 def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
@@ -118,6 +137,16 @@ def adversarial_perturbation(gradient: jax.Array,
   return per_review_l2(gradient, epsilon)
 
 
+def prediction_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
+  """KL(p || q) [batch] of the model's distributions: Bernoulli of logits
+  [batch] (two classes), categorical of logits [batch, K]."""
+  if logits_p.ndim == 1:
+    return bernoulli_kl(logits_p, logits_q)
+  log_p = jax.nn.log_softmax(logits_p)
+  return jnp.sum(jnp.exp(log_p) * (log_p - jax.nn.log_softmax(logits_q)),
+                 axis=-1)
+
+
 def bernoulli_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
   """KL(p || q) [batch] of the Bernoulli distributions sigmoid(logits_p),
   sigmoid(logits_q) [batch], computed from the logits (stable at any
@@ -136,8 +165,8 @@ def virtual_adversarial_perturbation(
   direction d of norm `xi` (on the real tokens only), then the gradient of
   KL(clean || perturbed by d) w.r.t. d, scaled to `epsilon`.
 
-  logits_of(perturbation [seq_len, batch, embed]) -> logits [batch];
-  clean_logits [batch] (held constant); tokens [batch, seq_len] (0 =
+  logits_of(perturbation [seq_len, batch, embed]) -> logits [batch] (or
+  [batch, K]); clean_logits alike (held constant); tokens [batch, seq_len] (0 =
   padding: no random direction there; all-padding filler rows get none).
   Returns [seq_len, batch, embed], no gradient flowing back through it.
   """
@@ -146,7 +175,7 @@ def virtual_adversarial_perturbation(
   clean = jax.lax.stop_gradient(clean_logits)
 
   def divergence(d):
-    return jnp.sum(bernoulli_kl(clean, logits_of(d)))
+    return jnp.sum(prediction_kl(clean, logits_of(d)))
   gradient = jax.grad(divergence)(per_review_l2(noise, xi))
   return jax.lax.stop_gradient(per_review_l2(gradient, epsilon))
 
@@ -171,7 +200,7 @@ def _virtual_adversarial_grads(state: TrainState, batch: Batch,
       state.virtual_adversarial_epsilon, jax.random.fold_in(rng, 1))
 
   def loss(params):
-    kl = bernoulli_kl(jax.lax.stop_gradient(clean),
+    kl = prediction_kl(jax.lax.stop_gradient(clean),
                       logits_of(params, direction))
     return jnp.sum(kl * weights) / jnp.maximum(jnp.sum(weights), 1.0)
   return jax.grad(loss)(state.params)
@@ -193,7 +222,13 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
 
   def loss_fn(params, perturbation=None):
     logits = _logits(state.apply_fn, params, batch, rng, perturbation)
-    return _metric_sums(logits, batch)
+    loss, sums = _metric_sums(logits, batch)
+    if state.class_weights:  # the metrics stay unweighted
+      by_class = jnp.asarray(state.class_weights, jnp.float32)[
+          batch["labels"].astype(jnp.int32)]
+      loss = metrics.batch_sums(logits, batch["labels"],
+                                batch["weights"] * by_class)[0]
+    return loss, sums
 
   if not state.adversarial_epsilon:
     grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -216,7 +251,8 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
 
 def eval_step(state: TrainState, batch: Batch
               ) -> tuple[Metrics, jax.Array]:
-  """The batch's metric sums and its logits [batch] float32."""
+  """The batch's metric sums and its logits [batch] (K classes: [batch,
+  K]) float32."""
   logits = _logits(state.apply_fn, state.params, batch).astype(jnp.float32)
   return _metric_sums(logits, batch)[1], logits
 
@@ -235,10 +271,11 @@ def train_chunk(state: TrainState, chunk: Batch) -> tuple[TrainState, Metrics]:
 def eval_chunk(state: TrainState, chunk: Batch
                ) -> tuple[Metrics, jax.Array]:
   """`eval_step` over [steps, ...]: per-step metric sums (each [steps]) and
-  the logits [steps, batch] (zeros for all-filler steps, which are
-  skipped)."""
-  def skipped(_, batch):
-    return metrics.zero_sums(), jnp.zeros(batch["weights"].shape, jnp.float32)
+  the logits [steps, batch] ([steps, batch, K] for K classes; zeros for
+  all-filler steps, which are skipped)."""
+  def skipped(_, batch):  # logits [batch] or [batch, K], as eval_step's
+    shape = jax.eval_shape(eval_step, state, batch)[1]
+    return metrics.zero_sums(), jnp.zeros(shape.shape, jnp.float32)
 
   def step(_, batch):
     return None, jax.lax.cond(jnp.any(batch["weights"] > 0), eval_step,

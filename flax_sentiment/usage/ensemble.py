@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from flax_sentiment.data import datasets
+from flax_sentiment.data import labels as labels_lib
 from flax_sentiment.model import classifier, scoring
 from flax_sentiment.text_models import common
 from flax_sentiment.tracking import metrics
@@ -43,8 +44,9 @@ _TEXT_SPLITS: dict[str, dict] = {}  # one text model's data config's texts
 def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
                         batch_size: int = 500
                         ) -> tuple[np.ndarray, np.ndarray]:
-  """(P(positive) [examples], labels [examples]) of one run on `split`
-  ("test" or "validation"); UserError if the run has no such split."""
+  """(P(positive) [examples] (K classes: [examples, K]), labels
+  [examples]) of one run on `split` ("test" or "validation"); UserError if
+  the run has no such split."""
   config = trained.run_config(workdir)
   if common.is_text_model(config):
     key = config.to_json()
@@ -57,13 +59,13 @@ def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
     texts, labels = splits[split]
     model = trained.load_predictor(workdir)
     return model(texts), np.asarray(labels)
-  config, _, state, _ = trained.load_trained_state(workdir)
+  config, _, state, _ = trained.load_trained_state(workdir, any_classes=True)
   imdb = datasets.load_imdb(config)
   reviews = getattr(imdb, split)
   if reviews is None:
     raise UserError(f"{workdir} has no {split} split")
-  scorer = scoring.Scorer(classifier.model_from_config(config), state.params,
-                          batch_size)
+  scorer = scoring.Scorer(classifier.model_from_config(
+      config, labels_lib.count(imdb.classes)), state.params, batch_size)
   try:
     probabilities = scorer(reviews.tokens)
   except scoring.NonFiniteScoreError as e:
@@ -96,9 +98,25 @@ def grid_step(members: int) -> float | None:
   return None
 
 
+def mix(weights: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+  """weights [..., members] of probabilities [members, n] (K classes:
+  [members, n, K]) -> their mixtures [..., n] ([..., n, K])."""
+  if probabilities.ndim == 2:
+    return weights @ probabilities
+  return np.tensordot(weights, probabilities, axes=1)
+
+
+def _scores(probabilities: np.ndarray):
+  """(accuracy, log loss) of mixtures of these members' probabilities."""
+  if probabilities.ndim == 2:
+    return metrics.probability_accuracy, metrics.probability_log_loss
+  return metrics.class_probability_accuracy, metrics.class_probability_log_loss
+
+
 def choose_weights(probabilities: np.ndarray, labels: np.ndarray
                    ) -> np.ndarray:
-  """probabilities [members, examples] of validation reviews, labels
+  """probabilities [members, examples] (K classes: [members, examples, K])
+  of validation reviews, labels
   [examples] -> the weights [members] on `simplex_grid` whose mixture is
   most accurate; ties go to the lower log-loss, then to the weights
   nearest equal ones. Never sees test reviews."""
@@ -108,9 +126,9 @@ def choose_weights(probabilities: np.ndarray, labels: np.ndarray
   if members == 1 or step is None:  # (many members: said by the caller)
     return equal
   grid = simplex_grid(members, step)
-  mixtures = grid @ probabilities  # [points, n]
-  accuracy = metrics.probability_accuracy(mixtures, labels)
-  log_loss = metrics.probability_log_loss(mixtures, labels)
+  mixtures = mix(grid, probabilities)  # [points, n] (K classes: [..., K])
+  accuracy, log_loss = _scores(probabilities)
+  accuracy, log_loss = accuracy(mixtures, labels), log_loss(mixtures, labels)
   distance = np.sum((grid - equal) ** 2, axis=1)
   best = np.lexsort((distance, log_loss, -accuracy))[0]
   return grid[best]
@@ -157,31 +175,39 @@ def evaluate_ensemble(workdirs: Sequence[str | pathlib.Path],
   """Each member's validation and test accuracy, the weights chosen on
   validation, and the mixture's accuracy on both (and, for comparison, the
   equal-weight mixture's test accuracy)."""
-  accuracy = metrics.probability_accuracy
   workdirs = [str(w) for w in workdirs]
   chosen = validation_weights(workdirs, say)  # before test is read
   weights = chosen["weights"]
   test = [split_probabilities(w, "test") for w in workdirs]
   _same_reviews(workdirs, [y for _, y in test], "test")
   test_p, test_y = np.stack([p for p, _ in test]), test[0][1]
+  if len({p.shape for p in test_p}) > 1 or test_p.ndim not in (2, 3):
+    raise UserError("the runs have other classes; ensemble runs of one data "
+                    "config")
+  accuracy = _scores(test_p)[0]
   result = {
       "workdirs": workdirs,
       "weights": [round(float(w), 6) for w in weights],
       "weights_chosen_by": chosen["chosen_by"],
       "members_test_accuracy": [accuracy(p, test_y) for p in test_p],
-      "test_accuracy": accuracy(weights @ test_p, test_y),
+      "test_accuracy": accuracy(mix(weights, test_p), test_y),
       "equal_weights_test_accuracy": accuracy(test_p.mean(axis=0), test_y),
       "test_examples": int(len(test_y)),
   }
-  mixture = np.clip(weights @ test_p, 1e-12, 1 - 1e-12)
-  rates = metrics.split_rates(np.log(mixture) - np.log1p(-mixture), test_y,
-                              "test")
-  result.update({k: rates[k] for k in ("test_auc", "test_f1")})
+  mixture = np.clip(mix(weights, test_p), 1e-12, 1 - 1e-12)
+  if test_p.ndim == 3:  # log probabilities: logits of the mixture
+    rates = metrics.split_rates(np.log(mixture), test_y, "test")
+    result.update({k: rates[k] for k in ("test_macro_f1", "test_macro_auc",
+                                         "test_confusion")})
+  else:
+    rates = metrics.split_rates(np.log(mixture) - np.log1p(-mixture), test_y,
+                                "test")
+    result.update({k: rates[k] for k in ("test_auc", "test_f1")})
   if "probabilities" in chosen:
     val_p, val_y = chosen["probabilities"], chosen["labels"]
     result.update(
         members_validation_accuracy=[accuracy(p, val_y) for p in val_p],
-        validation_accuracy=accuracy(weights @ val_p, val_y),
+        validation_accuracy=accuracy(mix(weights, val_p), val_y),
         validation_examples=int(len(val_y)))
   return result
 

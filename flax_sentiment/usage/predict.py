@@ -63,6 +63,9 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
   probabilities = predict(texts)
   explanations = (predict.explain(texts, *explain_settings)
                   if explain_settings else [None] * len(texts))
+  classes = getattr(predict, "classes", None)
+  if classes is not None and len(classes) > 2:
+    return _class_lines(texts, probabilities, classes, predict, as_json)
   lines = []
   for text, p, (words, unknown), why in zip(
       texts, probabilities, word_counts(texts, predict.word_ids, predict.tokenizer),
@@ -84,6 +87,45 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
     if why:
       lines.append(f"  {explain.render(why, color)}  (logit "
                    f"{why.logit:+.2f}, baseline {why.baseline_logit:+.2f})")
+  return lines
+
+
+def class_record(text: str, probabilities: np.ndarray,
+                 classes: Sequence[str], words: int, unknown: int,
+                 words_used: int) -> dict:
+  """One text's prediction by a run of K classes, as `predict --json`
+  gives it: text, label (the most probable class), its probability, every
+  class's probability, words, unknown_words, words_used (and a warning when
+  the score means nothing)."""
+  best = int(np.argmax(probabilities))
+  record = {"text": text, "label": classes[best],
+            "probability": float(probabilities[best]),
+            "probabilities": {c: float(p) for c, p in zip(classes,
+                                                          probabilities)},
+            "words": words, "unknown_words": unknown,
+            "words_used": words_used}
+  warning = exported.meaningless(words, unknown)
+  if warning:
+    record["warning"] = warning
+  return record
+
+
+def _class_lines(texts: Sequence[str], probabilities: np.ndarray,
+                 classes: Sequence[str], predict: Predictor,
+                 as_json: bool) -> list[str]:
+  """`batch_output` for a run of K classes: the most probable class and
+  its probability (--json: every class's)."""
+  lines = []
+  for text, p, (words, unknown) in zip(
+      texts, probabilities, word_counts(texts, predict.word_ids,
+                                        predict.tokenizer)):
+    _warn_if_meaningless(text, words, unknown)
+    record = class_record(text, p, classes, words, unknown,
+                          predict.reads(words))
+    lines.append(json.dumps(record) if as_json else
+                 f"{record['probability']:.3f}  {record['label']:<8}  "
+                 f"{echo(text)}" + (f"  ({unknown}/{words} words unknown)"
+                                    if unknown else ""))
   return lines
 
 

@@ -2,18 +2,21 @@
 
   python -m flax_sentiment.usage.report runs/rnn64 runs/lstm64 ... --out docs/results
 
-writes `<out>.md` (a markdown table), `<out>.png` (learning curves) and,
+writes `<out>.md` (a markdown table), `<out>.png` (learning curves),
 for runs that recorded it, `<out>_by_length.png` (test accuracy against
-review length), and prints the table. Runs whose names differ only by a
+review length), for runs of more than two classes `<out>_confusion.png`
+(their test confusion matrices), and prints the table. Runs whose names differ only by a
 `-seedN`/`_seedN` suffix form one row: mean ± std over the seeds of test
 accuracy per epoch and, at the selected epoch (best on validation if the
-runs had a validation split, else the last epoch), of test accuracy, ROC-AUC
+runs had a validation split — on the run's `select_on` — else the last
+epoch), of test accuracy, ROC-AUC
 and F1 (the last two for runs that recorded them; blank for older runs).
 Reads only `metrics.jsonl` (and the `ensemble.json` of an `ensemble --out`
 directory, shown as a row of its own).
 """
 
 import argparse
+import json
 import pathlib
 import re
 import sys
@@ -61,8 +64,18 @@ def read_history(workdir: pathlib.Path) -> list[dict]:
   return read_metrics(workdir)
 
 
+def _recorded_json(path: pathlib.Path, key: str, default):
+  """`key` of a run's JSON file (config.json, vocab.json), or `default`."""
+  try:
+    return json.loads(path.read_text("utf-8")).get(key, default)
+  except (OSError, ValueError, AttributeError):
+    return default
+
+
 def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
   histories = [read_history(w) for w in workdirs]
+  metric = _recorded_json(workdirs[0] / "config.json", "select_on",
+                          "accuracy")
   for workdir, history in zip(workdirs, histories):
     if not history:
       raise UserError(f"{workdir / 'metrics.jsonl'} holds no epoch; pass "
@@ -70,7 +83,7 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
   epochs = max(len(h) for h in histories)
   per_epoch = [[h[e]["test_accuracy"] for h in histories if len(h) > e]
                for e in range(epochs)]
-  chosen = [progress.selected(h)[0] for h in histories]
+  chosen = [progress.selected(h, metric)[0] for h in histories]
   steady = [r["epoch_seconds"] for h in histories for r in (h[1:] or h)
             if r["epoch_seconds"] is not None]
   return {
@@ -89,6 +102,9 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
       "selected_f1": [r.get("test_f1") for r in chosen],
       "selected_by_length": [r.get("test_accuracy_by_length")
                              for r in chosen],
+      # Runs of K classes: the K x K test confusion matrices, their names.
+      "selected_confusion": [r.get("test_confusion") for r in chosen],
+      "classes": _recorded_json(workdirs[0] / "vocab.json", "classes", None),
       "histories": histories,
   }
 
@@ -282,6 +298,46 @@ def plot_by_length(rows: list[dict], path: pathlib.Path) -> bool:
   return True
 
 
+def confusion_of(row: dict) -> np.ndarray | None:
+  """The summed test confusion matrix [K, K] (rows: the true class) of a
+  row's seeds at their reported epochs; None unless they are runs of more
+  than two classes (a binary run records {tp, fp, tn, fn})."""
+  matrices = [m for m in row["selected_confusion"] if isinstance(m, list)]
+  if not matrices or len(matrices) < len(row["selected_confusion"]):
+    return None
+  return np.sum([np.asarray(m, np.float64) for m in matrices], axis=0)
+
+
+def plot_confusion(rows: list[dict], path: pathlib.Path) -> bool:
+  """Each K-class row's test confusion matrix at the reported epoch, the
+  share of each true class (a row) predicted as each class, with the
+  counts; returns False, writing nothing, if no row is of K classes."""
+  shown = [(r, m) for r in rows if (m := confusion_of(r)) is not None]
+  if not shown:
+    return False
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(shown), squeeze=False,
+                           figsize=(max(5.5, 4.2 * len(shown)), 4.4))
+  for ax, (row, matrix) in zip(axes[0], shown):
+    names = row["classes"] or [str(k) for k in range(len(matrix))]
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i, j in np.ndindex(matrix.shape):
+      ax.text(j, i, f"{matrix[i, j]:g}", ha="center", va="center",
+              color="white" if share[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(len(names)), names, fontsize=9)
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.set_xlabel("predicted", fontsize=10)
+    ax.set_ylabel("true class", fontsize=10)
+    ax.set_title(row["name"] + _seeds(row), fontsize=10)
+  fig.suptitle("Test confusion at the reported epoch\n(shade: the share "
+               "of each true class)", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("workdirs", nargs="+", help="trained workdirs, or "
@@ -312,6 +368,9 @@ def main(argv: list[str]) -> None:
     by_length = out.with_name(f"{out.name}_by_length.png")
     if plot_by_length(rows, by_length):
       written.append(by_length)
+    confusion = out.with_name(f"{out.name}_confusion.png")
+    if plot_confusion(rows, confusion):
+      written.append(confusion)
     print(f"wrote {', '.join(str(w) for w in written)}")
 
 

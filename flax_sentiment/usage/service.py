@@ -222,7 +222,9 @@ def load_model(workdir: str | None = None, export: str | None = None,
   directory (UserError if it cannot be loaded)."""
   if workdir is not None:
     from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-    return WorkdirModel(trained.load_predictor(workdir, fall_back=fall_back))
+    predictor = trained.load_predictor(workdir, fall_back=fall_back)
+    trained.two_classes_only(workdir, predictor.classes, "serve")
+    return WorkdirModel(predictor)
   try:
     return ExportModel(exported.load(export))
   except exported.ExportError as e:

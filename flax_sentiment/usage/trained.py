@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import tokenizer
+from flax_sentiment.data import labels, tokenizer
 from flax_sentiment.model import classifier, implementation, scoring
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.text_models import common
@@ -94,12 +94,15 @@ def run_config(workdir: str | pathlib.Path,
 
 
 def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
-                       say: Callable[[str], None] = note):
+                       say: Callable[[str], None] = note,
+                       any_classes: bool = False):
   """(config, vocabulary, state, meta) of a workdir's newest checkpoint
   (the validation-best one if the run had a validation split).
 
   If that checkpoint is unreadable: `checkpoints.UnreadableCheckpointError`,
   or with `fall_back` the previous readable one, said in one line to `say`.
+  A run of more than two classes is a UserError unless `any_classes` (what
+  reads it is built for them: `predict`).
   """
   rundir = RunDir(workdir)
   workdir = rundir.path
@@ -126,7 +129,10 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
         f"{rundir.vocabulary_file} is {what}; it is rebuilt from the data by "
         f"re-running the training command (a finished run only rewrites "
         f"what is damaged)") from None
-  model = classifier.model_from_config(config)
+  classes = tokenizer.load_classes(rundir.vocabulary_file)
+  if not any_classes:
+    two_classes_only(workdir, classes, "serve, export and ensembles")
+  model = classifier.model_from_config(config, labels.count(classes))
   device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
@@ -168,6 +174,17 @@ def printable(text: str) -> str:
       and c not in "\u200c\u200d" else c for c in text)
 
 
+def two_classes_only(workdir, classes: labels.Classes, what: str) -> None:
+  """UserError for a run of more than two classes where `what` reads runs
+  of two only, so far."""
+  if classes is not None and len(classes) > 2:
+    raise UserError(
+        f"{workdir} holds a run of {len(classes)} classes "
+        f"({', '.join(classes)}); {what} read runs of two classes only, so "
+        f"far (predict reads it; its metrics are in metrics.jsonl and "
+        f"result.json)")
+
+
 class Predictor:
   """P(positive) of texts with one trained workdir's config, vocabulary and
   parameters: `predictor(texts)` -> [len(texts)], scored by
@@ -178,12 +195,14 @@ class Predictor:
   def __init__(self, workdir: str | pathlib.Path, config,
                vocabulary: Sequence[str], params,
                batch_size: int = scoring.DEFAULT_BATCH_SIZE,
-               text_rule: tokenizer.Tokenizer | None = None):
+               text_rule: tokenizer.Tokenizer | None = None,
+               classes: labels.Classes = None):
     self.workdir = pathlib.Path(workdir)
     self.config, self.vocabulary, self.params = config, vocabulary, params
     self.tokenizer = text_rule or tokenizer.Tokenizer(tokenizer.kind_of(config))
     self.batch_size = batch_size
-    self.model = classifier.model_from_config(config)
+    self.classes = classes  # more than two: each class's probability
+    self.model = classifier.model_from_config(config, labels.count(classes))
     self.scorer = scoring.Scorer(self.model, params, batch_size)
     self.word_ids = tokenizer.word_ids(vocabulary)
     self._explainers = {}
@@ -203,7 +222,7 @@ class Predictor:
       return self.scorer.logits(self.encode(texts))
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
-    """Raw texts -> P(positive) [len(texts)]."""
+    """Raw texts -> P(positive) [len(texts)] (K classes: [len(texts), K])."""
     with self._finite(texts):
       return self.scorer(self.encode(texts))
 
@@ -212,6 +231,7 @@ class Predictor:
               ) -> list[explain.Explanation]:
     """Integrated gradients of each text's logit over its words (see
     `flax_sentiment.usage.explain`); compiled once per (steps, baseline, rule)."""
+    two_classes_only(self.workdir, self.classes, "--explain")
     key = (steps, baseline, rule)
     if key not in self._explainers:
       self._explainers[key] = explain.Explainer(
@@ -268,6 +288,12 @@ class Ensemble:
   def __init__(self, members: Sequence[Predictor | TextModelPredictor],
                weights: Sequence[float] | None = None):
     self.members = list(members)
+    self.classes = getattr(self.members[0], "classes", None)
+    for member in self.members[1:]:
+      if getattr(member, "classes", None) != self.classes:
+        raise UserError(f"{member.workdir} has other classes than "
+                        f"{self.members[0].workdir}; ensemble runs of one "
+                        f"data config")
     self.weights = (np.full(len(self.members), 1 / len(self.members))
                     if weights is None else np.asarray(weights, np.float64))
     if len(self.weights) != len(self.members):
@@ -280,6 +306,8 @@ class Ensemble:
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
     scored = np.stack([member(texts) for member in self.members])
+    if scored.ndim == 3:  # K classes: [members, n, K]
+      return np.tensordot(self.weights, scored, axes=1).astype(np.float32)
     return (self.weights @ scored).astype(np.float32)
 
 
@@ -294,7 +322,8 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
   if common.is_text_model(config):
     return TextModelPredictor(workdir, config,
                               common.kind(config).load(RunDir(workdir)))
-  config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
+  config, vocabulary, state, _ = load_trained_state(workdir, fall_back,
+                                                    any_classes=True)
   bad = first_non_finite(state.params)
   if bad:
     raise UserError(scoring.not_finite_message(
@@ -302,7 +331,8 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
         f"NaN or inf in {bad} at checkpoint step {int(state.step)}",
         scoring.retrain_hint(config.learning_rate)))
   return Predictor(workdir, config, vocabulary, state.params, batch_size,
-                   load_text_rule(workdir, config))
+                   load_text_rule(workdir, config),
+                   tokenizer.load_classes(RunDir(workdir).vocabulary_file))
 
 
 def load_text_rule(workdir: str | pathlib.Path,

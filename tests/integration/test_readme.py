@@ -79,8 +79,10 @@ def folder(tmp_path_factory, real_data_dir):
   shutil.copy(REPO / "run.py", root)
   shutil.copytree(REPO / "configs", root / "configs")
   shutil.copytree(REPO / "examples", root / "examples")
-  (csv,) = readme_blocks("csv")  # the README's own-reviews example
-  (root / "reviews.csv").write_text(csv)
+  # The README's own-reviews examples: two classes, then three.
+  two, three = readme_blocks("csv")
+  (root / "reviews.csv").write_text(two)
+  (root / "reviews3.csv").write_text(three)
   return root
 
 
