@@ -360,8 +360,8 @@ def rewrite_manifest(out, **fields):
 @pytest.mark.parametrize("field,value,words", [
     ("tokenizer_version", 3, "was tokenized with tokenizer version 3, this "
      "loader implements versions 1 and 2"),
-    ("format_version", 2, "has format version 2; this loader reads version "
-     "1")])
+    ("format_version", 3, "has format version 3; this loader reads versions "
+     "1 and 2")])
 def test_another_version_is_refused_in_one_line(trained, field, value, words,
                                                 tmp_path):
   _, out = trained("lstm")

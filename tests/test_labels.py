@@ -151,27 +151,6 @@ def test_a_three_class_run_resumes_and_refuses_other_classes(
     loop.train_and_evaluate(other, str(workdir))
 
 
-def test_uses_of_a_three_class_run_not_built_yet_are_one_line(
-    three_class_run, tmp_path):
-  from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.runtime.errors import UserError  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.text_models import common  # pylint: disable=g-import-not-at-top
-  workdir, _, config = three_class_run
-  with pytest.raises(UserError, match=r"holds a run of 3 classes \(neg, "
-                     r"neutral, pos\); serve, export and ensembles read"):
-    trained.load_trained_state(workdir)
-  predictor = trained.load_predictor(workdir)
-  with pytest.raises(UserError, match="; --explain read runs of two"):
-    predictor.explain(["fine"])
-  from flax_sentiment.usage import service  # pylint: disable=g-import-not-at-top
-  with pytest.raises(UserError, match="; serve read runs of two"):
-    service.load_model(workdir=str(workdir))
-  ngrams = config.copy_and_resolve_references()
-  ngrams.model = "ngrams"
-  with pytest.raises(ConfigError, match="trains on two classes"):
-    common.split_texts(ngrams)
-
-
 def test_the_kl_of_k_classes_is_the_kl_of_their_probabilities():
   """Virtual adversarial training's divergence for K classes against
   KL(p || q) written out from the softmax probabilities."""
@@ -318,9 +297,52 @@ def test_predict_names_the_class_and_its_probability(three_class_run):
     np.testing.assert_allclose(got, want, rtol=1e-5)
     assert record["probability"] == pytest.approx(max(want), rel=1e-5)
     assert float(row[0]) == pytest.approx(max(want), abs=5e-4)
-  line = one_error_line(predict_cli("--workdir", str(workdir), "--explain",
-                                    texts[0]))
-  assert "holds a run of 3 classes" in line and "--explain" in line
+
+
+def test_explain_attributes_a_class_log_probability(three_class_run):
+  """--explain on a 3-class run: each text toward its predicted class (or
+  the class asked for); the score explained is that class's log-probability
+  (the log-softmax of the model's logits, computed here), the contributions
+  add up to it minus the baseline's, and a class's own words raise its
+  probability while another class's words lower it."""
+  from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
+  workdir, _, _ = three_class_run
+  predictor = trained.load_predictor(workdir)
+  texts = ["awful dreadful the film", "great wonderful the story"]
+  logits = predictor.logits(texts).astype(np.float64)
+  log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  for target, want in ((None, ["neg", "pos"]), ("pos", ["pos", "pos"])):
+    why = predictor.explain(texts, steps=64, rule="gauss-legendre",
+                            target=target)
+    assert [e.target for e in why] == want
+    for e, row in zip(why, log_p):
+      assert e.logit == pytest.approx(row[["neg", "neutral", "pos"].index(
+          e.target)], abs=1e-4)
+      assert e.total == pytest.approx(e.logit - e.baseline_logit, abs=2e-2)
+    own = {w.word: w.contribution for w in why[1].words}
+    assert min(own["great"], own["wonderful"]) > max(own["the"],
+                                                     own["story"])
+  against = {w.word: w.contribution for w in why[0].words}  # toward pos
+  assert max(against["awful"], against["dreadful"]) < 0
+
+
+def test_explain_on_the_command_line_names_the_class(three_class_run):
+  from tests.conftest import one_error_line, predict_cli  # pylint: disable=g-import-not-at-top
+  workdir, _, _ = three_class_run
+  proc = predict_cli("--workdir", str(workdir), "--json", "--explain",
+                     "okay average fine story")
+  record = json.loads(proc.stdout)
+  assert record["label"] == record["explained_class"] == "neutral"
+  assert {"log_probability", "baseline_log_probability"} <= set(record)
+  assert [c["word"] for c in record["contributions"]] == [
+      "okay", "average", "fine", "story"]
+  plain = predict_cli("--workdir", str(workdir), "--explain-class", "NEG",
+                      "okay average fine story")
+  assert plain.returncode == 0, plain.stderr
+  assert "toward neg: log P" in plain.stdout.splitlines()[1]
+  line = one_error_line(predict_cli("--workdir", str(workdir),
+                                    "--explain-class", "great", "fine"))
+  assert "--explain-class 'great'" in line and "neg, neutral, pos" in line
 
 
 def test_report_draws_the_confusion_at_the_epoch_the_run_selects(

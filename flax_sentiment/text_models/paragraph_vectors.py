@@ -12,13 +12,16 @@ validation, test and new texts) then gets its vector the same way
 (`infer_vector`: the words frozen, the start seeded by the text), so a text
 gets the same vector in any process, batch and order.
 scikit-learn's `LogisticRegression` is fitted on the train part's vectors
-for each of `pv_c_values`; the best on validation is kept. Doc2Vec runs on
+for each of `pv_c_values`; the best on validation (its `select_on`) is
+kept. Data of K > 2 classes: a multinomial regression (softmax over the
+classes, the lbfgs solver), its logits one per class. Doc2Vec runs on
 one worker with `seed` (and a stable hash for its word vectors), so a run is
 reproducible.
 
 A run writes a normal workdir (`common.py`) and `paragraph_vectors/`:
 gensim's model (pickled, as gensim saves it) and `classifier.npz` (the
-regression's weights [pv_dim], bias).
+regression's weights [pv_dim], bias; K classes: [pv_dim, K], [K] and the
+class names in its header).
 """
 
 import dataclasses
@@ -87,11 +90,13 @@ def infer_vector(doc2vec, words: list[str]) -> np.ndarray:
 
 @dataclasses.dataclass
 class ParagraphVectorModel:
-  """Scores texts: logit = bias + weights · (the text's inferred vector)."""
+  """Scores texts: logit = bias + weights · (the text's inferred vector);
+  K > 2 classes: one logit per class, their softmax the probabilities."""
   doc2vec: object              # gensim.models.doc2vec.Doc2Vec
-  weights: np.ndarray          # [pv_dim] float64
-  bias: float
+  weights: np.ndarray          # [pv_dim] float64 (K classes: [pv_dim, K])
+  bias: float | np.ndarray     # (K classes: [K])
   tokenizer: str = "english"   # the kind of tokenizer its words are of
+  classes: tuple[str, ...] | None = None  # K > 2: their names, in order
 
   explain_hint = ("paragraph vectors: its features are learned vectors, "
                   "not words")
@@ -109,25 +114,27 @@ class ParagraphVectorModel:
     return out
 
   def logits(self, texts: Sequence[str | bytes]) -> np.ndarray:
-    """texts -> logits [len(texts)] float32."""
+    """texts -> logits [len(texts)] float32 (K classes: [len(texts), K])."""
     vectors = self.vectors(texts).astype(np.float64)
     return (vectors @ self.weights + self.bias).astype(np.float32)
 
   def __call__(self, texts: Sequence[str | bytes]) -> np.ndarray:
-    """texts -> P(positive) [len(texts)] float32."""
-    return (1 / (1 + np.exp(-self.logits(texts).astype(np.float64)))
-            ).astype(np.float32)
+    """texts -> P(positive) [len(texts)] float32 (K classes: the class
+    probabilities [len(texts), K], the softmax of the logits)."""
+    return common.probabilities(self.logits(texts))
 
   def save(self, directory: pathlib.Path) -> None:
     """`directory`/doc2vec.model (gensim's files) and classifier.npz,
     written beside it first and moved in place: a crash leaves the old
     model or none, never half of one."""
+    header = {"format": FORMAT_VERSION, "tokenizer": self.tokenizer}
+    if self.classes is not None:
+      header["classes"] = list(self.classes)
     with files.atomic_directory(directory) as partial:
       self.doc2vec.save(str(partial / DOC2VEC_FILE))
       np.savez(partial / CLASSIFIER_FILE, weights=self.weights,
-               bias=np.float64(self.bias), header=np.frombuffer(json.dumps(
-                   {"format": FORMAT_VERSION, "tokenizer": self.tokenizer}
-               ).encode(), np.uint8))
+               bias=np.asarray(self.bias, np.float64),
+               header=np.frombuffer(json.dumps(header).encode(), np.uint8))
 
   @classmethod
   def load(cls, directory: pathlib.Path) -> "ParagraphVectorModel":
@@ -138,15 +145,21 @@ class ParagraphVectorModel:
     try:
       with np.load(directory / CLASSIFIER_FILE, allow_pickle=False) as saved:
         weights = np.asarray(saved["weights"], np.float64)
-        bias = float(saved["bias"])
-        kind = str(json.loads(saved["header"].tobytes()).get("tokenizer",
-                                                              "english"))
+        bias = np.asarray(saved["bias"], np.float64)
+        header = json.loads(saved["header"].tobytes())
+      kind = str(header.get("tokenizer", "english"))
+      classes = header.get("classes")
+      classes = None if classes is None else tuple(str(c) for c in classes)
       doc2vec = Doc2Vec.load(str(directory / DOC2VEC_FILE))
-      if (weights.shape != (doc2vec.vector_size,)
-          or not np.all(np.isfinite(weights)) or not np.isfinite(bias)):
+      shape = ((doc2vec.vector_size,) if classes is None
+               else (doc2vec.vector_size, len(classes)))
+      if (weights.shape != shape or bias.shape != shape[1:]
+          or not np.all(np.isfinite(weights))
+          or not np.all(np.isfinite(bias))):
         raise ValueError("classifier and vectors disagree, or weights are "
                          "not finite")
-      return cls(doc2vec, weights, bias, kind)
+      return cls(doc2vec, weights, float(bias) if classes is None else bias,
+                 kind, classes)
     except FileNotFoundError:
       raise UserError(f"{directory} is missing or incomplete; re-run the "
                       f"training command to rebuild it") from None
@@ -156,11 +169,13 @@ class ParagraphVectorModel:
                       f"the training command to rebuild it") from None
 
 
-def fit_run(splits, config, say: Callable[[str], None]
+def fit_run(splits, config, say: Callable[[str], None],
+            classes: tuple[str, ...] | None = None
             ) -> tuple[ParagraphVectorModel, dict]:
   """`text_models` fits a run here: Doc2Vec on the train part (+ unlabeled
   reviews if read), the regression per C on the train part's inferred
-  vectors, the C best on validation kept (ties to the smaller)."""
+  vectors, the C best on validation kept (ties to the smaller). `classes`
+  (K > 2 names; labels their ids): a multinomial regression."""
   (linear_model,) = common.sklearn_modules(config, "linear_model")
   train_texts, train_labels = splits["train"]
   unlabeled = splits.get("unsupervised", ([], None))[0]
@@ -179,16 +194,50 @@ def fit_run(splits, config, say: Callable[[str], None]
   validation = splits.get("validation")
   validation_x = (standardize(unfitted.vectors(validation[0]))
                   if validation is not None else None)
+  many = classes is not None and len(classes) > 2
+
+  def fit_one(c: float):
+    fitted = linear_model.LogisticRegression(C=c, max_iter=2000).fit(
+        train_x, np.asarray(train_labels))
+    return class_columns(fitted, len(classes), len(train_x)) if many else fitted
   best, regression, accuracy = common.fit_per_c(
-      fields.parse_number_list(config.pv_c_values),
-      lambda c: linear_model.LogisticRegression(C=c, max_iter=2000).fit(
-          train_x, np.asarray(train_labels)),
-      None if validation is None else (validation_x, validation[1]), say)
-  weights = regression.coef_.ravel().astype(np.float64) / std
-  model = ParagraphVectorModel(
-      doc2vec, weights, float(regression.intercept_[0] - weights @ mean), kind)
+      fields.parse_number_list(config.pv_c_values), fit_one,
+      None if validation is None else common.Validation(
+          validation_x, validation[1], config.select_on), say)
+  if many:
+    weights = regression.weights / std[:, None]
+    model = ParagraphVectorModel(doc2vec, weights,
+                                 regression.bias - mean @ weights, kind,
+                                 tuple(classes))
+  else:
+    weights = regression.coef_.ravel().astype(np.float64) / std
+    model = ParagraphVectorModel(
+        doc2vec, weights, float(regression.intercept_[0] - weights @ mean),
+        kind)
   return model, {"pv_words": len(doc2vec.wv), "pv_c": best,
-                 "pv_validation_accuracy_by_c": accuracy}
+                 common.by_c_field("pv", config): accuracy}
+
+
+def class_columns(regression, num_classes: int,
+                  reviews: int) -> common.Linear:
+  """A fitted scikit-learn regression as weights [features, K] and bias
+  [K], one column per class id: its multinomial logits, (two classes seen)
+  the binary logit as the later class's against 0, and for a class with no
+  train review zero weights and the bias that gives it the add-one
+  estimate 1 / (reviews + 2) at the mean (standardized: zero) vector."""
+  seen = np.asarray(regression.classes_, np.int64)
+  coef = np.asarray(regression.coef_, np.float64)
+  intercept = np.asarray(regression.intercept_, np.float64)
+  if len(seen) == 2:  # scikit-learn's binary form: one logit
+    coef = np.stack([np.zeros_like(coef[0]), coef[0]])
+    intercept = np.array([0.0, intercept[0]])
+  weights = np.zeros((coef.shape[1], num_classes))
+  bias = np.zeros(num_classes)
+  weights[:, seen], bias[seen] = coef.T, intercept
+  absent = np.setdiff1d(np.arange(num_classes), seen)
+  bias[absent] = (np.logaddexp.reduce(intercept)
+                  - np.log(reviews + 1.0))
+  return common.Linear(weights, bias)
 
 
 def model_path(rundir: RunDir) -> pathlib.Path:

@@ -36,7 +36,7 @@ def _check_model_options(config) -> None:
 
 def _check_text_models(config) -> None:
   """A text model (n-grams, paragraph vectors) reads words or characters,
-  chooses its C on validation and runs in one process."""
+  chooses its C on validation, runs in one process and weighs no class."""
   c_field = fields.TEXT_MODEL_C_FIELDS.get(config.model)
   if c_field is None:
     return
@@ -52,6 +52,9 @@ def _check_text_models(config) -> None:
   if (config.num_processes or 1) > 1:
     raise ConfigError(f"config.model={config.model!r} runs in one process; "
                       f"drop --config.num_processes")
+  if config.class_weights:
+    raise ConfigError(f"config.model={config.model!r} weighs every review "
+                      f"alike; drop --config.class_weights")
 
 
 def validate_config(config) -> None:

@@ -89,7 +89,8 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> list[dict]:
   rundir = RunDir(workdir)
   check_before_writing(config, rundir)
   if common.is_text_model(config):
-    return common.train_and_evaluate(config, rundir.path)
+    return common.train_and_evaluate(config, rundir.path,
+                                     check_classes=check_classes)
   console = monitor.Console(config.progress, config.progress_every_seconds)
   imdb = datasets.load_imdb(config, say=console.say)
   warning = check_classes(config, labels.names(imdb.classes),

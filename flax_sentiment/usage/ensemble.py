@@ -59,7 +59,7 @@ def split_probabilities(workdir: str | pathlib.Path, split: str = "test",
     texts, labels = splits[split]
     model = trained.load_predictor(workdir)
     return model(texts), np.asarray(labels)
-  config, _, state, _ = trained.load_trained_state(workdir, any_classes=True)
+  config, _, state, _ = trained.load_trained_state(workdir)
   imdb = datasets.load_imdb(config)
   reviews = getattr(imdb, split)
   if reviews is None:

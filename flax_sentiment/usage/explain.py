@@ -15,6 +15,13 @@ steps for most texts, but up to 1% (midpoint), 1.8% (trapezoid) or 0.04%
 (gauss-legendre) for a text whose logit changes sharply along the path;
 `Explanation.total` vs `logit - baseline_logit` shows it.
 
+A run of K > 2 classes has no single logit: there the explained score is
+the LOG-PROBABILITY of one class, log softmax(logits)[c] — by default each
+review's predicted class, or the class asked for (`target`, predict's
+`--explain-class NAME`). A word's contribution is then how much it raised
+(+) or lowered (-) that class's log-probability, and the contributions add
+up to log P(c | review) - log P(c | baseline).
+
 Baselines: "zero" (the default) puts a zero vector in place of every word's
 embedding; "padding" the padding token's embedding (for a model that does
 not mask padding, that is the review read as if it were empty). Padding
@@ -93,14 +100,30 @@ def path_points(steps: int, rule: str = "midpoint"
   return alphas.astype(np.float32), weights.astype(np.float32)
 
 
+def explained_score(logits: jax.Array, targets: jax.Array | None
+                    ) -> jax.Array:
+  """The score explained: the logit [batch] of a binary model as it is; of
+  a K-class model's logits [batch, K], log softmax at `targets` [batch]."""
+  if logits.ndim == 1:
+    return logits
+  log_probabilities = jax.nn.log_softmax(logits, axis=-1)
+  return jnp.take_along_axis(log_probabilities, targets[:, None], 1)[:, 0]
+
+
 def integrated_gradients(model, params: Any, tokens: jax.Array,
                          steps: int = DEFAULT_STEPS, baseline: str = "zero",
-                         rule: str = "midpoint") -> dict[str, jax.Array]:
-  """Integrated gradients of the logit with respect to the embeddings.
+                         rule: str = "midpoint",
+                         targets: jax.Array | None = None
+                         ) -> dict[str, jax.Array]:
+  """Integrated gradients of the explained score (`explained_score`: the
+  logit, or for K classes a class's log-probability) with respect to the
+  embeddings.
 
-  tokens [batch, seq_len] int32 (padding 0) ->
+  tokens [batch, seq_len] int32 (padding 0), targets [batch] int32 (K
+  classes: the class explained, -1 the predicted one; ignored for two) ->
     {"attributions": [batch, seq_len] float32 (0 at padding),
-     "logits": [batch], "baseline_logits": [batch]}.
+     "logits": [batch] (the score), "baseline_logits": [batch],
+     "targets": [batch] (the class explained; 0 for two classes)}.
   The gradients are taken one path point at a time (`lax.scan`): memory is
   that of one backward pass over the batch. Reviews are independent (no
   dropout), so the gradient of the batch's summed logits is each review's.
@@ -111,10 +134,18 @@ def integrated_gradients(model, params: Any, tokens: jax.Array,
   real = (time_major != tokenizer.PAD_ID)[..., None]
   base = jnp.zeros_like(x) if baseline == "zero" else table[tokenizer.PAD_ID]
   delta = jnp.where(real, x - base, 0.0)  # x - b (b = x at padding)
+  logits = model.apply({"params": params}, tokens)
+  if targets is None:
+    targets = jnp.full(tokens.shape[:1], -1, jnp.int32)
+  if logits.ndim == 2:
+    targets = jnp.where(targets < 0, jnp.argmax(logits, -1), targets)
+  else:
+    targets = jnp.zeros_like(targets)
+  score = lambda out: explained_score(out, targets)  # pylint: disable=unnecessary-lambda-assignment
 
   def logit_sum(perturbation):  # the model reads x + perturbation
-    return jnp.sum(model.apply({"params": params}, tokens,
-                               perturbation=perturbation))
+    return jnp.sum(score(model.apply({"params": params}, tokens,
+                                     perturbation=perturbation)))
 
   def point(total, alpha_weight):
     alpha, weight = alpha_weight
@@ -126,10 +157,10 @@ def integrated_gradients(model, params: Any, tokens: jax.Array,
   total, _ = jax.lax.scan(point, jnp.zeros_like(delta),
                           (jnp.asarray(alphas), jnp.asarray(weights)))
   attributions = jnp.sum(delta * total, axis=-1).T  # [batch, seq_len]
-  return {"attributions": attributions,
-          "logits": model.apply({"params": params}, tokens),
-          "baseline_logits": model.apply({"params": params}, tokens,
-                                         perturbation=-delta)}
+  return {"attributions": attributions, "logits": score(logits),
+          "baseline_logits": score(model.apply({"params": params}, tokens,
+                                               perturbation=-delta)),
+          "targets": targets}
 
 
 class Explainer:
@@ -149,10 +180,19 @@ class Explainer:
         integrated_gradients, model, steps=steps, baseline=baseline,
         rule=rule))
 
-  def __call__(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
-    """tokens [n, seq_len] -> `integrated_gradients`' dict, numpy [n, ...]."""
-    out = scoring.in_batches(lambda t: self._apply(self.params, t), tokens,
-                             self.batch_size)
+  def __call__(self, tokens: np.ndarray, targets: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+    """tokens [n, seq_len], targets [n] (K classes: the class explained,
+    -1 or None the predicted one) -> `integrated_gradients`' dict, numpy
+    [n, ...]."""
+    if targets is None:
+      targets = np.full(len(tokens), -1, np.int32)
+    # The targets ride as a last column through the batching.
+    rows = np.concatenate([np.asarray(tokens, np.int32),
+                           np.asarray(targets, np.int32)[:, None]], axis=1)
+    out = scoring.in_batches(
+        lambda t: self._apply(self.params, t[:, :-1], targets=t[:, -1]),
+        rows, self.batch_size)
     scoring.require_finite(np.concatenate([out["logits"],
                                            out["baseline_logits"]]))
     return out
@@ -172,17 +212,22 @@ class Word:
 @dataclasses.dataclass(frozen=True)
 class Explanation:
   """One review: logit, baseline logit and its words in text order. The
-  read words' contributions sum to ~ logit - baseline_logit."""
+  read words' contributions sum to ~ logit - baseline_logit. For a run of
+  K classes `target` names the class explained, and `logit` is its
+  log-probability (`baseline_logit` the baseline's)."""
   text: str
   logit: float
   baseline_logit: float
   words: tuple[Word, ...]
   steps: int
   baseline: str
+  target: str | None = None
 
   @property
   def probability(self) -> float:
-    """P(positive)."""
+    """P(positive); for K classes P(target)."""
+    if self.target is not None:
+      return math.exp(self.logit)
     return 1.0 / (1.0 + math.exp(-self.logit))
 
   @property
@@ -192,10 +237,22 @@ class Explanation:
 
   def as_json(self) -> dict:
     """{"logit", "baseline_logit", "baseline", "steps", "contributions":
-    [{"word", "contribution" (null if not read), "read", "known"}, ...]}."""
-    return {"logit": self.logit, "baseline_logit": self.baseline_logit,
-            "baseline": self.baseline, "steps": self.steps,
-            "contributions": [dataclasses.asdict(w) for w in self.words]}
+    [{"word", "contribution" (null if not read), "read", "known"}, ...]};
+    K classes: "explained_class" and "log_probability",
+    "baseline_log_probability" in place of the logits."""
+    scores = ({"logit": self.logit, "baseline_logit": self.baseline_logit}
+              if self.target is None else
+              {"explained_class": self.target, "log_probability": self.logit,
+               "baseline_log_probability": self.baseline_logit})
+    return dict(scores, baseline=self.baseline, steps=self.steps,
+                contributions=[dataclasses.asdict(w) for w in self.words])
+
+  def score_note(self) -> str:
+    """What the contributions add up to, for a line after them."""
+    if self.target is None:
+      return f"logit {self.logit:+.2f}, baseline {self.baseline_logit:+.2f}"
+    return (f"toward {self.target}: log P {self.logit:+.2f}, baseline "
+            f"{self.baseline_logit:+.2f}")
 
 
 def read_positions(num_words: int, seq_len: int, padding: str = "pre",
@@ -212,15 +269,18 @@ def read_positions(num_words: int, seq_len: int, padding: str = "pre",
 
 def explain_words(explainer: Explainer, texts: Sequence[str],
                   ids: dict[str, int], config,
-                  text_rule: tokenizer.Tokenizer | None = None
-                  ) -> list[Explanation]:
+                  text_rule: tokenizer.Tokenizer | None = None,
+                  classes: Sequence[str] | None = None,
+                  target: int = -1) -> list[Explanation]:
   """The Explanation of each text, tokenized (`text_rule`, default the
   config's kind) and padded as in training (`config.seq_len`, `.padding`,
-  `.truncating`); SentencePiece pieces are joined back into words."""
+  `.truncating`); SentencePiece pieces are joined back into words. A model
+  of K > 2 `classes` is explained toward class id `target` (-1: each text's
+  predicted class)."""
   split = text_rule or tokenizer.Tokenizer(tokenizer.kind_of(config))
   words = [split(t) for t in texts]
   tokens = tokenizer.words_to_ids(words, ids, config)
-  out = explainer(tokens)
+  out = explainer(tokens, np.full(len(texts), target, np.int32))
   explanations = []
   for i, (text, ws) in enumerate(zip(texts, words)):
     row = out["attributions"][i]
@@ -233,7 +293,8 @@ def explain_words(explainer: Explainer, texts: Sequence[str],
             tuple(Word(w, None if t is None else float(row[t]),
                        t is not None, w in ids)
                   for w, t in zip(ws, places)), split.kind),
-        steps=explainer.steps, baseline=explainer.baseline))
+        steps=explainer.steps, baseline=explainer.baseline,
+        target=classes[out["targets"][i]] if classes else None))
   return explanations
 
 

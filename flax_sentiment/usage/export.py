@@ -7,8 +7,10 @@
   python exports/lstm64/exported.py exports/lstm64 "A wonderful film."
 
 The function is token ids [b, seq_len] int32 -> P(positive) [b] float32 with
-a symbolic batch b, the run's parameters baked in as constants, computed by
-the XLA loop (`implementation="hoisted"`: the Pallas kernels are GPU-only).
+a symbolic batch b (a run of K > 2 classes: each class's probability
+[b, K], the manifest's "classes" naming them in order), the run's
+parameters baked in as constants, computed by the XLA loop
+(`implementation="hoisted"`: the Pallas kernels are GPU-only).
 The directory's files and their checks: `flax_sentiment.usage.exported` (the
 loader, copied into every export).
 """
@@ -26,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 import flax_sentiment
-from flax_sentiment.data import tokenizer
+from flax_sentiment.data import labels, tokenizer
 from flax_sentiment.model import classifier, scoring
 from flax_sentiment.usage import exported, trained
 from flax_sentiment.runtime import files
@@ -42,8 +44,9 @@ def _say(message: str) -> None:
 
 def scoring_function(model: classifier.SentimentClassifier, params: Any
                      ) -> Callable[[jax.Array], jax.Array]:
-  """tokens [batch, seq_len] int32 -> P(positive) [batch] float32, `params`
-  closed over as constants. (With a symbolic batch the first layer projects
+  """tokens [batch, seq_len] int32 -> P(positive) [batch] float32 (a model
+  of K classes: their probabilities [batch, K]), `params` closed over as
+  constants. (With a symbolic batch the first layer projects
   each token's embedding row: `embedding.project_tokens`.)"""
   return lambda tokens: scoring.probabilities(model, params, tokens)
 
@@ -89,13 +92,27 @@ def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
   return tuple(dict.fromkeys(platforms))
 
 
+def function_record(classes: labels.Classes) -> dict:
+  """The manifest's "function": what the exported function takes and
+  gives (`classes`: a run of K > 2 classes, else None)."""
+  output = ("P(positive) [b] float32" if classes is None else
+            f"class probabilities [b, {len(classes)}] float32, in the order "
+            f"of \"classes\"")
+  return {"input": "token ids [b, seq_len] int32", "output": output,
+          "implementation": "hoisted (XLA loop)"}
+
+
 def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
-             checkpoint: dict, kind: str = "english") -> dict:
+             checkpoint: dict, kind: str = "english",
+             classes: labels.Classes = None) -> dict:
   """export.json: what the loader checks and needs, and where it came from;
-  `files` maps each other file to its sha256; "digest" covers the rest."""
+  `files` maps each other file to its sha256; "digest" covers the rest. A
+  run of K > 2 `classes` adds "classes" (their names in class order); a
+  binary run's manifest has no such key."""
   out = {
       "format": exported.FORMAT,
-      "format_version": exported.FORMAT_VERSION,
+      "format_version": (exported.FORMAT_VERSION if labels.count(classes) == 2
+                         else exported.CLASSES_FORMAT_VERSION),
       "tokenizer_version": (tokenizer.TOKENIZER_VERSION if kind == "english"
                             else exported.TOKENIZER_KINDS_VERSION),
       "tokenization": {
@@ -109,9 +126,7 @@ def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
       # What the loader needs besides the standard library.
       "requires": ["jax", "numpy", "flatbuffers"] + (
           ["sentencepiece"] if kind == "subwords" else []),
-      "function": {"input": "token ids [b, seq_len] int32",
-                   "output": "P(positive) [b] float32",
-                   "implementation": "hoisted (XLA loop)"},
+      "function": function_record(classes),
       "platforms": list(platforms),
       "config": config,
       "checkpoint": checkpoint,
@@ -121,6 +136,8 @@ def manifest(config: dict, platforms: Sequence[str], files: dict[str, str],
       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
   }
+  if classes is not None:
+    out["classes"] = list(classes)
   out["digest"] = exported.manifest_digest(out)
   return out
 
@@ -168,7 +185,10 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
   rundir = RunDir(workdir)
   run_config = rundir.saved_config()  # as trained (load may change it)
   config.implementation = "hoisted"
-  model = classifier.model_from_config(config)
+  classes = tokenizer.load_classes(rundir.vocabulary_file)
+  model = classifier.model_from_config(config, labels.count(classes))
+  if labels.count(classes) == 2:  # scored as P(positive) [b]
+    classes = None
   try:
     function = export_function(model, state.params, config.seq_len,
                                platforms)
@@ -186,7 +206,8 @@ def export_model(workdir: str | pathlib.Path, out_dir: str | pathlib.Path,
   write = functools.partial(
       write_export, function=function, vocabulary=vocabulary,
       text_rule=text_rule, manifest_of=lambda files_: manifest(
-          run_config, platforms, files_, checkpoint, text_rule.kind))
+          run_config, platforms, files_, checkpoint, text_rule.kind,
+          classes))
 
   try:
     with files.atomic_directory(out_dir, flag="--out") as temp:

@@ -14,14 +14,20 @@ In Python (`import exported` beside the copy, or `flax_sentiment.usage.exported`
   model = exported.load(DIR)
   model.predict(["A wonderful film."])   # P(positive), np.ndarray [n]
 
+A run of K > 2 classes exports each class's probability: `model.classes`
+names them in order, `model.predict(texts)` is [n, K] and each record
+(--json) names the most probable class.
+
 An export directory holds:
   model.jax_export  a serialized `jax.export.Exported`: token ids [b, seq_len]
-                    int32 -> P(positive) [b] float32, for any batch size b;
+                    int32 -> P(positive) [b] float32, for any batch size b
+                    (K classes: their probabilities [b, K] float32);
   vocab.json        the run's vocabulary (word i has id i + 2);
   exported.py       this loader;
   export.json       the manifest: format and tokenizer versions, the
                     tokenization settings, the run's config, the platforms,
-                    the sha256 of every other file and a digest of itself.
+                    (K classes: "classes", their names in order,) the
+                    sha256 of every other file and a digest of itself.
 
 `load` refuses a damaged export, one of another format or one tokenized
 by another tokenizer version with one `ExportError` (a ValueError) that
@@ -44,6 +50,9 @@ import numpy as np
 
 FORMAT = "flax-sentiment-export"
 FORMAT_VERSION = 1
+# Exports of runs of K > 2 classes (a "classes" key, [batch, K] outputs)
+# record this version, which loaders of before them refuse in one line.
+CLASSES_FORMAT_VERSION = 2
 # The english rule below; equal to
 # flax_sentiment.data.tokenizer.TOKENIZER_VERSION (tests/test_export.py checks
 # both agree on texts). Exports of the other kinds (words, characters,
@@ -180,15 +189,28 @@ def meaningless(words: int, unknown: int) -> str | None:
   return None
 
 
-def prediction_record(text: str, probability: float, words: int,
-                      unknown: int, words_used: int) -> dict:
+def prediction_record(text: str, probability: float | np.ndarray,
+                      words: int, unknown: int, words_used: int,
+                      classes: Sequence[str] | None = None) -> dict:
   """One text's prediction as `predict --json`, serve's POST /predict and
-  this loader's --json give it (one builder for all three): text,
-  probability_positive, label, words, unknown_words, words_used, and a
-  warning when the score means nothing."""
-  record = {"text": text, "probability_positive": float(probability),
-            "label": label_of(probability), "words": words,
-            "unknown_words": unknown, "words_used": words_used}
+  this loader's --json give it (one builder for all three). Two classes
+  (`classes` None, `probability` P(positive)): text, probability_positive,
+  label, words, unknown_words, words_used. K classes (`classes` their
+  names in class order, `probability` each one's [K]): text, label (the
+  most probable class), probability (its), probabilities {class: p},
+  words, unknown_words, words_used. Both: a warning when the score means
+  nothing."""
+  if classes is None:
+    record = {"text": text, "probability_positive": float(probability),
+              "label": label_of(probability)}
+  else:
+    probability = np.asarray(probability)
+    best = int(np.argmax(probability))
+    record = {"text": text, "label": classes[best],
+              "probability": float(probability[best]),
+              "probabilities": {c: float(p) for c, p in zip(classes,
+                                                            probability)}}
+  record.update(words=words, unknown_words=unknown, words_used=words_used)
   warning = meaningless(words, unknown)
   if warning:
     record["warning"] = warning
@@ -240,9 +262,10 @@ def read_manifest(path: pathlib.Path) -> dict:
   if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
     raise _damaged(path, f"{MANIFEST} is not a {FORMAT} manifest")
   version = manifest.get("format_version")
-  if version != FORMAT_VERSION:
+  if version not in (FORMAT_VERSION, CLASSES_FORMAT_VERSION):
     raise ExportError(f"export {path} has format version {version!r}; this "
-                      f"loader reads version {FORMAT_VERSION}: use the "
+                      f"loader reads versions {FORMAT_VERSION} and "
+                      f"{CLASSES_FORMAT_VERSION}: use the "
                       f"{LOADER_FILE} saved in {path}, or export the run "
                       f"again with this flax-sentiment")
   if manifest.get("digest") != manifest_digest(manifest):
@@ -274,6 +297,25 @@ def verify_files(path: pathlib.Path, manifest: dict) -> None:
     if file_digest(file) != want:
       raise _damaged(path, f"{name} does not match its sha256 in "
                      f"{MANIFEST}")
+
+
+def check_output(path: pathlib.Path, manifest: dict, outputs) -> None:
+  """The function's outputs (`out_avals`) are what the manifest says:
+  P(positive) [b], or with "classes" (names of K > 2 classes, in order)
+  their probabilities [b, K] (ExportError otherwise)."""
+  classes = manifest.get("classes")
+  if classes is not None and (
+      not isinstance(classes, list) or len(classes) < 3
+      or not all(isinstance(c, str) and c for c in classes)
+      or len(set(classes)) < len(classes)):
+    raise _damaged(path, f"{MANIFEST} has classes {classes!r}, not three "
+                   f"or more distinct names")
+  rank = 1 if classes is None else 2
+  if (len(outputs) != 1 or len(outputs[0].shape) != rank
+      or (classes is not None and outputs[0].shape[1] != len(classes))):
+    want = "[b]" if classes is None else f"[b, {len(classes)}]"
+    raise _damaged(path, f"{MODEL_FILE} does not give scores {want} (it "
+                   f"gives {outputs})")
 
 
 def read_vocabulary(path: pathlib.Path) -> list[str]:
@@ -319,11 +361,12 @@ def pick_device(path: pathlib.Path, platforms: Sequence[str]) -> jax.Device:
 
 
 class ExportedModel:
-  """A loaded export: texts -> P(positive).
+  """A loaded export: texts -> P(positive) [n] (K classes: [n, K]).
 
   Attributes: path, manifest (export.json), vocabulary, seq_len, padding,
   truncating, config (the run's), platforms, device (where it runs),
-  batch_size (rows per call).
+  batch_size (rows per call), classes (K > 2 classes: their names in the
+  order of the probabilities; None for two).
   """
 
   def __init__(self, path: pathlib.Path, manifest: dict,
@@ -339,6 +382,10 @@ class ExportedModel:
     self.config = manifest.get("config", {})
     self.platforms = tuple(manifest["platforms"])
     self.device, self.batch_size = device, batch_size
+    classes = manifest.get("classes")
+    self.classes = None if classes is None else tuple(classes)
+    # One text's scores: P(positive) [], or [K] for K classes.
+    self._row = () if self.classes is None else (len(self.classes),)
     self._word_ids = {w: i + FIRST_WORD_ID for i, w in enumerate(vocabulary)}
     self._call = jax.jit(exported.call)
 
@@ -353,20 +400,20 @@ class ExportedModel:
     return len(words), sum(w not in self._word_ids for w in words)
 
   def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
-    """Token ids [n, seq_len] -> P(positive) [n] float32, in batches of at
-    most `batch_size` rows (a smaller batch is padded to the next power of
-    two: few compiled shapes)."""
+    """Token ids [n, seq_len] -> P(positive) [n] float32 (K classes:
+    [n, K]), in batches of at most `batch_size` rows (a smaller batch is
+    padded to the next power of two: few compiled shapes)."""
     tokens = np.asarray(tokens, np.int32)
     if tokens.ndim != 2 or tokens.shape[1] != self.seq_len:
       raise ValueError(f"tokens must be [n, {self.seq_len}], got "
                        f"{list(tokens.shape)}")
     out = [self._batch(tokens[i:i + self.batch_size])
            for i in range(0, len(tokens), self.batch_size)]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return np.concatenate(out) if out else self._none()
 
   def predict(self, texts: Iterable[str]) -> np.ndarray:
     """Texts (any iterable: read `batch_size` at a time) -> P(positive)
-    [n] float32."""
+    [n] float32 (K classes: each class's probability [n, K])."""
     if isinstance(texts, (str, bytes)):
       raise TypeError("predict takes a list of texts, not one text")
     out, chunk = [], []
@@ -377,9 +424,18 @@ class ExportedModel:
         chunk = []
     if chunk:
       out.append(self._batch(self.encode(chunk)))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return np.concatenate(out) if out else self._none()
 
   __call__ = predict
+
+  def record(self, text: str, probability: float | np.ndarray) -> dict:
+    """`prediction_record` of a text and its score from `predict`."""
+    words, unknown = self.word_counts(text)
+    return prediction_record(text, probability, words, unknown,
+                             min(words, self.seq_len), self.classes)
+
+  def _none(self) -> np.ndarray:
+    return np.zeros((0,) + self._row, np.float32)
 
   def _batch(self, tokens: np.ndarray) -> np.ndarray:
     rows = len(tokens)
@@ -434,6 +490,7 @@ def load(path: str | pathlib.Path,
       or avals[0].shape[1] != seq_len or avals[0].dtype != np.int32):
     raise _damaged(path, f"{MODEL_FILE} does not take token ids [b, "
                    f"{seq_len}] int32 (it takes {avals})")
+  check_output(path, manifest, exported.out_avals)
   device = pick_device(path, platforms)
   return ExportedModel(path, manifest, vocabulary, exported, device,
                        batch_size, split)
@@ -538,11 +595,13 @@ def main(argv: list[str]) -> None:
     for batch in _batches(_texts(args.texts, lines), args.batch_size):
       for text, p in zip(batch, model.predict(batch)):
         if args.json:
-          words, unknown = model.word_counts(text)
-          print(json.dumps(prediction_record(
-              text, p, words, unknown, min(words, model.seq_len))))
-        else:
+          print(json.dumps(model.record(text, p)))
+        elif model.classes is None:
           print(f"{p:.3f}  {label_of(p):<8}  {_short(text)}")
+        else:
+          record = model.record(text, p)
+          print(f"{record['probability']:.3f}  {record['label']:<8}  "
+                f"{_short(text)}")
       sys.stdout.flush()
   except InputError as e:
     sys.exit(f"error: {e}")

@@ -57,7 +57,7 @@ def _warn_if_meaningless(text: str, words: int, unknown: int) -> None:
 
 def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
                  as_json: bool = False,
-                 explain_settings: tuple[int, str, str] | None = None,
+                 explain_settings: tuple | None = None,
                  color: bool = False) -> list[str]:
   """The output lines of a batch of texts (warnings go to stderr)."""
   probabilities = predict(texts)
@@ -65,7 +65,8 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
                   if explain_settings else [None] * len(texts))
   classes = getattr(predict, "classes", None)
   if classes is not None and len(classes) > 2:
-    return _class_lines(texts, probabilities, classes, predict, as_json)
+    return _class_lines(texts, probabilities, classes, predict, as_json,
+                        explanations, color)
   lines = []
   for text, p, (words, unknown), why in zip(
       texts, probabilities, word_counts(texts, predict.word_ids, predict.tokenizer),
@@ -85,47 +86,32 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
     lines.append(f"{p:.3f}  {label:<8}  {echo(text)}"
                  + (f"  ({'; '.join(notes)})" if notes else ""))
     if why:
-      lines.append(f"  {explain.render(why, color)}  (logit "
-                   f"{why.logit:+.2f}, baseline {why.baseline_logit:+.2f})")
+      lines.append(f"  {explain.render(why, color)}  ({why.score_note()})")
   return lines
-
-
-def class_record(text: str, probabilities: np.ndarray,
-                 classes: Sequence[str], words: int, unknown: int,
-                 words_used: int) -> dict:
-  """One text's prediction by a run of K classes, as `predict --json`
-  gives it: text, label (the most probable class), its probability, every
-  class's probability, words, unknown_words, words_used (and a warning when
-  the score means nothing)."""
-  best = int(np.argmax(probabilities))
-  record = {"text": text, "label": classes[best],
-            "probability": float(probabilities[best]),
-            "probabilities": {c: float(p) for c, p in zip(classes,
-                                                          probabilities)},
-            "words": words, "unknown_words": unknown,
-            "words_used": words_used}
-  warning = exported.meaningless(words, unknown)
-  if warning:
-    record["warning"] = warning
-  return record
 
 
 def _class_lines(texts: Sequence[str], probabilities: np.ndarray,
                  classes: Sequence[str], predict: Predictor,
-                 as_json: bool) -> list[str]:
+                 as_json: bool, explanations: Sequence, color: bool
+                 ) -> list[str]:
   """`batch_output` for a run of K classes: the most probable class and
-  its probability (--json: every class's)."""
+  its probability (--json: every class's), each explanation after it."""
   lines = []
-  for text, p, (words, unknown) in zip(
+  for text, p, (words, unknown), why in zip(
       texts, probabilities, word_counts(texts, predict.word_ids,
-                                        predict.tokenizer)):
+                                        predict.tokenizer), explanations):
     _warn_if_meaningless(text, words, unknown)
-    record = class_record(text, p, classes, words, unknown,
-                          predict.reads(words))
-    lines.append(json.dumps(record) if as_json else
-                 f"{record['probability']:.3f}  {record['label']:<8}  "
+    record = exported.prediction_record(text, p, words, unknown,
+                                        predict.reads(words), classes)
+    if as_json:
+      lines.append(json.dumps(dict(record, **why.as_json()) if why
+                              else record))
+      continue
+    lines.append(f"{record['probability']:.3f}  {record['label']:<8}  "
                  f"{echo(text)}" + (f"  ({unknown}/{words} words unknown)"
                                     if unknown else ""))
+    if why:
+      lines.append(f"  {explain.render(why, color)}  ({why.score_note()})")
   return lines
 
 
@@ -203,22 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--explain-rule", choices=explain.RULES, default=None,
                       help="quadrature rule along the path (default "
                       "midpoint; implies --explain)")
+  parser.add_argument("--explain-class", default=None, metavar="NAME",
+                      help="a run of more than two classes: explain this "
+                      "class's probability (default: each text's "
+                      "predicted class; implies --explain)")
   parser.add_argument("texts", nargs="*", help="reviews to classify")
   return parser
 
 
-def explain_settings(args) -> tuple[int, str, str] | None:
-  """(steps, baseline, rule) when any --explain flag is given, else None;
-  UserError for steps the rule cannot use."""
+def explain_settings(args) -> tuple[int, str, str, str | None] | None:
+  """(steps, baseline, rule, class) when any --explain flag is given, else
+  None; UserError for steps the rule cannot use."""
   explaining = args.explain or any(
       v is not None for v in (args.explain_steps, args.explain_baseline,
-                              args.explain_rule))
+                              args.explain_rule, args.explain_class))
   if not explaining:
     return None
   settings = (args.explain_steps or explain.DEFAULT_STEPS,
               args.explain_baseline or "zero",
               args.explain_rule or "midpoint")
   problem = explain.settings_problem(*settings)
+  settings += (args.explain_class,)
   if problem:
     raise UserError(f"--explain-steps: {problem}; pass more, or another "
                     f"--explain-rule")

@@ -104,7 +104,9 @@ def summarize(name: str, workdirs: list[pathlib.Path]) -> dict:
                              for r in chosen],
       # Runs of K classes: the K x K test confusion matrices, their names.
       "selected_confusion": [r.get("test_confusion") for r in chosen],
-      "classes": _recorded_json(workdirs[0] / "vocab.json", "classes", None),
+      "classes": (_recorded_json(workdirs[0] / "vocab.json", "classes", None)
+                  or _recorded_json(workdirs[0] / "result.json", "classes",
+                                    None)),  # text models: no vocab.json
       "histories": histories,
   }
 

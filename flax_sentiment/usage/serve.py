@@ -16,7 +16,9 @@ Endpoints:
   GET  /          the page: a text box; P(positive), the label, and each
                   word highlighted by its contribution to the logit (green
                   raises P(positive), red lowers it, stronger the larger;
-                  words beyond the seq_len the model reads are grey).
+                  words beyond the seq_len the model reads are grey); a
+                  run of K > 2 classes: the most probable class and one
+                  bar per class.
                   `/?text=...` fills the box and scores it at once.
   POST /predict   {"texts": [str, ...], "explain": false, "steps": 64} ->
                   {"results": [{"text", "probability_positive", "label",
@@ -24,6 +26,9 @@ Endpoints:
                   "explain": "logit", "baseline_logit", "baseline",
                   "steps", "contributions": [{"word", "contribution",
                   "read", "known"}, ...]}, ...]} (see explain.Explanation).
+                  K > 2 classes: "label" (the most probable class),
+                  "probability" (its) and "probabilities" {class: p} in
+                  place of "probability_positive", as predict --json.
   GET  /health    {"ok": true}
 
   curl -s localhost:8000/predict -d '{"texts": ["A wonderful film."]}'
@@ -38,7 +43,8 @@ diverged: never a NaN in a result) or a fault of the server.
 Explanations (integrated gradients, `flax_sentiment.usage.explain`) need the
 workdir: with `--export` (`flax_sentiment.usage.export`) a request asking for
 them gets the scores and an "explanations_unavailable" field saying why,
-and the page says so. The first explanation for a `steps` value compiles
+and the page says so. For a run of K > 2 classes each text's words are
+explained toward its predicted class (its log-probability). The first explanation for a `steps` value compiles
 it (seconds for a large model). Requests run in threads of their own (a
 slow one does not hold up /health); the model is called by one at a time.
 """
@@ -291,8 +297,8 @@ def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(
       prog="flax-sentiment serve",
       description="A local demo page and JSON endpoint (POST /predict) for "
-      "a trained run: P(positive) of your text and, with --workdir, the "
-      "words that drove it.")
+      "a trained run: P(positive) of your text (or of each class, for a run "
+      "of more) and, with --workdir, the words that drove it.")
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--workdir", help="a run.py workdir (scores and word "
                       "contributions)")

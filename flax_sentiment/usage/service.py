@@ -3,7 +3,8 @@ fields parsed and checked (`parse_request`), the model of a workdir or an
 export (`WorkdirModel`, `ExportModel`, `load_model`) and `Service`, which
 answers POST /predict's body with one prediction record per text
 (`exported.prediction_record`, as predict --json and the loader give
-them). `serve` puts it on HTTP."""
+them: for a run of K > 2 classes the most probable class and every class's
+probability). `serve` puts it on HTTP."""
 
 import json
 import math
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from flax_sentiment.data import labels
 from flax_sentiment.model import scoring
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.usage import explain, exported
@@ -92,20 +94,29 @@ def _reads(truncating: str, seq_len: int) -> str:
   return f"reads the {which} {seq_len} words"
 
 
+def many_classes(classes: labels.Classes) -> tuple[str, ...] | None:
+  """The names of a run's classes if it has more than two (its scores are
+  each class's probability [n, K]), else None (P(positive) [n])."""
+  return tuple(classes) if labels.count(classes) > 2 else None
+
+
 class WorkdirModel:
-  """A trained workdir's `trained.Predictor`: scores and explanations."""
+  """A trained workdir's `trained.Predictor`: scores and explanations.
+  `classes`: the names of K > 2 classes (scores [n, K]), else None."""
 
   kind = "workdir"
-  explanations_unavailable = None
 
   def __init__(self, predictor):
     self.predictor = predictor
+    self.classes = many_classes(getattr(predictor, "classes", None))
+    self.explanations_unavailable = None
     self.seq_len = int(predictor.config.seq_len)
     cell = str(predictor.config.cell).upper()
     self.description = (f"{predictor.workdir} ({cell}, "
                         f"{_reads(predictor.config.truncating, self.seq_len)})")
 
   def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    """P(positive) [len(texts)] (K classes: [len(texts), K])."""
     try:
       return self.predictor(texts)
     except (UserError, scoring.NonFiniteScoreError) as e:
@@ -117,7 +128,8 @@ class WorkdirModel:
                                self.predictor.tokenizer)
 
   def explain(self, texts: Sequence[str], steps: int) -> list[dict]:
-    """explain.Explanation.as_json() of each text."""
+    """explain.Explanation.as_json() of each text (K classes: toward its
+    predicted class, explain's default target)."""
     try:
       return [e.as_json() for e in self.predictor.explain(texts, steps)]
     except (UserError, scoring.NonFiniteScoreError) as e:
@@ -125,21 +137,24 @@ class WorkdirModel:
 
 
 class ExportModel:
-  """An export's `exported.ExportedModel`: scores only."""
+  """An export's `exported.ExportedModel`: scores only. `classes`: the
+  names of K > 2 classes (scores [n, K]), else None."""
 
   kind = "export"
   explanations_unavailable = EXPORT_CANNOT_EXPLAIN
 
   def __init__(self, model):
     self.model = model
+    self.classes = many_classes(model.classes)
     self.seq_len = int(model.seq_len)
     cell = str(model.config.get("cell", "model")).upper()
     self.description = (f"export {model.path} ({cell}, "
                         f"{_reads(model.truncating, self.seq_len)})")
 
   def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    """P(positive) [len(texts)] (K classes: [len(texts), K])."""
     p = np.asarray(self.model.predict(list(texts)))
-    bad = np.flatnonzero(~np.isfinite(p))
+    bad = np.flatnonzero(~np.isfinite(p).reshape(len(p), -1).all(axis=1))
     if len(bad):
       raise ModelError(scoring.not_finite_message(
           f"the export in {self.model.path}", f"{len(bad)} of {len(p)} texts",
@@ -154,8 +169,14 @@ class ExportModel:
     raise ModelError(EXPORT_CANNOT_EXPLAIN)
 
 
+# An explanation's scores: the logits (two classes) or a class's
+# log-probabilities (K classes).
+SCORE_FIELDS = ("logit", "baseline_logit", "log_probability",
+                "baseline_log_probability")
+
+
 def _finite_contributions(why: dict) -> bool:
-  values = [why["logit"], why["baseline_logit"]] + [
+  values = [why[k] for k in SCORE_FIELDS if k in why] + [
       w["contribution"] for w in why["contributions"]
       if w["contribution"] is not None]
   return all(math.isfinite(v) for v in values)
@@ -177,6 +198,8 @@ class Service:
     """What the page shows about the model and the limits."""
     return {"model": self.model.description, "kind": self.model.kind,
             "seq_len": self.model.seq_len, "can_explain": self.can_explain,
+            "classes": (None if self.model.classes is None
+                        else list(self.model.classes)),
             "explanations_unavailable": self.model.explanations_unavailable,
             "max_texts": MAX_TEXTS, "max_text_chars": MAX_TEXT_CHARS,
             "max_steps": MAX_STEPS, "default_steps": explain.DEFAULT_STEPS}
@@ -198,14 +221,14 @@ class Service:
     results = []
     for text, p, (words, unknown), why in zip(
         texts, probabilities, self.model.word_counts(texts), explanations):
-      p = float(p)
-      if not math.isfinite(p) or (why and not _finite_contributions(why)):
+      if not np.isfinite(p).all() or (why and not _finite_contributions(why)):
         raise ModelError(scoring.not_finite_message(
             f"the served model ({self.model.description})",
             f"for {text[:60]!r}",
             "retrain it with a smaller --config.learning_rate"))
       result = exported.prediction_record(
-          text, p, words, unknown, min(words, self.model.seq_len))
+          text, p, words, unknown, min(words, self.model.seq_len),
+          self.model.classes)
       if why:
         result.update(why)
       results.append(result)
@@ -219,12 +242,10 @@ class Service:
 def load_model(workdir: str | None = None, export: str | None = None,
                fall_back: bool = False):
   """The WorkdirModel of a workdir or the ExportModel of an export
-  directory (UserError if it cannot be loaded)."""
+  directory, of two classes or more (UserError if it cannot be loaded)."""
   if workdir is not None:
     from flax_sentiment.usage import trained  # pylint: disable=g-import-not-at-top
-    predictor = trained.load_predictor(workdir, fall_back=fall_back)
-    trained.two_classes_only(workdir, predictor.classes, "serve")
-    return WorkdirModel(predictor)
+    return WorkdirModel(trained.load_predictor(workdir, fall_back=fall_back))
   try:
     return ExportModel(exported.load(export))
   except exported.ExportError as e:

@@ -94,15 +94,12 @@ def run_config(workdir: str | pathlib.Path,
 
 
 def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
-                       say: Callable[[str], None] = note,
-                       any_classes: bool = False):
+                       say: Callable[[str], None] = note):
   """(config, vocabulary, state, meta) of a workdir's newest checkpoint
   (the validation-best one if the run had a validation split).
 
   If that checkpoint is unreadable: `checkpoints.UnreadableCheckpointError`,
   or with `fall_back` the previous readable one, said in one line to `say`.
-  A run of more than two classes is a UserError unless `any_classes` (what
-  reads it is built for them: `predict`).
   """
   rundir = RunDir(workdir)
   workdir = rundir.path
@@ -130,8 +127,6 @@ def load_trained_state(workdir: str | pathlib.Path, fall_back: bool = False,
         f"re-running the training command (a finished run only rewrites "
         f"what is damaged)") from None
   classes = tokenizer.load_classes(rundir.vocabulary_file)
-  if not any_classes:
-    two_classes_only(workdir, classes, "serve, export and ensembles")
   model = classifier.model_from_config(config, labels.count(classes))
   device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   abstract = jax.tree.map(
@@ -172,17 +167,6 @@ def printable(text: str) -> str:
   return "".join(
       "\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Cs")
       and c not in "\u200c\u200d" else c for c in text)
-
-
-def two_classes_only(workdir, classes: labels.Classes, what: str) -> None:
-  """UserError for a run of more than two classes where `what` reads runs
-  of two only, so far."""
-  if classes is not None and len(classes) > 2:
-    raise UserError(
-        f"{workdir} holds a run of {len(classes)} classes "
-        f"({', '.join(classes)}); {what} read runs of two classes only, so "
-        f"far (predict reads it; its metrics are in metrics.jsonl and "
-        f"result.json)")
 
 
 class Predictor:
@@ -227,18 +211,38 @@ class Predictor:
       return self.scorer(self.encode(texts))
 
   def explain(self, texts: Sequence[str], steps: int = explain.DEFAULT_STEPS,
-              baseline: str = "zero", rule: str = "midpoint"
-              ) -> list[explain.Explanation]:
+              baseline: str = "zero", rule: str = "midpoint",
+              target: str | None = None) -> list[explain.Explanation]:
     """Integrated gradients of each text's logit over its words (see
-    `flax_sentiment.usage.explain`); compiled once per (steps, baseline, rule)."""
-    two_classes_only(self.workdir, self.classes, "--explain")
+    `flax_sentiment.usage.explain`); compiled once per (steps, baseline,
+    rule). A run of K > 2 classes: of the log-probability of class `target`
+    (a class name; None: each text's predicted class)."""
+    target_id = self.class_id(target)
     key = (steps, baseline, rule)
     if key not in self._explainers:
       self._explainers[key] = explain.Explainer(
           self.model, self.params, steps, baseline, rule, self.batch_size)
     with self._finite(texts):
-      return explain.explain_words(self._explainers[key], texts,
-                                   self.word_ids, self.config, self.tokenizer)
+      return explain.explain_words(
+          self._explainers[key], texts, self.word_ids, self.config,
+          self.tokenizer, self.classes if labels.count(self.classes) > 2
+          else None, target_id)
+
+  def class_id(self, name: str | None) -> int:
+    """The id of the class named `name` (None: -1, the predicted class);
+    UserError naming the run's classes if it has no such class, or has
+    two (their logit is explained: + toward positive, - toward negative)."""
+    if name is None:
+      return -1
+    if labels.count(self.classes) == 2:
+      raise UserError(f"--explain-class {name}: {self.workdir} is a run of "
+                      f"two classes, whose logit is explained (+ toward "
+                      f"positive, - toward negative); leave it out")
+    ids = labels.ids(self.classes)
+    if labels.key(name) not in ids:
+      raise UserError(f"--explain-class {name!r}: {self.workdir} has the "
+                      f"classes {', '.join(self.classes)}; pass one of them")
+    return ids[labels.key(name)]
 
   @contextlib.contextmanager
   def _finite(self, texts: Sequence[str]) -> Iterator[None]:
@@ -261,6 +265,7 @@ class TextModelPredictor:
 
   def __init__(self, workdir: str | pathlib.Path, config, model):
     self.workdir, self.config, self.model = pathlib.Path(workdir), config, model
+    self.classes = model.classes  # more than two: each class's probability
     self.word_ids = model.known_words()
     self.tokenizer = tokenizer.Tokenizer(tokenizer.kind_of(config))
 
@@ -322,8 +327,7 @@ def load_predictor(workdir: str | pathlib.Path, fall_back: bool = False,
   if common.is_text_model(config):
     return TextModelPredictor(workdir, config,
                               common.kind(config).load(RunDir(workdir)))
-  config, vocabulary, state, _ = load_trained_state(workdir, fall_back,
-                                                    any_classes=True)
+  config, vocabulary, state, _ = load_trained_state(workdir, fall_back)
   bad = first_non_finite(state.params)
   if bad:
     raise UserError(scoring.not_finite_message(

@@ -74,11 +74,28 @@ def test_every_config_runs_a_few_steps_on_eight_devices(tmp_path):
       import jax
       from flax_sentiment.training import loop
       from tests.fake_imdb import mock_imdb
+      from tests import classes
+
+      def own_files(config, folder):
+        # Four classes of the config's label field (configs/ratings*.py).
+        folder.mkdir()
+        names = ([1, 2, 7, 10] if config.label_field == "rating" else
+                 ["1-2", "3-4", "7-8", "9-10"])
+        for split, num, seed in (("dataset", 320, 0), ("test_dataset", 160, 1)):
+          config[split] = str(classes.write_jsonl(
+              folder / (split + ".jsonl"), names, num, seed,
+              label_field=config.label_field))
+        if config.unlabeled_dataset:
+          texts = [t for t, _ in classes.reviews(names, 160, 2)]
+          (folder / "unlabeled.txt").write_text("\\n".join(texts) + "\\n")
+          config.unlabeled_dataset = str(folder / "unlabeled.txt")
       assert jax.device_count() == 8
       results = {{}}
       with mock_imdb(320, 160):
         for name in {CONFIGS!r}:
           config = importlib.import_module("flax_sentiment.configs." + name).get_config()
+          if config.dataset != "imdb_reviews":  # own files: tiny ones here
+            own_files(config, pathlib.Path({str(tmp_path)!r}) / ("data_" + name))
           config.update(dict(max_train_examples=320, num_epochs=1,
                              steps_per_call=4, progress=False,
                              cache_dir={str(tmp_path / "cache")!r}))
