@@ -175,15 +175,19 @@ def test_kernels_are_within_bf16_rounding_of_float32(cell, masked, capfd):
 
 
 @needs_interpreter
-def test_model_with_pallas_equals_hoisted_within_bf16_rounding(capfd):
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_model_with_pallas_equals_hoisted_within_bf16_rounding(capfd,
+                                                              num_classes):
   """The whole classifier as best_cpu builds it (bidirectional, masked end
   padding, pooled states), implementation="pallas" vs "hoisted" (float32):
-  logits and gradients of the embedding."""
+  logits ([batch], or [batch, 3] for three classes) and gradients of the
+  embedding."""
   def model(implementation):
     return classifier.SentimentClassifier(
         cell="lstm", num_words=50, embed_dim=8, hidden_dim=HIDDEN,
         mask_padding=True, implementation=implementation,
-        bidirectional=True, pooling="last+max+mean")
+        bidirectional=True, pooling="last+max+mean",
+        num_classes=num_classes)
   tokens = jax.random.randint(jax.random.key(4), (BATCH, LENGTH), 2, 50)
   tokens = jnp.where(jnp.arange(LENGTH) < (jnp.arange(BATCH) % LENGTH + 1)[:, None],
                      tokens, 0)  # end padding, 1 .. LENGTH real tokens
