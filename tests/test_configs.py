@@ -29,12 +29,16 @@ def load(path: pathlib.Path):
 def test_config_file_loads_validates_and_builds(path):
   config = load(path)
   validate_config(config)
-  model = classifier.model_from_config(config)
+  # IMDB's star ratings: 8 classes (1-4, 7-10), or 4 bins of them.
+  classes = {"ratings": 8, "ratings4": 4}.get(path.stem, 2)
+  model = classifier.model_from_config(config, classes)
   params = jax.eval_shape(model.init, jax.random.key(0),
                           jnp.zeros((1, config.seq_len), jnp.int32))["params"]
-  if path.stem in ("best_cpu", "best"):  # 30,000 x 256, BiLSTM(128), pooled
+  if path.stem in ("best_cpu", "best", "ratings", "ratings4"):
+    # 30,000 x 256, BiLSTM(128), pooled; Dense(1), or Dense(K) for K classes
     cell = 4 * (256 * 128 + 128 * 128 + 128)
-    expected = 30_000 * 256 + 2 * cell + (3 * 2 * 128 + 1)
+    outputs = 1 if classes == 2 else classes
+    expected = 30_000 * 256 + 2 * cell + (3 * 2 * 128 + 1) * outputs
   else:  # the notebook's sizes
     expected = {"rnn": 2_609_409, "lstm": 2_757_249,
                 "gru": 2_708_097}[config.cell]
