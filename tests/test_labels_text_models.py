@@ -352,3 +352,37 @@ def test_binary_runs_are_as_they_were(tmp_path):
     assert saved["weights"].shape == (8,)
     assert float(saved["bias"]) == pytest.approx(BINARY_PV_BIAS, rel=1e-4)
   assert trained.load_predictor(tmp_path / "ngrams").classes is None
+
+
+def test_a_fit_that_stops_unconverged_is_said_in_its_line():
+  """scikit-learn's ConvergenceWarning (two lines each, once per class and
+  C) becomes a note in the line of its C; other warnings pass on."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
+  from flax_sentiment.text_models import common  # pylint: disable=g-import-not-at-top
+
+  class Fitted:
+    def __init__(self, c):
+      self.c = c
+
+    def decision_function(self, x):
+      return np.asarray(x, np.float64) * self.c
+
+  def fit_one(c):
+    for _ in range(3 if c > 1 else 0):
+      warnings.warn("Liblinear failed to converge", ConvergenceWarning)
+    if c > 1:
+      warnings.warn("something else", UserWarning)
+    return Fitted(c)
+  said = []
+  features, truth = np.array([-1.0, 2.0, 3.0, -0.5]), np.array([0, 1, 1, 0])
+  with warnings.catch_warnings(record=True) as passed:
+    warnings.simplefilter("always")
+    best, _, scores = common.fit_per_c([1.0, 10.0], fit_one,
+                                       (features, truth), said.append)
+  assert said == ["C=1: validation accuracy 1.0000",
+                  "C=10: validation accuracy 1.0000 (the solver stopped at "
+                  "its iteration limit in 3 fits; a smaller C converges "
+                  "sooner)"]
+  assert [str(w.message) for w in passed] == ["something else"]
+  assert best == 1.0 and scores == {"1": 1.0, "10": 1.0}

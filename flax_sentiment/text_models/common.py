@@ -26,6 +26,7 @@ the class probabilities [len(texts), K]) and `save(path)`.
 
 import importlib
 import time
+import warnings
 from types import ModuleType
 from typing import Callable, NamedTuple, Sequence
 
@@ -111,14 +112,35 @@ def fit_per_c(c_values: Sequence[float], fit_one,
   name = progress.METRIC_NAMES[select_on]
   score, fitted = {}, {}
   for c in sorted(c_values):
-    fitted[c] = fit_one(c)
+    fitted[c], unconverged = _counting_unconverged(fit_one, c)
+    note = (f" (the solver stopped at its iteration limit in {unconverged} "
+            f"fit{'s' if unconverged > 1 else ''}; a smaller C converges "
+            f"sooner)" if unconverged else "")
     if validation is not None:
       score[c] = validation_score(
           fitted[c].decision_function(validation[0]), validation[1],
           select_on)
-      say(f"C={c:g}: validation {name} {score[c]:.4f}")
+      say(f"C={c:g}: validation {name} {score[c]:.4f}{note}")
+    elif note:
+      say(f"C={c:g}:{note}")
   best = max(sorted(fitted), key=lambda c: score.get(c, 0.0))
   return best, fitted[best], {f"{c:g}": a for c, a in score.items()}
+
+
+def _counting_unconverged(fit_one, c: float) -> tuple[object, int]:
+  """fit_one(c), and how many of its fits warned that they did not converge
+  (scikit-learn's ConvergenceWarning, two lines each, once per class):
+  said in the line of this C instead; other warnings pass on."""
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    fitted = fit_one(c)
+  unconverged = 0
+  for w in caught:
+    if w.category.__name__ == "ConvergenceWarning":
+      unconverged += 1
+    else:
+      warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+  return fitted, unconverged
 
 
 def by_c_field(prefix: str, config) -> str:
