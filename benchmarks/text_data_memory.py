@@ -20,11 +20,13 @@ threading.Thread(target=sample, daemon=True).start()
 from flax_sentiment.configs import default
 from flax_sentiment.text_models import common
 config = default.get_config()
-config.dataset = sys.argv[2]; config.cache_dir = tempfile.mkdtemp(); config.model = "ngrams"; config.tokenizer = "english"
+cache = tempfile.TemporaryDirectory()  # an empty cache, removed at exit
+config.dataset = sys.argv[2]; config.cache_dir = cache.name; config.model = "ngrams"; config.tokenizer = "english"
 start = time.perf_counter()
 splits = common.split_texts(config)
 n = sum(len(s[0]) for s in splits.values())
 seconds = time.perf_counter() - start
+cache.cleanup()
 import flax_sentiment
 print(json.dumps({"package": flax_sentiment.__file__, "seconds": round(seconds, 2), "reviews": n, "peak_anon_MB": peak[0] >> 20,
   "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10}))

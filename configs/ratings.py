@@ -18,7 +18,7 @@ configs/ngrams.py; and their ensemble, weights chosen on validation. The
 docs/results/ratings.md.
 """
 
-from flax_sentiment.configs import best_cpu, default, ngrams
+from flax_sentiment.configs import best_cpu, lstm_buckets, ngrams
 from flax_sentiment.configuration.recipes import Recipe
 
 DATA = "data/imdb_ratings"
@@ -36,13 +36,10 @@ def rating_data(config, label_field: str = "rating"):
 
 
 def lstm(label_field: str = "rating"):
-  """The notebook's LSTM at 400 words, padding masked, length buckets."""
-  config = default.get_config()
-  config.cell = "lstm"
+  """The notebook's LSTM with length buckets (configs/lstm_buckets.py) at
+  400 words, as the BiLSTM reads."""
+  config = lstm_buckets.get_config()
   config.seq_len = 400
-  config.padding = "post"
-  config.mask_padding = True
-  config.length_buckets = 8
   return rating_data(config, label_field)
 
 

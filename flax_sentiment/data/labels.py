@@ -66,6 +66,12 @@ def count(classes: Classes) -> int:
   return 2 if classes is None else len(classes)
 
 
+def beyond_two(classes: Classes) -> tuple[str, ...] | None:
+  """The class names of a run of K > 2 classes (its scores: each class's
+  probability [n, K]), else None (two classes: P(positive) [n])."""
+  return tuple(classes) if count(classes) > 2 else None
+
+
 def names(classes: Classes) -> tuple[str, ...]:
   """Each class id's name."""
   return ("negative", "positive") if classes is None else classes

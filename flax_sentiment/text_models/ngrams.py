@@ -43,7 +43,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import tokenizer
+from flax_sentiment.data import labels as labels_lib, tokenizer
 from flax_sentiment.text_models import common
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import ConfigError, UserError
@@ -222,7 +222,7 @@ def fit(train_texts: Sequence[bytes], train_labels: np.ndarray,
   say(f"{train_x.shape[1]:,} n-grams (1..{config.ngram_max_n} words, in "
       f">= {config.ngram_min_count} train reviews)")
   names = list(vectorizer.get_feature_names_out())
-  if classes is not None and len(classes) > 2:
+  if labels_lib.beyond_two(classes) is not None:
     validation_x = (None if validation is None else common.Validation(
         vectorizer.transform(validation[0]).tocsr(), validation[1],
         config.select_on))

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.data import tokenizer, word_vectors
+from flax_sentiment.data import labels as labels_lib, tokenizer, word_vectors
 from flax_sentiment.text_models import common
 from flax_sentiment.runtime import files
 from flax_sentiment.runtime.errors import UserError
@@ -194,7 +194,7 @@ def fit_run(splits, config, say: Callable[[str], None],
   validation = splits.get("validation")
   validation_x = (standardize(unfitted.vectors(validation[0]))
                   if validation is not None else None)
-  many = classes is not None and len(classes) > 2
+  many = labels_lib.beyond_two(classes) is not None
 
   def fit_one(c: float):
     fitted = linear_model.LogisticRegression(C=c, max_iter=2000).fit(

@@ -28,6 +28,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 
 
+from flax_sentiment.data import labels
 from flax_sentiment.model import scoring
 from flax_sentiment.runtime.errors import UserError
 from flax_sentiment.usage import explain, exported
@@ -63,8 +64,8 @@ def batch_output(predict: Predictor | Ensemble, texts: Sequence[str],
   probabilities = predict(texts)
   explanations = (predict.explain(texts, *explain_settings)
                   if explain_settings else [None] * len(texts))
-  classes = getattr(predict, "classes", None)
-  if classes is not None and len(classes) > 2:
+  classes = labels.beyond_two(getattr(predict, "classes", None))
+  if classes is not None:
     return _class_lines(texts, probabilities, classes, predict, as_json,
                         explanations, color)
   lines = []

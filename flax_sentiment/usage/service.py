@@ -94,22 +94,16 @@ def _reads(truncating: str, seq_len: int) -> str:
   return f"reads the {which} {seq_len} words"
 
 
-def many_classes(classes: labels.Classes) -> tuple[str, ...] | None:
-  """The names of a run's classes if it has more than two (its scores are
-  each class's probability [n, K]), else None (P(positive) [n])."""
-  return tuple(classes) if labels.count(classes) > 2 else None
-
-
 class WorkdirModel:
   """A trained workdir's `trained.Predictor`: scores and explanations.
   `classes`: the names of K > 2 classes (scores [n, K]), else None."""
 
   kind = "workdir"
+  explanations_unavailable = None
 
   def __init__(self, predictor):
     self.predictor = predictor
-    self.classes = many_classes(getattr(predictor, "classes", None))
-    self.explanations_unavailable = None
+    self.classes = labels.beyond_two(getattr(predictor, "classes", None))
     self.seq_len = int(predictor.config.seq_len)
     cell = str(predictor.config.cell).upper()
     self.description = (f"{predictor.workdir} ({cell}, "
@@ -145,7 +139,7 @@ class ExportModel:
 
   def __init__(self, model):
     self.model = model
-    self.classes = many_classes(model.classes)
+    self.classes = labels.beyond_two(model.classes)
     self.seq_len = int(model.seq_len)
     cell = str(model.config.get("cell", "model")).upper()
     self.description = (f"export {model.path} ({cell}, "

@@ -225,8 +225,7 @@ class Predictor:
     with self._finite(texts):
       return explain.explain_words(
           self._explainers[key], texts, self.word_ids, self.config,
-          self.tokenizer, self.classes if labels.count(self.classes) > 2
-          else None, target_id)
+          self.tokenizer, labels.beyond_two(self.classes), target_id)
 
   def class_id(self, name: str | None) -> int:
     """The id of the class named `name` (None: -1, the predicted class);
