@@ -39,6 +39,11 @@ def test_config_file_loads_validates_and_builds(path):
     cell = 4 * (256 * 128 + 128 * 128 + 128)
     outputs = 1 if classes == 2 else classes
     expected = 30_000 * 256 + 2 * cell + (3 * 2 * 128 + 1) * outputs
+  elif path.stem == "region_cnn":
+    # 30,000 x 1,000 region layer and its bias; the fixed region embedding
+    # (30,000 x 100 and 100); its projection 100 x 1,000; Dense(1)
+    expected = (30_000 * 1000 + 1000 + 30_000 * 100 + 100 + 100 * 1000
+                + 1000 + 1)
   else:  # the notebook's sizes
     expected = {"rnn": 2_609_409, "lstm": 2_757_249,
                 "gru": 2_708_097}[config.cell]

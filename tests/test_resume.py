@@ -52,7 +52,8 @@ CHANGED = {
     "test_fraction": 0.3, "unlabeled_dataset": "OTHER_DIR",
     "text_field": "review", "label_field": "sentiment",
     "labels": "neg,neutral,pos", "select_on": "macro_f1",
-    "class_weights": "balanced",
+    "class_weights": "balanced", "region_size": 3,
+    "region_embedding_dim": 8, "region_embedding_epochs": 3,
 }
 
 

@@ -49,21 +49,43 @@ F = Field
 # models' dispatch (text_models.common) and the cell registries
 # (model.classifier, model.cells) are built from these.
 RECURRENT = "recurrent"
+REGION_CNN = "region_cnn"
 # Text models (text_models/<name>.py) and the field of the C values each
 # chooses among on validation.
 TEXT_MODEL_C_FIELDS = {"ngrams": "ngram_c_values",
                        "paragraph_vectors": "pv_c_values"}
-MODELS = (RECURRENT, *TEXT_MODEL_C_FIELDS)
+MODELS = (RECURRENT, REGION_CNN, *TEXT_MODEL_C_FIELDS)
 CELL_NAMES = ("rnn", "lstm", "gru")
+
+
+def network_name(config) -> str:
+  """What a run's config (a ConfigDict, or an export's dict) trains, in a
+  word or two: "region CNN", or its cell ("LSTM")."""
+  if config.get("model") == REGION_CNN:
+    return "region CNN"
+  return str(config.get("cell", "model")).upper()
 
 FIELDS: dict[str, Field] = {
     # ----- Model.
     "model": F("recurrent", "recurrent (embedding -> RNN/LSTM/GRU -> dense) "
-               "| ngrams (naive-Bayes-weighted logistic regression on "
+               "| region_cnn (Johnson & Zhang's CNN over bags of region_size "
+               "words, embed_dim units, max-pooled; optionally with region "
+               "embeddings) | ngrams (naive-Bayes-weighted logistic regression on "
                "binary word n-grams; needs scikit-learn) | paragraph_vectors "
                "(logistic regression on PV-DBOW review vectors, gensim; "
                "needs scikit-learn)",
                one_of(*MODELS)),
+    "region_size": F(5, "model=region_cnn: words in a region, centred on "
+                     "each word (the convolution's width)", positive_int),
+    "region_embedding_dim": F(
+        0, "model=region_cnn: >0: the width of region (tv-) embeddings "
+        "learned first to predict each region's neighbouring words from "
+        "train + unlabeled reviews (never test or validation text; cached, "
+        "shared by seeds), a fixed side input of the CNN; 0: none",
+        non_negative_int),
+    "region_embedding_epochs": F(
+        2, "model=region_cnn with region_embedding_dim: passes over the "
+        "unlabeled text's regions", positive_int),
     "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
                      positive_int),
     "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "
@@ -90,7 +112,8 @@ FIELDS: dict[str, Field] = {
               one_of(*CELL_NAMES)),
     "num_words": F(10_000, "vocabulary size incl. the 2 reserved ids (0 pad, "
                    "1 unknown)", positive_int),
-    "embed_dim": F(256, "embedding width", positive_int),
+    "embed_dim": F(256, "embedding width (model=region_cnn: the region "
+                   "layer's units)", positive_int),
     "hidden_dim": F(128, "recurrent state width (per direction)",
                     positive_int),
     "dtype": F("float32", "compute dtype: float32 | bfloat16 (parameters "

@@ -5,6 +5,7 @@ and whether a run reads unlabeled text."""
 
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.runtime.errors import ConfigError
 
 
@@ -25,10 +26,12 @@ def balanced_subset(labels: np.ndarray, size: int | None,
 
 def uses_unlabeled_text(config) -> bool:
   """Whether the run reads unlabeled reviews (vocabulary, word2vec,
-  language-model pretraining or virtual adversarial training)."""
+  language-model pretraining, region embeddings or virtual adversarial
+  training)."""
   return (config.vocabulary_splits != "train"
           or config.pretrained_embeddings != "none"
           or bool(config.pretrain_lm_epochs)
+          or (config.model == fields.REGION_CNN and bool(config.region_embedding_dim))
           or bool(config.virtual_adversarial_epsilon))
 
 

@@ -1,6 +1,5 @@
 """The notebook's model: Embedding -> SimpleRNN | LSTM | GRU -> Dense(1)."""
 
-import math
 from typing import Any
 
 import flax.linen as nn
@@ -8,8 +7,9 @@ import jax
 import jax.numpy as jnp
 
 from flax_sentiment.configuration import fields
-from flax_sentiment.model import embedding, recurrence
+from flax_sentiment.model import classifier_head, embedding, recurrence
 from flax_sentiment.model import implementation as implementation_lib
+from flax_sentiment.model import region_cnn
 
 CELLS = dict(zip(fields.CELL_NAMES, (nn.SimpleCell, nn.LSTMCell,
                                      nn.GRUCell)))
@@ -34,14 +34,12 @@ def pool(finals: list[jax.Array], states: jax.Array | None,
     if kind == "last":
       parts.append(jnp.concatenate(finals, axis=-1))
       continue
-    real = mask[..., None] > 0
-    count = jnp.sum(real, axis=0)
     if kind == "max":
-      top = jnp.max(jnp.where(real, states, -jnp.inf), axis=0)
-      parts.append(jnp.where(count > 0, top, 0.0))
-    else:
-      parts.append(jnp.sum(jnp.where(real, states, 0.0), axis=0)
-                   / jnp.maximum(count, 1))
+      parts.append(classifier_head.max_pool(states, mask))
+      continue
+    real = mask[..., None] > 0
+    parts.append(jnp.sum(jnp.where(real, states, 0.0), axis=0)
+                 / jnp.maximum(jnp.sum(real, axis=0), 1))
   return jnp.concatenate(parts, axis=-1)
 
 
@@ -162,20 +160,14 @@ class SentimentClassifier(nn.Module):
           states = nn.Dropout(self.dropout)(states, deterministic)
     features = pool(finals, states, mask, self.poolings)
     features = nn.Dropout(self.dropout)(features, deterministic)
-    if self.num_classes > 2:
-      return nn.Dense(self.num_classes, dtype=self.dtype, name="dense")(
-          features).astype(jnp.float32)
-    logits = nn.Dense(1, dtype=self.dtype, name="dense")(features)
-    return logits[:, 0].astype(jnp.float32)
+    return classifier_head.dense(features, self.num_classes, self.dtype)
 
   def _word_keep(self, deterministic: bool) -> jax.Array | None:
     """[num_words] scale per word (0 dropped, 1/(1-p) kept), or None."""
     if deterministic or not self.embed_dropout:
       return None
-    rate = self.embed_dropout
-    kept = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate,
-                                (self.num_words,))
-    return kept.astype(jnp.float32) / (1.0 - rate)
+    return classifier_head.word_keep(self.make_rng("dropout"),
+                                     self.embed_dropout, self.num_words)
 
   def _cell(self) -> nn.Module:
     # float32: nn.RNN's carries must keep their (float32) initial dtype; the
@@ -236,10 +228,19 @@ class SentimentClassifier(nn.Module):
     return out if isinstance(out, tuple) else (out, None)
 
 
-def model_from_config(config, num_classes: int = 2) -> SentimentClassifier:
-  """The classifier `config` describes (for data of `num_classes` classes),
+def model_from_config(config, num_classes: int = 2
+                      ) -> "SentimentClassifier | region_cnn.RegionCNN":
+  """The network `config` describes (for data of `num_classes` classes):
+  the region CNN (`model=region_cnn`), else the recurrent classifier
   running the implementation and unroll that
   `flax_sentiment.model.implementation` chooses for it."""
+  if config.model == fields.REGION_CNN:
+    return region_cnn.RegionCNN(
+        num_words=config.num_words, embed_dim=config.embed_dim,
+        region_size=config.region_size,
+        region_embedding_dim=config.region_embedding_dim,
+        embed_dropout=config.embed_dropout, dropout=config.dropout,
+        num_classes=num_classes)
   return SentimentClassifier(
       cell=config.cell, num_words=config.num_words, embed_dim=config.embed_dim,
       hidden_dim=config.hidden_dim, mask_padding=config.mask_padding,
@@ -252,32 +253,27 @@ def model_from_config(config, num_classes: int = 2) -> SentimentClassifier:
       dropout=config.dropout, num_classes=num_classes)
 
 
-def count_params(tree) -> int:
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+count_params = classifier_head.count_params
 
 
-def summary(model: SentimentClassifier, params, seq_len: int) -> str:
-  """A Keras-style summary: layer, output shape, parameter count."""
+def summary(model, params, seq_len: int) -> str:
+  """A Keras-style summary of either network: layer, output shape,
+  parameter count."""
+  if isinstance(model, region_cnn.RegionCNN):
+    return region_cnn.summary(model, params, seq_len)
   cell_type = CELLS[model.cell].__name__
   pooled = model.hidden_dim * len(model.directions) * len(model.poolings)
   rows = [("embedding (Embed)", f"(None, {seq_len}, {model.embed_dim})",
-           "embedding")]
+           count_params(params["embedding"]))]
   for layer, _, name in model.recurrences():
     last = layer == model.num_layers - 1 and model.poolings == ("last",)
     shape = (f"(None, {model.hidden_dim})" if last
              else f"(None, {seq_len}, {model.hidden_dim})")
-    rows.append((f"{name} ({cell_type})", shape, name))
+    rows.append((f"{name} ({cell_type})", shape, count_params(params[name])))
   rows.append(("dense (Dense)",
                f"(None, {model.num_classes if model.num_classes > 2 else 1})",
-               "dense"))
-  rule = "=" * 65
-  lines = [f'Model: "sentiment_{model.cell}"', rule,
-           f"{'Layer (type)':<29}{'Output Shape':<26}Param #", rule]
-  for layer, shape, name in rows:
-    lines.append(f"{layer:<29}{shape:<26}{count_params(params[name]):,}")
-  if model.pooling != "last":
-    lines.append(f"(pooling {model.pooling}: {pooled} features to dense)")
-  total = count_params(params)
-  lines += [rule, f"Total params: {total:,}", f"Trainable params: {total:,}",
-            "Non-trainable params: 0"]
-  return "\n".join(lines)
+               count_params(params["dense"])))
+  notes = ([f"(pooling {model.pooling}: {pooled} features to dense)"]
+           if model.pooling != "last" else [])
+  return classifier_head.summary_table(f"sentiment_{model.cell}", rows,
+                                       count_params(params), notes=notes)

@@ -57,6 +57,32 @@ def _check_text_models(config) -> None:
                       f"alike; drop --config.class_weights")
 
 
+# Fields of the recurrent network that the region CNN has no use for, with
+# their values that mean "off".
+_RECURRENT_ONLY = {"bidirectional": False, "num_layers": 1, "pooling": "last",
+                   "pretrain_lm_epochs": 0}
+
+
+def _check_region_cnn(config) -> None:
+  """Region embeddings belong to the region CNN, which has one layer,
+  max-pooled, and runs on XLA."""
+  if config.model != fields.REGION_CNN:
+    if config.region_embedding_dim:
+      raise ConfigError(
+          f"config.region_embedding_dim={config.region_embedding_dim} "
+          f"feeds the region CNN; add --config.model=region_cnn, or drop it")
+    return
+  for name, off in _RECURRENT_ONLY.items():
+    if config[name] != off:
+      raise ConfigError(
+          f"config.{name}={config[name]!r} applies to model=recurrent; the "
+          f"region CNN has one layer, max-pooled: drop it "
+          f"(--config.{name}={off!r})")
+  if config.implementation == "pallas":
+    raise ConfigError("config.implementation='pallas' runs recurrences; the "
+                      "region CNN runs on XLA: drop it")
+
+
 def validate_config(config) -> None:
   """Raises ConfigError naming the first bad field, its value and the fix."""
   fields.check_fields(config)
@@ -67,6 +93,7 @@ def validate_config(config) -> None:
   _check_model_options(config)
   _check_values(config)
   _check_text_models(config)
+  _check_region_cnn(config)
   _check_virtual_adversarial(config)
   _check_data_options(config)
   _check_processes(config)

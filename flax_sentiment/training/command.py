@@ -78,7 +78,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(__doc__.strip() + "\n\nflags:\n  --config NAME|FILE  a config name "
           f"({', '.join(loading.names())}) or a .py file (now {spec})\n"
           "  --workdir DIR       where the run's files go (default "
-          "runs/<cell><seq_len>; the same workdir resumes)\n\nconfig "
+          "runs/<cell or model><seq_len>; the same workdir resumes)\n\nconfig "
           f"fields (value in {spec}, meaning):\n"
           + describe_fields(FLAGS.config))
     sys.exit(0)
@@ -86,8 +86,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def default_workdir(config) -> str:
-  """runs/<cell><seq_len>: the same command resumes the same run."""
-  return f"runs/{config.cell}{config.seq_len}"
+  """runs/<cell><seq_len> (other models: runs/<model><seq_len>): the same
+  command resumes the same run."""
+  name = config.cell if config.model == "recurrent" else config.model
+  return f"runs/{name}{config.seq_len}"
 
 
 def train(argv) -> None:

@@ -16,6 +16,7 @@ import time
 import jax
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, labels, tokenizer
 from flax_sentiment.model import classifier, implementation
 from flax_sentiment.runtime import parallel
@@ -203,7 +204,8 @@ def initial_state(config, imdb: datasets.ImdbData, feeds: feeding.Feeds,
       class_weights=train_steps.class_weights(
           config.class_weights, imdb.train.labels, model.num_classes))
   console.say(classifier.summary(model, state.params, config.seq_len))
-  console.say(implementation.line(config))
+  if config.model == fields.RECURRENT:
+    console.say(implementation.line(config))
   had_checkpoints = bool(ckpts.steps())
   restored = ckpts.restore_latest(state, say=console.say)
   if restored is not None:

@@ -6,10 +6,13 @@ import functools
 import jax
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, word_vectors
 from flax_sentiment.model import classifier
 from flax_sentiment.runtime import parallel
-from flax_sentiment.training import feeding, language_model, train_steps
+from flax_sentiment.model import region_cnn
+from flax_sentiment.training import (feeding, language_model, region_embedding,
+                                     train_steps)
 
 
 def init_state(config, model: classifier.SentimentClassifier,
@@ -24,8 +27,14 @@ def init_state(config, model: classifier.SentimentClassifier,
 
 def with_pretrained(state: train_steps.TrainState, config, imdb: datasets.ImdbData,
                     say=lambda message: None) -> train_steps.TrainState:
-  """`state` with word2vec embeddings and the language-model-pretrained
-  embedding and recurrences (`language_model`) if the config asks."""
+  """`state` with word2vec embeddings, the language-model-pretrained
+  embedding and recurrences (`language_model`) and the region CNN's
+  region embeddings (`region_embedding`) if the config asks."""
+  if config.model == fields.REGION_CNN and config.region_embedding_dim:
+    fixed = region_embedding.region_embedding_params(
+        imdb.pretraining_ids, config, say)
+    state = state.replace(params=_with_params(state.params,
+                                              {region_cnn.FIXED: fixed}))
   table = None
   if config.pretrained_embeddings == "word2vec":
     table = word_vectors.word2vec_table(imdb.pretraining_ids, config, say)

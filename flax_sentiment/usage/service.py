@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import labels
 from flax_sentiment.model import scoring
 from flax_sentiment.runtime.errors import UserError
@@ -105,8 +106,8 @@ class WorkdirModel:
     self.predictor = predictor
     self.classes = labels.beyond_two(getattr(predictor, "classes", None))
     self.seq_len = int(predictor.config.seq_len)
-    cell = str(predictor.config.cell).upper()
-    self.description = (f"{predictor.workdir} ({cell}, "
+    network = fields.network_name(predictor.config)
+    self.description = (f"{predictor.workdir} ({network}, "
                         f"{_reads(predictor.config.truncating, self.seq_len)})")
 
   def probabilities(self, texts: Sequence[str]) -> np.ndarray:
@@ -141,8 +142,8 @@ class ExportModel:
     self.model = model
     self.classes = labels.beyond_two(model.classes)
     self.seq_len = int(model.seq_len)
-    cell = str(model.config.get("cell", "model")).upper()
-    self.description = (f"export {model.path} ({cell}, "
+    network = fields.network_name(model.config)
+    self.description = (f"export {model.path} ({network}, "
                         f"{_reads(model.truncating, self.seq_len)})")
 
   def probabilities(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,141 @@
+"""Johnson & Zhang's region CNN, with region ("tv-") embeddings as a side
+input (`model=region_cnn`).
+
+A region is the `region_size` words centred on a position. The CNN's one
+layer reads each region as a bag of words: its units are the sum of the
+region's rows of a [num_words, embed_dim] table (one row per word: the
+one-hot bag times a weight matrix, stored as an embedding so that explain
+and adversarial training see its rows as the embedded tokens), plus, when
+the run has them, a projection of the region's tv-embedding; a ReLU; one
+max-pool over the review's real positions; dropout; the dense layer.
+
+The tv-embedding of a region is `RegionEmbedding`: relu(sum of the
+region's rows of its own [num_words, region_embedding_dim] table + bias),
+learned before the classifier from train + unlabeled text
+(`flax_sentiment.training.region_embedding`) and held fixed while the
+classifier trains (`FIXED`: no gradient, no optimizer update).
+
+Johnson & Zhang, "Semi-supervised convolutional neural networks for text
+categorization via region embedding" (NIPS 2015).
+"""
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from flax_sentiment.model import classifier_head
+
+# The parameter subtree learned before the classifier and held fixed.
+FIXED = "region_embedding"
+PAD_ID = 0
+
+
+def region_sums(rows: jax.Array, size: int) -> jax.Array:
+  """rows [seq_len, batch, width] -> [seq_len, batch, width]: at each
+  position the sum of the rows of the `size` positions centred on it
+  ((size - 1) // 2 before, the rest after; nothing beyond either end)."""
+  before = (size - 1) // 2
+  padded = jnp.pad(rows, ((before, size - 1 - before), (0, 0), (0, 0)))
+  length = rows.shape[0]
+  return sum(padded[offset:offset + length] for offset in range(size))
+
+
+class RegionEmbedding(nn.Module):
+  """A region's tv-embedding: token ids [seq_len, batch] ->
+  relu(region sum of the words' rows + bias) [seq_len, batch, width];
+  padding (id 0) adds nothing."""
+  num_words: int
+  width: int
+  region_size: int
+
+  @nn.compact
+  def __call__(self, time_major: jax.Array) -> jax.Array:
+    table = self.param("table", nn.initializers.normal(0.1),
+                       (self.num_words, self.width))
+    bias = self.param("bias", nn.initializers.zeros, (self.width,))
+    rows = jnp.where((time_major != PAD_ID)[..., None],
+                     jnp.take(table, time_major, axis=0), 0.0)
+    return jax.nn.relu(region_sums(rows, self.region_size) + bias)
+
+
+class RegionCNN(nn.Module):
+  """Token ids [batch, seq_len] -> logits [batch] (two classes) or
+  [batch, K]; the call signature of `classifier.SentimentClassifier`.
+
+  Attributes:
+    num_words: vocabulary size, id 0 being padding.
+    embed_dim: the region layer's units (Johnson & Zhang: 1000).
+    region_size: words per region (5).
+    region_embedding_dim: width of the fixed tv-embedding side input
+      (0: none, the labeled-only CNN).
+    embed_dropout: probability of dropping a word (its row) in training.
+    dropout: dropout on the pooled features.
+    num_classes: 2 (one logit) or K.
+  """
+  num_words: int = 30_000
+  embed_dim: int = 1000
+  region_size: int = 5
+  region_embedding_dim: int = 0
+  embed_dropout: float = 0.0
+  dropout: float = 0.5
+  num_classes: int = 2
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array,
+               distinct_ids: jax.Array | None = None,
+               deterministic: bool = True,
+               perturbation: jax.Array | None = None,
+               return_states: bool = False) -> jax.Array:
+    """tokens [batch, seq_len] -> logits [batch] or [batch, K].
+
+    distinct_ids: ignored (the recurrent model's projection shortcut).
+    perturbation [seq_len, batch, embed_dim], optional: added to the
+    embedded tokens (adversarial training, explain).
+    return_states: if True, the region layer's units [seq_len, batch,
+    embed_dim] instead of logits."""
+    del distinct_ids
+    time_major = tokens.T  # [seq_len, batch]
+    real = (time_major != PAD_ID)[..., None]
+    rows = nn.Embed(self.num_words, self.embed_dim, name="embedding")(
+        time_major)
+    if not deterministic and self.embed_dropout:
+      keep = classifier_head.word_keep(self.make_rng("dropout"),
+                                       self.embed_dropout, self.num_words)
+      rows = rows * keep[time_major][..., None]
+    if perturbation is not None:
+      rows = rows + perturbation
+    units = region_sums(jnp.where(real, rows, 0.0), self.region_size)
+    if self.region_embedding_dim:
+      side = jax.lax.stop_gradient(RegionEmbedding(
+          self.num_words, self.region_embedding_dim, self.region_size,
+          name=FIXED)(time_major))
+      units = units + nn.Dense(self.embed_dim, use_bias=False,
+                               name="side")(side)
+    units = jax.nn.relu(
+        units + self.param("region_bias", nn.initializers.zeros,
+                           (self.embed_dim,)))
+    if return_states:
+      return units
+    pooled = classifier_head.max_pool(units, real[..., 0])
+    pooled = nn.Dropout(self.dropout)(pooled, deterministic)
+    return classifier_head.dense(pooled, self.num_classes)
+
+
+def summary(model: RegionCNN, params, seq_len: int) -> str:
+  """A Keras-style summary: layer, output shape, parameter count."""
+  count = classifier_head.count_params
+  rows = [("embedding (region layer)", f"(None, {seq_len}, {model.embed_dim})",
+           count(params["embedding"]) + count(params["region_bias"]))]
+  if model.region_embedding_dim:
+    rows += [(f"{FIXED} (fixed)",
+              f"(None, {seq_len}, {model.region_embedding_dim})",
+              count(params[FIXED])),
+             ("side (Dense)", f"(None, {seq_len}, {model.embed_dim})",
+              count(params["side"]))]
+  rows += [("max pool", f"(None, {model.embed_dim})", 0),
+           ("dense (Dense)",
+            f"(None, {model.num_classes if model.num_classes > 2 else 1})",
+            count(params["dense"]))]
+  fixed = count(params[FIXED]) if model.region_embedding_dim else 0
+  return classifier_head.summary_table(
+      f"region_cnn_{model.region_size}", rows, count(params), fixed)
