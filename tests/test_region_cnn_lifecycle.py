@@ -27,6 +27,9 @@ from tests.test_resume import TIMING_KEYS, assert_close
 NAMES = {2: ["neg", "pos"], 3: ["neg", "neutral", "pos"]}
 REGION = dict(model="region_cnn", region_embedding_dim=8, embed_dim=16,
               region_size=3, region_embedding_epochs=2)
+# The recurrent model with the same region embeddings as a side input.
+BILSTM = dict(model="recurrent", embed_dim=8, bidirectional=True,
+              mask_padding=True, padding="post", pooling="last+max")
 SHARED = " ".join(classes.SHARED[:3])
 # Integration steps: the network is piecewise linear (ReLU, max-pool), its
 # gradient jumps along the path; 256 keep the midpoint rule within 1%.
@@ -56,7 +59,8 @@ def runs(tmp_path_factory):
   """name -> (workdir, history), trained on first use: "region" (2 epochs,
   2 classes), "resumed" (its config: 1 epoch, whose history is returned,
   then on to 2), "recurrent" (an LSTM on the same reviews and validation
-  split), "three" (3 classes)."""
+  split), "three" (3 classes), "bilstm" (a BiLSTM with the region
+  embeddings as a side input)."""
   from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
   done, folders = {}, {}
 
@@ -76,8 +80,9 @@ def runs(tmp_path_factory):
       workdir = folder / name
       first = (loop.train_and_evaluate(run_config(folder, k, num_epochs=1),
                                        workdir) if name == "resumed" else None)
-      overrides = (dict(model="recurrent", region_embedding_dim=0,
-                        embed_dim=8) if name == "recurrent" else {})
+      overrides = {"recurrent": dict(model="recurrent", region_embedding_dim=0,
+                                     embed_dim=8),
+                   "bilstm": BILSTM}.get(name, {})
       history = loop.train_and_evaluate(run_config(folder, k, **overrides),
                                         workdir)
       done[name] = workdir, first or history
@@ -152,11 +157,15 @@ def test_a_run_continued_after_epoch_one_ends_as_an_uninterrupted_one(
       np.testing.assert_array_equal(a, b)
 
 
-def test_region_embedding_is_learned_first_and_held_fixed(runs, tmp_path):
+@pytest.mark.parametrize("name", ["region", "bilstm"])
+def test_region_embedding_is_learned_first_and_held_fixed(runs, tmp_path,
+                                                          name):
   """The checkpoint's region embedding is, exactly, the one learned before
-  training (the cache's file), which is not its initialization; the word
-  table, trained, moved from its initialization."""
-  workdir, _ = runs("region")
+  training (the cache's file, shared by both runs), which is not its
+  initialization; the word table, trained, moved from its initialization.
+  Both learn (test accuracy >= 0.9)."""
+  workdir, history = runs(name)
+  assert history[-1]["test_accuracy"] >= 0.9
   config = trained.run_config(workdir)
   cached, = (workdir.parent / "cache").glob("region_embedding_*.npz")
   with np.load(cached) as saved:
@@ -211,17 +220,23 @@ def test_predict_and_explain_on_the_command_line(runs):
     assert (own > 0) == (i == 1), record
 
 
-def test_export_predicts_as_the_workdir(runs, exported_region):
-  workdir, _ = runs("region")
+@pytest.mark.parametrize("name", ["region", "bilstm"])
+def test_export_predicts_as_the_workdir(runs, exported_region, name,
+                                        tmp_path):
+  workdir, _ = runs(name)
+  out = (exported_region if name == "region" else export.export_model(
+      workdir, tmp_path / "e", say=lambda _: None))
   texts = texts_of(2) + [t for t, _ in classes.reviews(NAMES[2], 9, seed=5)]
   texts += ["zzz qqq", ""]
-  model = exported.load(exported_region)
+  model = exported.load(out)
   got = model.predict(texts)
   want = trained.load_predictor(workdir)(texts)
   assert got.shape == want.shape == (len(texts),)
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-  manifest = json.loads((exported_region / exported.MANIFEST).read_text())
-  assert manifest["config"]["model"] == "region_cnn"
+  manifest = json.loads((out / exported.MANIFEST).read_text())
+  assert manifest["config"]["model"] == {"region": "region_cnn",
+                                         "bilstm": "recurrent"}[name]
+  assert manifest["config"]["region_embedding_dim"] == 8
 
 
 @pytest.mark.parametrize("source", ["workdir", "export"])

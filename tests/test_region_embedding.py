@@ -238,12 +238,60 @@ def test_region_embedding_stays_fixed_while_the_cnn_trains():
 
 
 @pytest.mark.parametrize("overrides, named", [
-    (dict(region_embedding_dim=100), "region_embedding_dim=100"),
+    (dict(model="ngrams", ngram_c_values="1", region_embedding_dim=100),
+     "not ngrams"),
+    (dict(region_embedding_dim=100, pretrain_lm_epochs=1),
+     "words it is to predict"),
     (dict(model="region_cnn", bidirectional=True), "bidirectional=True"),
     (dict(model="region_cnn", pooling="max"), "pooling='max'"),
     (dict(model="region_cnn", pretrain_lm_epochs=1), "pretrain_lm_epochs=1"),
     (dict(model="region_cnn", implementation="pallas"), "pallas"),
 ])
-def test_options_the_region_cnn_cannot_use_are_refused(overrides, named):
+def test_options_region_embeddings_and_the_cnn_cannot_use_are_refused(overrides, named):
   with pytest.raises(ConfigError, match=named):
     checks.validate_config(tiny_config(**overrides))
+
+
+@pytest.mark.parametrize("implementation", ["hoisted", "stock"])
+def test_recurrent_side_input_is_the_region_embedding_joined_to_the_words(
+    implementation):
+  """The recurrent model with region embeddings equals Flax's own nn.RNN
+  over each token's embedding joined with its region's embedding (computed
+  here by hand), both directions, masked."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  config = tiny_config(region_embedding_dim=3, region_size=3, embed_dim=4,
+                       hidden_dim=5, num_words=20, bidirectional=True,
+                       mask_padding=True, padding="post", pooling="last+max",
+                       implementation=implementation)
+  model = classifier.model_from_config(config)
+  tokens = jnp.asarray([[5, 7, 9, 3, 0, 0], [4, 4, 8, 2, 11, 6]], jnp.int32)
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(
+      lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32),
+      model.init(jax.random.key(0), tokens)["params"])
+  fixed = params[region_cnn.FIXED]
+  emb = np.asarray(params["embedding"]["embedding"])
+  inputs = np.zeros((2, 6, 4 + 3), np.float32)
+  for b, review in enumerate(np.asarray(tokens)):
+    for t in range(6):
+      region = [review[s] for s in (t - 1, t, t + 1)
+                if 0 <= s < 6 and review[s] != 0]
+      tv = relu(sum(np.asarray(fixed["table"])[w] for w in region)
+                + np.asarray(fixed["bias"]))
+      inputs[b, t] = np.concatenate([emb[review[t]], tv])
+  lengths = np.asarray([4, 6])
+  finals, states = [], []
+  for name, reverse in (("rnn", False), ("rnn_backward", True)):
+    rnn = nn.RNN(nn.LSTMCell(5), reverse=reverse, keep_order=True)
+    carry, ys = rnn.apply({"params": params[name]}, jnp.asarray(inputs),
+                          seq_lengths=lengths, return_carry=True)
+    finals.append(carry[1])
+    states.append(ys)
+  states = jnp.concatenate(states, -1)
+  real = (np.arange(6)[None, :] < lengths[:, None])[..., None]
+  pooled = jnp.concatenate(
+      [jnp.concatenate(finals, -1),
+       jnp.max(jnp.where(real, states, -jnp.inf), axis=1)], -1)
+  want = pooled @ params["dense"]["kernel"][:, 0] + params["dense"]["bias"][0]
+  np.testing.assert_allclose(model.apply({"params": params}, tokens), want,
+                             rtol=1e-5, atol=1e-5)

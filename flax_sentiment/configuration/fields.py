@@ -75,17 +75,18 @@ FIELDS: dict[str, Field] = {
                "(logistic regression on PV-DBOW review vectors, gensim; "
                "needs scikit-learn)",
                one_of(*MODELS)),
-    "region_size": F(5, "model=region_cnn: words in a region, centred on "
-                     "each word (the convolution's width)", positive_int),
+    "region_size": F(5, "model=region_cnn, or region_embedding_dim: words "
+                     "in a region, centred on each word (the convolution's "
+                     "width)", positive_int),
     "region_embedding_dim": F(
-        0, "model=region_cnn: >0: the width of region (tv-) embeddings "
+        0, ">0: the width of region (tv-) embeddings of region_size words, "
         "learned first to predict each region's neighbouring words from "
         "train + unlabeled reviews (never test or validation text; cached, "
-        "shared by seeds), a fixed side input of the CNN; 0: none",
-        non_negative_int),
+        "shared by seeds): a fixed side input of the region CNN, or of the "
+        "recurrent model's first layer; 0: none", non_negative_int),
     "region_embedding_epochs": F(
-        2, "model=region_cnn with region_embedding_dim: passes over the "
-        "unlabeled text's regions", positive_int),
+        2, "with region_embedding_dim: passes over the unlabeled text's "
+        "regions", positive_int),
     "ngram_max_n": F(3, "model=ngrams: the longest n-gram (1: words only)",
                      positive_int),
     "ngram_min_count": F(2, "model=ngrams: keep n-grams found in at least "

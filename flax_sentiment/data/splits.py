@@ -5,7 +5,6 @@ and whether a run reads unlabeled text."""
 
 import numpy as np
 
-from flax_sentiment.configuration import fields
 from flax_sentiment.runtime.errors import ConfigError
 
 
@@ -31,7 +30,7 @@ def uses_unlabeled_text(config) -> bool:
   return (config.vocabulary_splits != "train"
           or config.pretrained_embeddings != "none"
           or bool(config.pretrain_lm_epochs)
-          or (config.model == fields.REGION_CNN and bool(config.region_embedding_dim))
+          or bool(config.region_embedding_dim)
           or bool(config.virtual_adversarial_epsilon))
 
 

@@ -1,5 +1,6 @@
 """The notebook's model: Embedding -> SimpleRNN | LSTM | GRU -> Dense(1)."""
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -75,6 +76,10 @@ class SentimentClassifier(nn.Module):
     num_classes: 2 is the notebook's Dense(1) with one logit per review
       [batch] (sigmoid: P(positive)); K > 2 is Dense(K), K logits per
       review [batch, K] (softmax).
+    region_embedding_dim: >0: each token's first-layer input is its
+      embedding joined with the fixed region (tv-) embedding of the
+      `region_size` words centred on it (`region_cnn.RegionEmbedding`,
+      learned from unlabeled text; Johnson & Zhang 2016's side input).
   """
   cell: str = "lstm"
   num_words: int = 10_000
@@ -90,6 +95,8 @@ class SentimentClassifier(nn.Module):
   embed_dropout: float = 0.0
   dropout: float = 0.0
   num_classes: int = 2
+  region_size: int = 5
+  region_embedding_dim: int = 0
 
   @property
   def directions(self) -> tuple[bool, ...]:
@@ -134,6 +141,11 @@ class SentimentClassifier(nn.Module):
     # transposing [batch, seq_len, embed] does).
     time_major = tokens.T  # [seq_len, batch]
     mask = time_major != 0 if self.mask_padding else None
+    side = None  # [seq_len, batch, region_embedding_dim]
+    if self.region_embedding_dim:
+      side = jax.lax.stop_gradient(region_cnn.RegionEmbedding(
+          self.num_words, self.region_embedding_dim, self.region_size,
+          name=region_cnn.FIXED)(time_major))
     wants_states = return_states or self.poolings != ("last",)
     states = None  # [seq_len, batch, features] of the layer below
     finals, outputs = [], []
@@ -142,14 +154,14 @@ class SentimentClassifier(nn.Module):
         finals, outputs = [], []
       last_layer = layer == self.num_layers - 1
       if stock:
-        inputs = (self._embedded(embed, time_major, keep, perturbation)
+        inputs = (self._embedded(embed, time_major, keep, perturbation, side)
                   if layer == 0 else states)
         final, ys = self._stock_direction(name, inputs, mask, backward)
       else:
         final, ys = self._hoisted_direction(
             name, layer, time_major, states, distinct_ids, keep, mask,
             backward, with_states=wants_states or not last_layer,
-            perturbation=perturbation)
+            perturbation=perturbation, side=side)
       finals.append(final)
       outputs.append(ys)
       if return_states and last_layer and len(outputs) == len(self.directions):
@@ -178,14 +190,17 @@ class SentimentClassifier(nn.Module):
   @staticmethod
   def _embedded(embed: nn.Embed, time_major: jax.Array,
                 keep: jax.Array | None,
-                perturbation: jax.Array | None = None) -> jax.Array:
+                perturbation: jax.Array | None = None,
+                side: jax.Array | None = None) -> jax.Array:
     """Embedded tokens [seq_len, batch, embed], dropped words zeroed,
-    `perturbation` added."""
+    `perturbation` added, the region embeddings `side` joined after."""
     inputs = embed(time_major)
     if keep is not None:
       inputs = inputs * keep[time_major][..., None]
     if perturbation is not None:
       inputs = inputs + perturbation
+    if side is not None:
+      inputs = jnp.concatenate([inputs, side], axis=-1)
     return inputs
 
   def _stock_direction(self, name: str, inputs: jax.Array,
@@ -204,7 +219,8 @@ class SentimentClassifier(nn.Module):
                          distinct_ids: jax.Array | None,
                          keep: jax.Array | None, mask: jax.Array | None,
                          backward: bool, with_states: bool,
-                         perturbation: jax.Array | None = None
+                         perturbation: jax.Array | None = None,
+                         side: jax.Array | None = None
                          ) -> tuple[jax.Array, jax.Array | None]:
     """`recurrence.run_projected` (final [batch, hidden], states [seq_len,
     batch, hidden] or None), its input projection hoisted out of the loop:
@@ -212,12 +228,18 @@ class SentimentClassifier(nn.Module):
     weights = recurrence.fused_weights(
         self.cell, self.variables["params"][name]["cell"])
     if layer == 0:
+      # [x, side] @ w_i = x @ w_i[:embed] + side @ w_i[embed:]
+      of_words = weights if side is None else dataclasses.replace(
+          weights, w_i=weights.w_i[:self.embed_dim])
       projected = embedding.project_tokens(
           self.variables["params"]["embedding"]["embedding"], time_major,
-          weights, self.dtype, distinct_ids, keep)
+          of_words, self.dtype, distinct_ids, keep)
       if perturbation is not None:  # (x + r) @ w_i = x @ w_i + r @ w_i
-        projected = projected + recurrence.matmul(perturbation, weights.w_i,
+        projected = projected + recurrence.matmul(perturbation, of_words.w_i,
                                                   self.dtype)
+      if side is not None:
+        projected = projected + recurrence.matmul(
+            side, weights.w_i[self.embed_dim:], self.dtype)
     else:
       projected = recurrence.matmul(states, weights.w_i,
                                     self.dtype) + weights.b_i
@@ -250,7 +272,9 @@ def model_from_config(config, num_classes: int = 2
       dtype=jnp.dtype(config.dtype),
       bidirectional=config.bidirectional, num_layers=config.num_layers,
       pooling=config.pooling, embed_dropout=config.embed_dropout,
-      dropout=config.dropout, num_classes=num_classes)
+      dropout=config.dropout, num_classes=num_classes,
+      region_size=config.region_size,
+      region_embedding_dim=config.region_embedding_dim)
 
 
 count_params = classifier_head.count_params
@@ -265,6 +289,11 @@ def summary(model, params, seq_len: int) -> str:
   pooled = model.hidden_dim * len(model.directions) * len(model.poolings)
   rows = [("embedding (Embed)", f"(None, {seq_len}, {model.embed_dim})",
            count_params(params["embedding"]))]
+  fixed = 0
+  if model.region_embedding_dim:
+    fixed = count_params(params[region_cnn.FIXED])
+    rows.append((f"{region_cnn.FIXED} (fixed)",
+                 f"(None, {seq_len}, {model.region_embedding_dim})", fixed))
   for layer, _, name in model.recurrences():
     last = layer == model.num_layers - 1 and model.poolings == ("last",)
     shape = (f"(None, {model.hidden_dim})" if last
@@ -276,4 +305,4 @@ def summary(model, params, seq_len: int) -> str:
   notes = ([f"(pooling {model.pooling}: {pooled} features to dense)"]
            if model.pooling != "last" else [])
   return classifier_head.summary_table(f"sentiment_{model.cell}", rows,
-                                       count_params(params), notes=notes)
+                                       count_params(params), fixed, notes)

@@ -64,13 +64,19 @@ _RECURRENT_ONLY = {"bidirectional": False, "num_layers": 1, "pooling": "last",
 
 
 def _check_region_cnn(config) -> None:
-  """Region embeddings belong to the region CNN, which has one layer,
-  max-pooled, and runs on XLA."""
+  """Region embeddings feed the networks, not the text models, and not a
+  language model (a region holds the next words it would predict); the
+  region CNN has one layer, max-pooled, and runs on XLA."""
+  if config.region_embedding_dim and config.model in fields.TEXT_MODEL_C_FIELDS:
+    raise ConfigError(
+        f"config.region_embedding_dim={config.region_embedding_dim} feeds "
+        f"model=recurrent or region_cnn, not {config.model}; drop it")
+  if config.region_embedding_dim and config.pretrain_lm_epochs:
+    raise ConfigError(
+        f"config.region_embedding_dim={config.region_embedding_dim} shows a "
+        f"language model the words it is to predict; drop "
+        f"--config.pretrain_lm_epochs or the region embeddings")
   if config.model != fields.REGION_CNN:
-    if config.region_embedding_dim:
-      raise ConfigError(
-          f"config.region_embedding_dim={config.region_embedding_dim} "
-          f"feeds the region CNN; add --config.model=region_cnn, or drop it")
     return
   for name, off in _RECURRENT_ONLY.items():
     if config[name] != off:

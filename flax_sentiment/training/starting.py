@@ -6,7 +6,6 @@ import functools
 import jax
 import numpy as np
 
-from flax_sentiment.configuration import fields
 from flax_sentiment.data import datasets, word_vectors
 from flax_sentiment.model import classifier
 from flax_sentiment.runtime import parallel
@@ -28,9 +27,9 @@ def init_state(config, model: classifier.SentimentClassifier,
 def with_pretrained(state: train_steps.TrainState, config, imdb: datasets.ImdbData,
                     say=lambda message: None) -> train_steps.TrainState:
   """`state` with word2vec embeddings, the language-model-pretrained
-  embedding and recurrences (`language_model`) and the region CNN's
-  region embeddings (`region_embedding`) if the config asks."""
-  if config.model == fields.REGION_CNN and config.region_embedding_dim:
+  embedding and recurrences (`language_model`) and the region embeddings
+  (`region_embedding`) if the config asks."""
+  if config.region_embedding_dim:
     fixed = region_embedding.region_embedding_params(
         imdb.pretraining_ids, config, say)
     state = state.replace(params=_with_params(state.params,

@@ -21,7 +21,6 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from flax_sentiment.configuration import fields
 from flax_sentiment.model import classifier, region_cnn
 from flax_sentiment.tracking import metrics
 
@@ -87,15 +86,15 @@ def make_optimizer(config, total_steps: int = 1
           else optax.adam(rate, eps=1e-7))
   clip = config.clip_grad_norm
   tx = optax.chain(optax.clip_by_global_norm(clip), adam) if clip else adam
-  if config.model == fields.REGION_CNN and config.region_embedding_dim:
+  if config.region_embedding_dim:
     return optax.multi_transform(
         {"trained": tx, "fixed": optax.set_to_zero()}, _fixed_or_trained)
   return tx
 
 
 def _fixed_or_trained(params: dict) -> dict:
-  """The optimizer's label of every parameter: "fixed" in the region CNN's
-  region embedding (learned before, from unlabeled text), else "trained"."""
+  """The optimizer's label of every parameter: "fixed" in the region
+  embedding (learned before, from unlabeled text), else "trained"."""
   return {name: jax.tree.map(
       lambda _, fixed=name == region_cnn.FIXED: "fixed" if fixed else "trained",
       subtree) for name, subtree in params.items()}
