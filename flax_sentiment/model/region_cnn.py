@@ -13,7 +13,9 @@ The tv-embedding of a region is `RegionEmbedding`: relu(sum of the
 region's rows of its own [num_words, region_embedding_dim] table + bias),
 learned before the classifier from train + unlabeled text
 (`flax_sentiment.training.region_embedding`) and held fixed while the
-classifier trains (`FIXED`: no gradient, no optimizer update).
+classifier trains (`FIXED`: no gradient, no optimizer update). The
+recurrent model (`classifier.SentimentClassifier`) reads the same module as
+a side input of its first layer.
 
 Johnson & Zhang, "Semi-supervised convolutional neural networks for text
 categorization via region embedding" (NIPS 2015).
