@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from flax_sentiment.configuration import loading
 from flax_sentiment.runtime.errors import UserError
-from flax_sentiment.configuration.fields import describe_fields
+from flax_sentiment.configuration.fields import RECURRENT, describe_fields
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where metrics, checkpoints, config and "
@@ -88,7 +88,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 def default_workdir(config) -> str:
   """runs/<cell><seq_len> (other models: runs/<model><seq_len>): the same
   command resumes the same run."""
-  name = config.cell if config.model == "recurrent" else config.model
+  name = config.cell if config.model == RECURRENT else config.model
   return f"runs/{name}{config.seq_len}"
 
 

@@ -17,6 +17,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from flax_sentiment.configuration import fields
 from flax_sentiment.data import batching, datasets
 from flax_sentiment.runtime import parallel
 from flax_sentiment.tracking import metrics
@@ -191,7 +192,8 @@ def plan_run(config, imdb: datasets.ImdbData,
         plan, imdb.train.lengths, unlabeled.lengths, boundaries,
         batching.unlabeled_rng(config.seed, epoch))
              for epoch, plan in enumerate(plans)]
-  project = (config.project_distinct_words
+  # Only the recurrent model's hoisted/pallas paths read distinct_ids.
+  project = (config.project_distinct_words and config.model == fields.RECURRENT
              and config.implementation != "stock")
   capacities = functools.partial(batching.id_capacities,
                                  num_words=config.num_words, enabled=project)
