@@ -27,9 +27,10 @@ from tests.test_resume import TIMING_KEYS, assert_close
 NAMES = {2: ["neg", "pos"], 3: ["neg", "neutral", "pos"]}
 REGION = dict(model="region_cnn", region_embedding_dim=8, embed_dim=16,
               region_size=3, region_embedding_epochs=2)
-# The recurrent model with the same region embeddings as a side input.
+# The recurrent model with region embeddings of 1-3-grams as a side input.
 BILSTM = dict(model="recurrent", embed_dim=8, bidirectional=True,
-              mask_padding=True, padding="post", pooling="last+max")
+              mask_padding=True, padding="post", pooling="last+max",
+              region_embedding_ngrams=3)
 SHARED = " ".join(classes.SHARED[:3])
 # Integration steps: the network is piecewise linear (ReLU, max-pool), its
 # gradient jumps along the path; 256 keep the midpoint rule within 1%.
@@ -59,8 +60,8 @@ def runs(tmp_path_factory):
   """name -> (workdir, history), trained on first use: "region" (2 epochs,
   2 classes), "resumed" (its config: 1 epoch, whose history is returned,
   then on to 2), "recurrent" (an LSTM on the same reviews and validation
-  split), "three" (3 classes), "bilstm" (a BiLSTM with the region
-  embeddings as a side input)."""
+  split), "three" (3 classes), "bilstm" (a BiLSTM with region embeddings
+  of 1-3-grams as a side input)."""
   from flax_sentiment.training import loop  # pylint: disable=g-import-not-at-top
   done, folders = {}, {}
 
@@ -161,26 +162,33 @@ def test_a_run_continued_after_epoch_one_ends_as_an_uninterrupted_one(
 def test_region_embedding_is_learned_first_and_held_fixed(runs, tmp_path,
                                                           name):
   """The checkpoint's region embedding is, exactly, the one learned before
-  training (the cache's file, shared by both runs), which is not its
-  initialization; the word table, trained, moved from its initialization.
-  Both learn (test accuracy >= 0.9)."""
+  training (the cache's file: of words for the CNN, of 1-3-grams for the
+  BiLSTM), which is not its initialization; the word table, trained,
+  moved from its initialization. Both learn (test accuracy >= 0.9)."""
   workdir, history = runs(name)
   assert history[-1]["test_accuracy"] >= 0.9
   config = trained.run_config(workdir)
-  cached, = (workdir.parent / "cache").glob("region_embedding_*.npz")
-  with np.load(cached) as saved:
-    learned = {"table": saved["table"], "bias": saved["bias"]}
+  ngrams = config.region_embedding_ngrams
+  assert ngrams == {"region": 1, "bilstm": 3}[name]
+  learned = {}
+  for cached in (workdir.parent / "cache").glob("region_embedding_*.npz"):
+    with np.load(cached) as saved:
+      if ("ngram_table" in saved) == (ngrams > 1):
+        learned = dict(saved)
   assert learned["table"].shape == (config.num_words, 8)
-  start = region_embedding.init_params(config.num_words, 8, 3)["region"]
-  assert not np.allclose(learned["table"], start["table"], atol=1e-4)
+  start = region_embedding.init_params(config.num_words, 8, 3,
+                                       ngrams)["region"]
+  assert set(learned) == set(start)
+  for part in learned:
+    assert not np.allclose(learned[part], start[part], atol=1e-4), part
   initial = train_steps.create_train_state(
       classifier.model_from_config(config), config,
       jax.random.key(config.seed)).params
   for params in (newest_params(workdir, tmp_path),
                  trained.load_predictor(workdir).params):
-    for name in ("table", "bias"):
-      np.testing.assert_array_equal(params[region_cnn.FIXED][name],
-                                    learned[name])
+    assert set(params[region_cnn.FIXED]) == set(learned)
+    for part, value in learned.items():
+      np.testing.assert_array_equal(params[region_cnn.FIXED][part], value)
     moved = np.abs(params["embedding"]["embedding"]
                    - initial["embedding"]["embedding"])
     assert moved.max() > 1e-2

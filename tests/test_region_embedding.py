@@ -74,6 +74,62 @@ def test_region_cnn_equals_a_hand_written_reference():
                              rtol=1e-5, atol=1e-5)
 
 
+def reference_bucket(ngram: tuple[int, ...]) -> int:
+  """The hashed row of an n-gram, by Python integers: start from n; for
+  each word, xor in word * its multiplier, then xor in the value shifted
+  right by 15 bits (all mod 2^32)."""
+  multipliers = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
+  mixed = len(ngram)
+  for word, multiplier in zip(ngram, multipliers):
+    mixed ^= (word * multiplier) % 2 ** 32
+    mixed ^= mixed >> 15
+  return mixed % region_cnn.NGRAM_BUCKETS
+
+
+def test_ngram_region_embedding_equals_a_hand_written_reference():
+  """With ngrams=3 a region's embedding adds the rows of each bigram and
+  trigram lying wholly inside the region (none with padding or past the
+  review's end) to its words' rows."""
+  size, width = 5, 3
+  module = region_cnn.RegionEmbedding(30, width, size, ngrams=3)
+  tokens = np.array([[0, 0, 5, 7, 9, 3, 21, 4], [4, 4, 8, 2, 11, 6, 0, 0]],
+                    np.int32)
+  params = module.init(jax.random.key(0), jnp.asarray(tokens.T))["params"]
+  rng = np.random.default_rng(2)
+  params = jax.tree.map(
+      lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+  words, grams = np.asarray(params["table"]), np.asarray(params["ngram_table"])
+  want = np.zeros((8, 2, width), np.float32)
+  for b, review in enumerate(tokens):
+    for t in range(8):
+      span = [s for s in range(t - 2, t + 3) if 0 <= s < 8]
+      total = np.asarray(params["bias"]).copy()
+      for n in (1, 2, 3):
+        for start in span:
+          gram = tuple(int(review[s]) for s in range(start, start + n)
+                       if s in span)
+          if len(gram) == n and 0 not in gram:
+            total += (words[gram[0]] if n == 1
+                      else grams[reference_bucket(gram)])
+      want[t, b] = relu(total)
+  got = module.apply({"params": params}, jnp.asarray(tokens.T))
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_ngram_buckets_tell_order_and_length_apart():
+  """Reordered bigrams, and a trigram beside its own bigram, take other
+  rows; every row is in the table."""
+  ids = jnp.asarray([[3, 9, 3, 9, 4]], jnp.int32).T  # [seq_len, batch]
+  two, real2 = region_cnn.ngram_buckets(ids, 2)
+  three, real3 = region_cnn.ngram_buckets(ids, 3)
+  two, three = np.asarray(two)[:, 0], np.asarray(three)[:, 0]
+  assert two[0] == two[2] != two[1]  # (3, 9) twice, (9, 3) once
+  assert three[0] != two[0]
+  assert list(np.asarray(real2)[:, 0]) == [True] * 4 + [False]
+  assert list(np.asarray(real3)[:, 0]) == [True] * 3 + [False] * 2
+  assert np.all((two >= 0) & (two < region_cnn.NGRAM_BUCKETS))
+
+
 def test_region_cnn_has_k_logits_and_no_fixed_part_without_embeddings():
   model = region_cnn.RegionCNN(num_words=20, embed_dim=6, num_classes=4)
   tokens = jnp.ones((2, 5), jnp.int32)
@@ -134,7 +190,8 @@ def test_region_loss_equals_a_hand_written_reference():
                              atol=1e-6)
 
 
-def test_region_embeddings_learn_which_words_are_neighbours():
+@pytest.mark.parametrize("ngrams", [1, 3])
+def test_region_embeddings_learn_which_words_are_neighbours(ngrams):
   """In a text where word 10 + i is always followed, two words on, by word
   30 + i, the region of 10 + i scores 30 + i far above words never seen
   (had the targets been the region's own words, or nothing learned, 30 + i
@@ -145,9 +202,12 @@ def test_region_embeddings_learn_which_words_are_neighbours():
     pair = rng.integers(0, 10, 6)
     review = np.stack([10 + pair, rng.integers(50, 60, 6), 30 + pair], 1)
     reviews.append(review.reshape(-1).astype(np.int32))
-  learned = region_embedding.train(reviews, 64, 16, 3, epochs=30)
+  learned = region_embedding.train(reviews, 64, 16, 3, epochs=30,
+                                   ngrams=ngrams)
   fixed, trained = learned["region"], learned["output"]
-  h = relu(fixed["table"][10:20] + fixed["bias"])
+  h = np.asarray(region_embedding.region_vectors(
+      fixed, jnp.asarray([[0, 10 + i, 0] for i in range(10)], jnp.int32),
+      64, 3, ngrams))
   scores = h @ trained["table"].T + trained["bias"]  # [10, 64]
   partner = scores[np.arange(10), 30 + np.arange(10)]
   other = scores[:, 40:50]
@@ -213,6 +273,11 @@ def test_region_embeddings_are_cached_by_text_and_settings(tmp_path,
   config.region_size = 3
   region_embedding.region_embedding_params(ids, config)
   assert len(calls) == 3 and len(list(tmp_path.glob("region_embedding_*"))) == 3
+  config.region_embedding_ngrams = 3
+  grams = region_embedding.region_embedding_params(ids, config)
+  assert len(calls) == 4 and set(grams) == {"table", "bias", "ngram_table"}
+  assert set(region_embedding.region_embedding_params(ids, config)) == set(
+      grams) and len(calls) == 4
 
 
 def test_region_embedding_stays_fixed_while_the_cnn_trains():
@@ -246,6 +311,9 @@ def test_region_embedding_stays_fixed_while_the_cnn_trains():
     (dict(model="region_cnn", pooling="max"), "pooling='max'"),
     (dict(model="region_cnn", pretrain_lm_epochs=1), "pretrain_lm_epochs=1"),
     (dict(model="region_cnn", implementation="pallas"), "pallas"),
+    (dict(region_embedding_ngrams=3), "region_embedding_ngrams=3 shapes"),
+    (dict(region_embedding_dim=100, region_size=3,
+          region_embedding_ngrams=4), "use at most 3"),
 ])
 def test_options_region_embeddings_and_the_cnn_cannot_use_are_refused(overrides, named):
   with pytest.raises(ConfigError, match=named):

@@ -84,6 +84,10 @@ FIELDS: dict[str, Field] = {
         "train + unlabeled reviews (never test or validation text; cached, "
         "shared by seeds): a fixed side input of the region CNN, or of the "
         "recurrent model's first layer; 0: none", non_negative_int),
+    "region_embedding_ngrams": F(
+        1, "with region_embedding_dim: 1 reads each region as a bag of "
+        "words; n > 1 adds its 2- to n-grams, hashed (Johnson & Zhang's "
+        "1-3-gram variant: 3)", positive_int),
     "region_embedding_epochs": F(
         2, "with region_embedding_dim: passes over the unlabeled text's "
         "regions", positive_int),

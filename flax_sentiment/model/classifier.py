@@ -80,6 +80,8 @@ class SentimentClassifier(nn.Module):
       embedding joined with the fixed region (tv-) embedding of the
       `region_size` words centred on it (`region_cnn.RegionEmbedding`,
       learned from unlabeled text; Johnson & Zhang 2016's side input).
+    region_embedding_ngrams: the side input reads the region's 1- to
+      this-many-grams (1: its words).
   """
   cell: str = "lstm"
   num_words: int = 10_000
@@ -97,6 +99,7 @@ class SentimentClassifier(nn.Module):
   num_classes: int = 2
   region_size: int = 5
   region_embedding_dim: int = 0
+  region_embedding_ngrams: int = 1
 
   @property
   def directions(self) -> tuple[bool, ...]:
@@ -145,7 +148,7 @@ class SentimentClassifier(nn.Module):
     if self.region_embedding_dim:
       side = jax.lax.stop_gradient(region_cnn.RegionEmbedding(
           self.num_words, self.region_embedding_dim, self.region_size,
-          name=region_cnn.FIXED)(time_major))
+          self.region_embedding_ngrams, name=region_cnn.FIXED)(time_major))
     wants_states = return_states or self.poolings != ("last",)
     states = None  # [seq_len, batch, features] of the layer below
     finals, outputs = [], []
@@ -261,6 +264,7 @@ def model_from_config(config, num_classes: int = 2
         num_words=config.num_words, embed_dim=config.embed_dim,
         region_size=config.region_size,
         region_embedding_dim=config.region_embedding_dim,
+        region_embedding_ngrams=config.region_embedding_ngrams,
         embed_dropout=config.embed_dropout, dropout=config.dropout,
         num_classes=num_classes)
   return SentimentClassifier(
@@ -274,7 +278,8 @@ def model_from_config(config, num_classes: int = 2
       pooling=config.pooling, embed_dropout=config.embed_dropout,
       dropout=config.dropout, num_classes=num_classes,
       region_size=config.region_size,
-      region_embedding_dim=config.region_embedding_dim)
+      region_embedding_dim=config.region_embedding_dim,
+      region_embedding_ngrams=config.region_embedding_ngrams)
 
 
 count_params = classifier_head.count_params

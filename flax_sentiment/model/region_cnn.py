@@ -10,7 +10,9 @@ the run has them, a projection of the region's tv-embedding; a ReLU; one
 max-pool over the review's real positions; dropout; the dense layer.
 
 The tv-embedding of a region is `RegionEmbedding`: relu(sum of the
-region's rows of its own [num_words, region_embedding_dim] table + bias),
+region's rows of its own [num_words, region_embedding_dim] table + bias;
+with `ngrams` > 1 also the rows, in a table of NGRAM_BUCKETS hashed rows,
+of the region's 2- to `ngrams`-grams: Johnson & Zhang's 1-3-gram variant),
 learned before the classifier from train + unlabeled text
 (`flax_sentiment.training.region_embedding`) and held fixed while the
 classifier trains (`FIXED`: no gradient, no optimizer update). The
@@ -21,6 +23,8 @@ Johnson & Zhang, "Semi-supervised convolutional neural networks for text
 categorization via region embedding" (NIPS 2015).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -30,25 +34,49 @@ from flax_sentiment.model import classifier_head
 # The parameter subtree learned before the classifier and held fixed.
 FIXED = "region_embedding"
 PAD_ID = 0
+NGRAM_BUCKETS = 2 ** 17  # hashed rows shared by a region's 2- and 3-grams
+# Odd multipliers of the n-gram hash, one per word of the n-gram.
+_HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
 
 
-def region_sums(rows: jax.Array, size: int) -> jax.Array:
+def region_sums(rows: jax.Array, size: int,
+                before: int | None = None) -> jax.Array:
   """rows [seq_len, batch, width] -> [seq_len, batch, width]: at each
-  position the sum of the rows of the `size` positions centred on it
-  ((size - 1) // 2 before, the rest after; nothing beyond either end)."""
-  before = (size - 1) // 2
-  padded = jnp.pad(rows, ((before, size - 1 - before), (0, 0), (0, 0)))
+  position t the sum of the rows of the `size` positions from t - before
+  (default (size - 1) // 2: the region centred on t); nothing beyond
+  either end."""
+  before = (size - 1) // 2 if before is None else before
+  padded = jnp.pad(rows, ((before, max(size - 1 - before, 0)), (0, 0),
+                          (0, 0)))
   length = rows.shape[0]
   return sum(padded[offset:offset + length] for offset in range(size))
 
 
+def ngram_buckets(time_major: jax.Array, n: int
+                  ) -> tuple[jax.Array, jax.Array]:
+  """(buckets [seq_len, batch] int32: the hashed row, in [0, NGRAM_BUCKETS),
+  of the n-gram starting at each position; real [seq_len, batch]: whether
+  that n-gram lies wholly in the review, no padding in it)."""
+  shifted = [jnp.pad(time_major[k:], ((0, k), (0, 0)),
+                     constant_values=PAD_ID) for k in range(n)]
+  real = functools.reduce(jnp.logical_and,
+                          [ids != PAD_ID for ids in shifted])
+  mixed = jnp.full(time_major.shape, n, jnp.uint32)
+  for ids, multiplier in zip(shifted, _HASH_MULTIPLIERS):
+    mixed = (mixed ^ (ids.astype(jnp.uint32) * jnp.uint32(multiplier)))
+    mixed = mixed ^ (mixed >> 15)
+  return (mixed % NGRAM_BUCKETS).astype(jnp.int32), real
+
+
 class RegionEmbedding(nn.Module):
   """A region's tv-embedding: token ids [seq_len, batch] ->
-  relu(region sum of the words' rows + bias) [seq_len, batch, width];
+  relu(region sum of the words' rows (and with ngrams > 1 of the hashed
+  rows of its 2- to ngrams-grams) + bias) [seq_len, batch, width];
   padding (id 0) adds nothing."""
   num_words: int
   width: int
   region_size: int
+  ngrams: int = 1
 
   @nn.compact
   def __call__(self, time_major: jax.Array) -> jax.Array:
@@ -57,7 +85,19 @@ class RegionEmbedding(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.width,))
     rows = jnp.where((time_major != PAD_ID)[..., None],
                      jnp.take(table, time_major, axis=0), 0.0)
-    return jax.nn.relu(region_sums(rows, self.region_size) + bias)
+    total = region_sums(rows, self.region_size)
+    if self.ngrams > 1:
+      ngram_table = self.param("ngram_table", nn.initializers.normal(0.1),
+                               (NGRAM_BUCKETS, self.width))
+      before = (self.region_size - 1) // 2
+      for n in range(2, self.ngrams + 1):
+        buckets, real = ngram_buckets(time_major, n)
+        rows = jnp.where(real[..., None],
+                         jnp.take(ngram_table, buckets, axis=0), 0.0)
+        # The n-grams wholly inside the region: those starting at its
+        # first region_size - n + 1 positions.
+        total = total + region_sums(rows, self.region_size - n + 1, before)
+    return jax.nn.relu(total + bias)
 
 
 class RegionCNN(nn.Module):
@@ -70,6 +110,8 @@ class RegionCNN(nn.Module):
     region_size: words per region (5).
     region_embedding_dim: width of the fixed tv-embedding side input
       (0: none, the labeled-only CNN).
+    region_embedding_ngrams: the tv-embedding reads the region's 1- to
+      this-many-grams (1: its words).
     embed_dropout: probability of dropping a word (its row) in training.
     dropout: dropout on the pooled features.
     num_classes: 2 (one logit) or K.
@@ -78,6 +120,7 @@ class RegionCNN(nn.Module):
   embed_dim: int = 1000
   region_size: int = 5
   region_embedding_dim: int = 0
+  region_embedding_ngrams: int = 1
   embed_dropout: float = 0.0
   dropout: float = 0.5
   num_classes: int = 2
@@ -110,7 +153,7 @@ class RegionCNN(nn.Module):
     if self.region_embedding_dim:
       side = jax.lax.stop_gradient(RegionEmbedding(
           self.num_words, self.region_embedding_dim, self.region_size,
-          name=FIXED)(time_major))
+          self.region_embedding_ngrams, name=FIXED)(time_major))
       units = units + nn.Dense(self.embed_dim, use_bias=False,
                                name="side")(side)
     units = jax.nn.relu(

@@ -76,6 +76,17 @@ def _check_region_cnn(config) -> None:
         f"config.region_embedding_dim={config.region_embedding_dim} shows a "
         f"language model the words it is to predict; drop "
         f"--config.pretrain_lm_epochs or the region embeddings")
+  ngrams = config.region_embedding_ngrams
+  if ngrams > 1 and not config.region_embedding_dim:
+    raise ConfigError(
+        f"config.region_embedding_ngrams={ngrams} shapes region embeddings, "
+        f"and this run has none: add --config.region_embedding_dim=100 or "
+        f"drop it")
+  if ngrams > config.region_size:
+    raise ConfigError(
+        f"config.region_embedding_ngrams={ngrams} is longer than a region "
+        f"(config.region_size={config.region_size}): use at most "
+        f"{config.region_size}")
   if config.model != fields.REGION_CNN:
     return
   for name, off in _RECURRENT_ONLY.items():

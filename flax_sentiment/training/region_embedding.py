@@ -7,7 +7,9 @@ validation or test text), a `RegionEmbedding` (`model/region_cnn.py`):
 each region of `region_size` words, read as a bag, goes through one layer
 of `region_embedding_dim` ReLU units trained to predict the words of the
 two neighbouring regions of the same size (Johnson & Zhang 2015's
-unsupervised tv-embedding). The classifier then reads it as a fixed side
+unsupervised tv-embedding); with `region_embedding_ngrams=3` the region is
+read as its words, bigrams and trigrams (hashed), the targets staying the
+neighbours' words (their 1-3-gram variant). The classifier then reads it as a fixed side
 input.
 
 The loss of a region is squared, as theirs: (score - 1)^2 for each
@@ -88,16 +90,18 @@ def windows(flat: jax.Array, centres: jax.Array, region_size: int
 
 
 def region_vectors(params: Params, regions: jax.Array, num_words: int,
-                   region_size: int) -> jax.Array:
+                   region_size: int, ngrams: int = 1) -> jax.Array:
   """regions [batch, region_size] ids -> [batch, width]: what the region
-  CNN's side input computes for the region centred on the middle id."""
+  CNN's side input computes for the region centred on the middle id,
+  reading its 1- to `ngrams`-grams."""
   width = params["bias"].shape[0]
-  module = region_cnn.RegionEmbedding(num_words, width, region_size)
+  module = region_cnn.RegionEmbedding(num_words, width, region_size, ngrams)
   return module.apply({"params": params}, regions.T)[(region_size - 1) // 2]
 
 
 def region_loss(params: Params, regions: jax.Array, neighbours: jax.Array,
-                negatives: jax.Array, first_target: int) -> jax.Array:
+                negatives: jax.Array, first_target: int,
+                ngrams: int = 1) -> jax.Array:
   """The mean over the batch of each region's squared loss.
 
   regions [batch, region_size], neighbours [batch, 2 * region_size] ids
@@ -105,7 +109,8 @@ def region_loss(params: Params, regions: jax.Array, neighbours: jax.Array,
   for the batch. A region scores word w as h . output[w] + bias[w], h its
   vector (`region_vectors`)."""
   num_words, _ = params["output"]["table"].shape
-  h = region_vectors(params["region"], regions, num_words, regions.shape[1])
+  h = region_vectors(params["region"], regions, num_words, regions.shape[1],
+                     ngrams)
   table, bias = params["output"]["table"], params["output"]["bias"]
   positive = (jnp.einsum("bd,bkd->bk", h, table[neighbours])
               + bias[neighbours])
@@ -116,11 +121,13 @@ def region_loss(params: Params, regions: jax.Array, neighbours: jax.Array,
   return jnp.mean(per_region)
 
 
-def init_params(num_words: int, width: int, region_size: int) -> Params:
+def init_params(num_words: int, width: int, region_size: int,
+                ngrams: int = 1) -> Params:
   """The region layer as the CNN initializes it; the output layer small
   random, its bias zero."""
   key = jax.random.key(SEED)
-  region = region_cnn.RegionEmbedding(num_words, width, region_size).init(
+  region = region_cnn.RegionEmbedding(num_words, width, region_size,
+                                      ngrams).init(
       key, jnp.zeros((region_size, 1), jnp.int32))["params"]
   output = 0.01 * jax.random.normal(jax.random.fold_in(key, 1),
                                     (num_words, width))
@@ -128,11 +135,11 @@ def init_params(num_words: int, width: int, region_size: int) -> Params:
           "output": {"table": output, "bias": jnp.zeros(num_words)}}
 
 
-@functools.partial(jax.jit, static_argnames=("region_size", "first_target"),
+@functools.partial(jax.jit, static_argnames=("region_size", "first_target", "ngrams"),
                    donate_argnums=(0, 1))
 def train_steps(params: Params, opt_state, flat: jax.Array,
                 centres: jax.Array, key: jax.Array, *, region_size: int,
-                first_target: int):
+                first_target: int, ngrams: int = 1):
   """Adam steps over centres [steps, batch]: (params, opt_state, the
   summed loss)."""
   optimizer = optax.adam(LEARNING_RATE)
@@ -145,7 +152,7 @@ def train_steps(params: Params, opt_state, flat: jax.Array,
                                    num_words)
     regions, neighbours = windows(flat, step_centres, region_size)
     loss, grads = jax.value_and_grad(region_loss)(
-        params, regions, neighbours, negatives, first_target)
+        params, regions, neighbours, negatives, first_target, ngrams)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state, key,
             total + loss), None
@@ -156,9 +163,10 @@ def train_steps(params: Params, opt_state, flat: jax.Array,
 
 
 def train(ids: list[np.ndarray], num_words: int, width: int, region_size: int,
-          epochs: int, say=lambda message: None) -> Params:
+          epochs: int, say=lambda message: None, ngrams: int = 1) -> Params:
   """Parameters learned from `ids` (each review's token ids): {"region":
-  the region layer's {"table" [num_words, width], "bias" [width]},
+  the region layer's {"table" [num_words, width], "bias" [width], with
+  ngrams > 1 "ngram_table" [NGRAM_BUCKETS, width]},
   "output": the layer that predicted the neighbours, {"table" [num_words,
   width], "bias" [num_words]}} (numpy)."""
   flat_np, centres_np = corpus(ids, region_size)
@@ -167,7 +175,7 @@ def train(ids: list[np.ndarray], num_words: int, width: int, region_size: int,
     batch, per_epoch = len(centres_np), 1
   else:
     batch = BATCH
-  params = init_params(num_words, width, region_size)
+  params = init_params(num_words, width, region_size, ngrams)
   opt_state = optax.adam(LEARNING_RATE).init(params)
   flat = jnp.asarray(flat_np)
   rng = np.random.default_rng(SEED)
@@ -182,7 +190,8 @@ def train(ids: list[np.ndarray], num_words: int, width: int, region_size: int,
       params, opt_state, loss = train_steps(
           params, opt_state, flat,
           jnp.asarray(centres_np[order[begin:begin + STEPS_PER_CALL]]),
-          call_key, region_size=region_size, first_target=first_target)
+          call_key, region_size=region_size, first_target=first_target,
+          ngrams=ngrams)
       total += float(loss)
     say(f"Region embedding epoch {epoch + 1}/{epochs}: loss "
         f"{total / per_epoch:.4f} ({time.perf_counter() - start:.0f}s)")
@@ -196,20 +205,23 @@ def region_embedding_params(ids: list[np.ndarray], config,
   settings = (config.num_words, config.region_embedding_dim,
               config.region_size, config.region_embedding_epochs, SEED,
               BATCH, NEGATIVES, ZERO_TARGETS, ZERO_WEIGHT, LEARNING_RATE,
-              SKIPPED_TARGETS)
+              SKIPPED_TARGETS) + (
+                  (config.region_embedding_ngrams, region_cnn.NGRAM_BUCKETS)
+                  if config.region_embedding_ngrams > 1 else ())
   cache_dir = pathlib.Path(config.cache_dir or datasets.default_cache_dir())
   path = cache_dir / (
       f"region_embedding_{word_vectors.text_digest(ids, settings)}.npz")
   if path.exists():
     say(f"Loaded region embeddings from the cache {path}")
     with np.load(path) as saved:
-      return {"table": saved["table"], "bias": saved["bias"]}
+      return dict(saved)
   say(f"Learning region embeddings ({config.region_embedding_dim} units, "
       f"regions of {config.region_size} words) from {len(ids):,} reviews "
       f"({sum(map(len, ids)):,} words; once, cached) ...")
+  ngrams = config.region_embedding_ngrams
   params = train(ids, config.num_words, config.region_embedding_dim,
                  config.region_size, config.region_embedding_epochs,
-                 say)["region"]
+                 say, ngrams)["region"]
   with files.atomic_file(path, flag="--config.cache_dir") as f:
     np.savez(f, **params)
   return params
