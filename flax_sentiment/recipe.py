@@ -105,7 +105,7 @@ def run_recipe(recipe: Recipe, workdir: str | pathlib.Path,
   """Trains what is missing, ensembles, reports; returns {"runs": [names],
   "trained": [names], "ensembles": {dir: ensemble.json record}}."""
   from flax_sentiment.training import feeding, loop  # pylint: disable=g-import-not-at-top
-  from flax_sentiment.usage import ensemble, report
+  from flax_sentiment.usage import ensemble, report, report_pictures
   workdir = pathlib.Path(workdir)
   seeds = tuple(recipe.seeds if seeds is None else seeds)
   runs = member_runs(recipe, workdir, seeds)
@@ -134,7 +134,7 @@ def run_recipe(recipe: Recipe, workdir: str | pathlib.Path,
       [r.workdir for r in runs] + [pathlib.Path(d) for d in records]).items()]
   table = report.markdown_table(rows)
   (workdir / "report.md").write_text(table + "\n")
-  report.plot_curves(rows, workdir / "report.png")
+  report_pictures.plot_curves(rows, workdir / "report.png")
   say(table)
   say(f"Wrote {workdir / 'report.md'}")
   return {"runs": [r.name for r in runs], "trained": trained,

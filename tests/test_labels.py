@@ -350,7 +350,8 @@ def test_report_draws_the_confusion_at_the_epoch_the_run_selects(
   """report: a K-class run's test confusion matrix at its reported epoch
   (chosen on the run's select_on, here macro-F1, where accuracy would pick
   another epoch) in <out>_confusion.png; a binary run has none."""
-  from flax_sentiment.usage import report  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from flax_sentiment.usage import report, report_pictures
   run = tmp_path / "made"
   run.mkdir()
   records = [{"epoch": e, "epoch_seconds": 1.0, "test_accuracy": 0.5,
@@ -363,19 +364,20 @@ def test_report_draws_the_confusion_at_the_epoch_the_run_selects(
   (run / "vocab.json").write_text(json.dumps({"classes": ["x", "y"]}))
   row = report.summarize("made", [run])
   assert row["selected_epochs"] == [2] and row["classes"] == ["x", "y"]
-  np.testing.assert_array_equal(report.confusion_of(row), [[2, 1], [2, 3]])
+  np.testing.assert_array_equal(report_pictures.confusion_of(row),
+                                [[2, 1], [2, 3]])
   workdir, history, _ = three_class_run
   trained_row = report.summarize("three", [workdir])
   chosen = history[trained_row["selected_epochs"][0] - 1]
-  np.testing.assert_array_equal(report.confusion_of(trained_row),
+  np.testing.assert_array_equal(report_pictures.confusion_of(trained_row),
                                 chosen["test_confusion"])
   binary = dict(row, selected_confusion=[{"tp": 1, "fp": 0, "tn": 1,
                                           "fn": 0}])
-  assert report.confusion_of(binary) is None
+  assert report_pictures.confusion_of(binary) is None
   report.main([str(workdir), str(run), "--out", str(tmp_path / "r")])
   picture = tmp_path / "r_confusion.png"
   assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  assert not report.plot_confusion([binary], tmp_path / "none.png")
+  assert not report_pictures.plot_confusion([binary], tmp_path / "none.png")
   assert not (tmp_path / "none.png").exists()
 
 

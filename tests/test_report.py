@@ -4,7 +4,7 @@ reports, its AUC and F1 (blank for older runs), accuracy by review length."""
 import numpy as np
 import pytest
 
-from flax_sentiment.usage import report
+from flax_sentiment.usage import report, report_pictures
 from flax_sentiment.tracking.rundir import RunDir
 
 
@@ -108,24 +108,52 @@ def test_accuracy_by_length_picture_and_curve_captions(tmp_path):
   rows = [report.summarize(n, d) for n, d in report.group_runs(
       [tmp_path / n for n in ("lstm-seed0", "lstm-seed1", "rnn")]).items()]
   # The last epoch's buckets, mean over seeds; the empty bucket is NaN.
-  mean = report._mean_by_length(  # pylint: disable=protected-access
+  mean = report_pictures._mean_by_length(  # pylint: disable=protected-access
       [b for b in rows[0]["selected_by_length"]])
   np.testing.assert_allclose(mean, [0.75, 0.855, np.nan])
-  assert report.length_bucket_labels([0, 64, 128]) == ["0-63", "64-127",
-                                                       "128+"]
-  assert report.plot_by_length(rows, tmp_path / "by_length.png")
+  assert report_pictures.length_bucket_labels([0, 64, 128]) == [
+      "0-63", "64-127", "128+"]
+  assert report_pictures.plot_by_length(rows, tmp_path / "by_length.png")
   assert (tmp_path / "by_length.png").stat().st_size > 0
-  assert not report.plot_by_length(rows[1:], tmp_path / "none.png")
+  assert not report_pictures.plot_by_length(rows[1:], tmp_path / "none.png")
   assert not (tmp_path / "none.png").exists()
   # Captions say what is drawn: no validation lines without validation
   # data, bands only with several seeds.
-  assert report.curve_labels(rows) == (
+  assert report_pictures.curve_labels(rows) == (
       ["train", "test"],
       "Accuracy per epoch: lines mean over seeds, bands min-max over seeds")
-  assert report.curve_labels(rows[1:]) == (["train", "test"],
-                                           "Accuracy per epoch")
+  assert report_pictures.curve_labels(rows[1:]) == (["train", "test"],
+                                                   "Accuracy per epoch")
   with_validation = rows + [report.summarize("val", [tmp_path / "val"])]
-  assert report.curve_labels(with_validation)[0] == ["train", "validation",
-                                                     "test"]
-  report.plot_curves(with_validation, tmp_path / "curves.png")
+  assert report_pictures.curve_labels(with_validation)[0] == [
+      "train", "validation", "test"]
+  report_pictures.plot_curves(with_validation, tmp_path / "curves.png")
   assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_runs_of_k_classes_report_macro_auc_and_macro_f1(tmp_path):
+  """A 3-class run records test_macro_auc / test_macro_f1 (no test_auc or
+  test_f1): the table shows them, at the epoch chosen on validation, under
+  headers that say macro; a 3-class ensemble directory's row shows its
+  own."""
+  import json  # pylint: disable=g-import-not-at-top
+  run = tmp_path / "three-seed0"
+  RunDir(run).write_metrics([
+      dict(record, test_macro_auc=auc, test_macro_f1=f1,
+           validation_macro_f1=0.5)
+      for record, auc, f1 in zip(
+          history([0.60, 0.70, 0.65], validation=[0.5, 0.8, 0.6]),
+          (0.71, 0.83, 0.77), (0.41, 0.52, 0.47))])
+  (run / "vocab.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
+  mixed = tmp_path / "mix"
+  mixed.mkdir()
+  (mixed / "ensemble.json").write_text(json.dumps({
+      "workdirs": [str(run)], "weights": [1.0], "validation_accuracy": 0.8,
+      "test_accuracy": 0.72, "test_macro_auc": 0.85, "test_macro_f1": 0.55}))
+  rows = [report.summarize(n, d) for n, d in report.group_runs(
+      [run, mixed]).items()]
+  table = report.markdown_table(rows).splitlines()
+  assert table[0].split(" | ")[5:8] == [
+      "reported test acc.", "reported test macro-AUC", "reported test macro-F1"]
+  assert "| 0.7000 | 0.8300 | 0.5200 | validation (2) |" in table[2]
+  assert "| 0.7200 | 0.8500 | 0.5500 |" in table[3]
