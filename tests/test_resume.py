@@ -54,6 +54,7 @@ CHANGED = {
     "labels": "neg,neutral,pos", "select_on": "macro_f1",
     "class_weights": "balanced", "region_size": 3,
     "region_embedding_dim": 8, "region_embedding_epochs": 3,
+    "region_embedding_ngrams": 3,
 }
 
 
