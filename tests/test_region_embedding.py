@@ -76,12 +76,12 @@ def test_region_cnn_equals_a_hand_written_reference():
 
 def reference_bucket(ngram: tuple[int, ...]) -> int:
   """The hashed row of an n-gram, by Python integers: start from n; for
-  each word, xor in word * its multiplier, then xor in the value shifted
-  right by 15 bits (all mod 2^32)."""
+  each word, xor in word * its multiplier (the four taken in turn), then
+  xor in the value shifted right by 15 bits (all mod 2^32)."""
   multipliers = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
   mixed = len(ngram)
-  for word, multiplier in zip(ngram, multipliers):
-    mixed ^= (word * multiplier) % 2 ** 32
+  for k, word in enumerate(ngram):
+    mixed ^= (word * multipliers[k % 4]) % 2 ** 32
     mixed ^= mixed >> 15
   return mixed % region_cnn.NGRAM_BUCKETS
 
@@ -128,6 +128,12 @@ def test_ngram_buckets_tell_order_and_length_apart():
   assert list(np.asarray(real2)[:, 0]) == [True] * 4 + [False]
   assert list(np.asarray(real3)[:, 0]) == [True] * 3 + [False] * 2
   assert np.all((two >= 0) & (two < region_cnn.NGRAM_BUCKETS))
+  # Every word counts, the fifth too (past the four multipliers).
+  five = [np.asarray(region_cnn.ngram_buckets(
+      jnp.asarray([[3, 9, 4, 7, last]], jnp.int32).T, 5)[0])[0, 0]
+          for last in (5, 6)]
+  assert five[0] != five[1]
+  assert five[0] == reference_bucket((3, 9, 4, 7, 5))
 
 
 def test_region_cnn_has_k_logits_and_no_fixed_part_without_embeddings():

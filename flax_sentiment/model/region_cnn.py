@@ -34,8 +34,8 @@ from flax_sentiment.model import classifier_head
 # The parameter subtree learned before the classifier and held fixed.
 FIXED = "region_embedding"
 PAD_ID = 0
-NGRAM_BUCKETS = 2 ** 17  # hashed rows shared by a region's 2- and 3-grams
-# Odd multipliers of the n-gram hash, one per word of the n-gram.
+NGRAM_BUCKETS = 2 ** 17  # hashed rows shared by a region's 2- to n-grams
+# Odd multipliers of the n-gram hash, taken in turn by the n-gram's words.
 _HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
 
 
@@ -62,8 +62,9 @@ def ngram_buckets(time_major: jax.Array, n: int
   real = functools.reduce(jnp.logical_and,
                           [ids != PAD_ID for ids in shifted])
   mixed = jnp.full(time_major.shape, n, jnp.uint32)
-  for ids, multiplier in zip(shifted, _HASH_MULTIPLIERS):
-    mixed = (mixed ^ (ids.astype(jnp.uint32) * jnp.uint32(multiplier)))
+  for k, ids in enumerate(shifted):
+    multiplier = _HASH_MULTIPLIERS[k % len(_HASH_MULTIPLIERS)]
+    mixed = mixed ^ (ids.astype(jnp.uint32) * jnp.uint32(multiplier))
     mixed = mixed ^ (mixed >> 15)
   return (mixed % NGRAM_BUCKETS).astype(jnp.int32), real
 

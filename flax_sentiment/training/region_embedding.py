@@ -9,8 +9,8 @@ of `region_embedding_dim` ReLU units trained to predict the words of the
 two neighbouring regions of the same size (Johnson & Zhang 2015's
 unsupervised tv-embedding); with `region_embedding_ngrams=3` the region is
 read as its words, bigrams and trigrams (hashed), the targets staying the
-neighbours' words (their 1-3-gram variant). The classifier then reads it as a fixed side
-input.
+neighbours' words (their 1-3-gram variant). The classifier then reads it
+as a fixed side input.
 
 The loss of a region is squared, as theirs: (score - 1)^2 for each
 neighbouring word, plus ZERO_WEIGHT times the squared scores of
@@ -135,7 +135,8 @@ def init_params(num_words: int, width: int, region_size: int,
           "output": {"table": output, "bias": jnp.zeros(num_words)}}
 
 
-@functools.partial(jax.jit, static_argnames=("region_size", "first_target", "ngrams"),
+@functools.partial(jax.jit,
+                   static_argnames=("region_size", "first_target", "ngrams"),
                    donate_argnums=(0, 1))
 def train_steps(params: Params, opt_state, flat: jax.Array,
                 centres: jax.Array, key: jax.Array, *, region_size: int,
